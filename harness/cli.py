@@ -1,0 +1,173 @@
+"""The ``harness`` command line. Heavy libraries (torch, timm, optuna) are imported only by the
+commands that need them, so ``harness --help`` and ``harness plugins`` start fast."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness import __version__
+from harness.errors import HarnessError, StudyError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Declarative, seeded, statistically honest ablation studies for image classifiers.")
+    parser.add_argument("--version", action="version", version=f"ablation-harness {__version__}")
+    parser.add_argument("--strict-plugins", action="store_true", help="a plugin that fails to load is an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run every arm of a study on identical seeded folds")
+    run.add_argument("study", type=Path)
+    run.add_argument("--out", type=Path, help="run directory (default runs/<name>/)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a study key, e.g. --set training.epochs=2 (repeatable)")
+    run.add_argument("--fresh", action="store_true", help="discard earlier results in the run directory")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--no-report", action="store_true", help="skip writing report.html")
+
+    validate = sub.add_parser("validate", help="check a study file; every problem at once, with line numbers")
+    validate.add_argument("study", type=Path)
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    plugins = sub.add_parser("plugins", help="list plugins and what they register")
+    plugins.add_argument("--json", action="store_true")
+
+    listing = sub.add_parser("list", help="list components of one kind")
+    listing.add_argument("kind", choices=["backbones", "attention", "datasets", "schedulers", "optimizers"])
+    listing.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'se*'")
+
+    model = sub.add_parser("model", help="parameters, FLOPs and SE ratios of a backbone + attention")
+    model.add_argument("backbone")
+    model.add_argument("--attention", default="none", help="a name or a YAML mapping, e.g. '{name: se, reduction: 8}'")
+    model.add_argument("--classes", type=int, default=1000)
+    model.add_argument("--image-size", type=int, default=224)
+    model.add_argument("--in-chans", type=int, default=3)
+    model.add_argument("--json", action="store_true")
+
+    report = sub.add_parser("report", help="re-render report.html from a finished run (no retraining)")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--out", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except StudyError as exc:
+        print(f"{len(exc.problems)} problem(s):", file=sys.stderr)
+        print(exc, file=sys.stderr)
+        return EXIT_USER_ERROR
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED if "interrupted" in str(exc) else EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _registry(args: argparse.Namespace, modules: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+    from harness.plugins import load_registry
+
+    return load_registry(modules, strict=args.strict_plugins)
+
+
+def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from harness.study import load_study
+    from harness.validate import validate_study
+
+    study = load_study(args.study, args.overrides)
+    registry = _registry(args, study.spec.plugins)
+    validate_study(study, registry)
+    return study, registry
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    study, _ = _load(args)
+    print(f"{args.study}: OK ({len(study.arms)} arm(s): {', '.join(study.arms)})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import RunOptions, run_study
+
+    study, registry = _load(args)
+    out = (args.out or Path("runs") / study.name).resolve()
+    results = run_study(study, registry, RunOptions(out, fresh=args.fresh, quiet=args.quiet, report=not args.no_report))
+    summary = results.groupby("arm", sort=False)[["accuracy", "f1_macro"]].agg(["mean", "std"])
+    print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"results: {out / 'results.csv'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from harness.plugins import KINDS
+
+    registry = _registry(args)
+    rows = []
+    for record in registry.plugins:
+        provides = {kind: sorted(n for n, owner in registry.owners[kind].items() if owner == record.name)
+                    for kind in KINDS}
+        rows.append({**vars(record), "registers": {k: v for k, v in provides.items() if v}})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for row in rows:
+        print(f"{row['name']} {row['version']}  ({row['source']})")
+        for kind, names in row["registers"].items():
+            print(f"    {kind}: {', '.join(names)}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    names = [n for n in registry.names(args.kind) if fnmatch.fnmatch(n, args.pattern)]
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {registry.get(args.kind, name).summary}")
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    import yaml
+
+    from harness.models import build_model, model_cost
+
+    registry = _registry(args)
+    attention = yaml.safe_load(args.attention)
+    name, options = (attention, {}) if isinstance(attention, str) else (attention.pop("name", "none"), attention)
+    model = build_model(registry, args.backbone, name, options, num_classes=args.classes,
+                        in_chans=args.in_chans, image_size=args.image_size)
+    cost = model_cost(model, args.in_chans, args.image_size)
+    if args.json:
+        print(json.dumps({"backbone": args.backbone, "params": cost.params, "flops": cost.flops,
+                          "attention": {"name": name, **options, "modules": cost.attention}}, indent=1))
+        return 0
+    print(f"{args.backbone} + {name} {options or ''}")
+    print(f"  params {cost.params:,}   FLOPs {cost.flops / 1e9:.3f} G at {args.image_size}x{args.image_size}")
+    for row in cost.attention:
+        print(f"  {row['module']:<28} C={row['channels']:<5} hidden={row['hidden']:<4} r={row['ratio']:g}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+
+    print(write_report(args.run_dir, None, args.out))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
+            "model": cmd_model, "report": cmd_report}
+
+if __name__ == "__main__":
+    warnings.simplefilter("default")
+    sys.exit(main())

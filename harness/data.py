@@ -1,0 +1,155 @@
+"""Image tables, and decoding every image exactly once per study into a compact uint8 cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from harness.atomic import atomic_write_bytes
+from harness.errors import HarnessError
+
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+MAX_LISTED = 20
+
+
+@dataclass(frozen=True)
+class ImageTable:
+    """What a dataset plugin returns: one row per sample.
+
+    ``columns`` holds every other per-sample column by name (patient ids, official split, ...),
+    so ``cv.group`` can name any of them. ``notes`` lists every guess the loader made.
+    """
+
+    paths: list[Path]
+    labels: np.ndarray
+    class_names: list[str]
+    sample_ids: list[str]
+    columns: pd.DataFrame = field(default_factory=pd.DataFrame)
+    official_test: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+    rows: list[int] | None = None  # source row per sample (1-based data rows), for messages
+
+    def __post_init__(self) -> None:
+        n = len(self.paths)
+        if n == 0:
+            raise HarnessError("the dataset has no samples")
+        if len(self.labels) != n or len(self.sample_ids) != n:
+            raise HarnessError("dataset plugin bug: paths, labels and sample_ids differ in length")
+        duplicated = pd.Series([str(p) for p in self.paths]).duplicated(keep=False)
+        if duplicated.any():
+            dupes = sorted({str(p) for p, d in zip(self.paths, duplicated, strict=True) if d})
+            raise HarnessError(
+                f"{len(dupes)} image paths appear more than once (e.g. {dupes[0]}); each image "
+                "must be one sample, or its folds would leak into each other"
+            )
+
+    def subset(self, keep: np.ndarray) -> ImageTable:
+        idx = np.flatnonzero(keep)
+        return ImageTable(
+            paths=[self.paths[i] for i in idx],
+            labels=self.labels[idx],
+            class_names=self.class_names,
+            sample_ids=[self.sample_ids[i] for i in idx],
+            columns=self.columns.iloc[idx].reset_index(drop=True),
+            official_test=None if self.official_test is None else self.official_test[idx],
+            notes=self.notes,
+            rows=None if self.rows is None else [self.rows[i] for i in idx],
+        )
+
+
+@dataclass(frozen=True)
+class DecodedImages:
+    """All images as one ``(N, C, S, S)`` uint8 tensor; ``C`` is 1 when every image is grayscale."""
+
+    pixels: torch.Tensor
+    bad: list[tuple[int, str]]  # (sample index, reason)
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[1])
+
+
+def _to_array(image: object, size: int) -> np.ndarray:
+    from PIL import Image
+
+    assert isinstance(image, Image.Image)
+    if image.mode in {"I", "I;16", "I;16B", "I;16L", "F"}:
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8), mode="L")
+    elif image.mode in GRAY_MODES:
+        image = image.convert("L")
+    else:
+        image = image.convert("RGB")
+    image = image.resize((size, size), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _decode_one(path: Path, size: int) -> np.ndarray | str:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if path.stat().st_size == 0:
+            return "zero-byte file"
+        with Image.open(path) as image:
+            image.load()
+            return _to_array(image, size)
+    except FileNotFoundError:
+        return "file not found"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        return f"unreadable image ({type(exc).__name__}: {exc})"
+
+
+def cache_key(paths: list[Path], size: int) -> str:
+    digest = hashlib.sha256(str(size).encode())
+    for path in paths:
+        try:
+            stat = path.stat()
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}|missing\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def decode_images(paths: list[Path], size: int, cache_dir: Path | None = None) -> DecodedImages:
+    """Decode and resize every image once (threads), reusing an on-disk cache when it matches."""
+    cache_file = cache_dir / f"decoded-{size}-{cache_key(paths, size)}.npz" if cache_dir else None
+    if cache_file is not None and cache_file.exists():
+        with np.load(cache_file) as stored:
+            bad = [(int(i), str(r)) for i, r in zip(stored["bad_index"], stored["bad_reason"], strict=True)]
+            return DecodedImages(torch.from_numpy(stored["pixels"].copy()), bad)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        decoded = list(pool.map(lambda p: _decode_one(p, size), paths))
+    bad = [(i, d) for i, d in enumerate(decoded) if isinstance(d, str)]
+    arrays = [d for d in decoded if not isinstance(d, str)]
+    channels = 1 if arrays and all(a.shape[0] == 1 for a in arrays) else 3
+    pixels = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
+    for index, item in enumerate(decoded):
+        if not isinstance(item, str):
+            pixels[index] = np.repeat(item, channels, axis=0) if item.shape[0] != channels else item
+    if cache_file is not None:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, pixels=pixels, bad_index=np.array([i for i, _ in bad], dtype=np.int64),
+                 bad_reason=np.array([r for _, r in bad], dtype=str))
+        atomic_write_bytes(cache_file, buffer.getvalue())
+    return DecodedImages(torch.from_numpy(pixels), bad)
+
+
+def describe_bad(table: ImageTable, bad: list[tuple[int, str]]) -> str:
+    lines = []
+    for index, reason in bad[:MAX_LISTED]:
+        row = f"row {table.rows[index]}: " if table.rows else ""
+        lines.append(f"  {row}{table.paths[index]}: {reason}")
+    if len(bad) > MAX_LISTED:
+        lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
+    return "\n".join(lines)

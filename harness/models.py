@@ -1,0 +1,89 @@
+"""Build an arm's network from its backbone and attention plugins, and account for its cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from harness.components import AttentionPlan, BackboneRequest
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.plugins import Registry
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    params: int
+    trainable_params: int
+    flops: int  # forward FLOPs for one image (torch FlopCounterMode: 2 per multiply-add)
+    attention: list[dict[str, Any]]
+
+
+def attention_plan(registry: Registry, name: str, options: dict[str, Any]) -> AttentionPlan:
+    return registry.attention(name).make(options)
+
+
+def build_model(
+    registry: Registry,
+    backbone: str,
+    attention: str,
+    attention_options: dict[str, Any],
+    *,
+    num_classes: int,
+    in_chans: int,
+    image_size: int,
+    pretrained: bool | str = False,
+) -> nn.Module:
+    """The arm's network; HarnessError (naming the arm's parts) for anything the user can fix."""
+    info = registry.backbone(backbone)
+    plan = attention_plan(registry, attention, attention_options)
+    request = BackboneRequest(num_classes, in_chans, image_size, pretrained, plan)
+    try:
+        model = info.build(request)
+    except HarnessError:
+        raise
+    except Exception as exc:
+        raise HarnessError(f"backbone {backbone!r} with attention {attention!r} failed to build: {exc}") from exc
+    model.harness_attention = plan  # type: ignore[assignment]
+    return model
+
+
+def attention_summary(model: nn.Module) -> list[dict[str, Any]]:
+    """Every attention module with its channels, hidden width and effective reduction ratio."""
+    rows = []
+    for name, module in model.named_modules():
+        fc1 = getattr(module, "fc1", None)
+        if type(module).__name__ in {"SqueezeExcite", "SEModule", "SEModule_"} or (
+            name.endswith(".se") and isinstance(fc1, nn.Linear | nn.Conv2d)
+        ):
+            if isinstance(fc1, nn.Linear):
+                channels, hidden = fc1.in_features, fc1.out_features
+            elif isinstance(fc1, nn.Conv2d):
+                channels, hidden = fc1.in_channels, fc1.out_channels
+            else:
+                continue
+            rows.append({"module": name, "channels": channels, "hidden": hidden,
+                         "ratio": channels / hidden, "params": sum(p.numel() for p in module.parameters())})
+    return rows
+
+
+def count_flops(model: nn.Module, in_chans: int, image_size: int) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(1, in_chans, image_size, image_size, device=next(model.parameters()).device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def model_cost(model: nn.Module, in_chans: int, image_size: int) -> ModelCost:
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return ModelCost(params, trainable, count_flops(model, in_chans, image_size), attention_summary(model))

@@ -1,0 +1,96 @@
+"""Everything shared by all arms of a study, prepared once: the dataset table, the decoded
+images (decoded exactly once) and the splits."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from harness.atomic import atomic_write_text
+from harness.components import DatasetRequest
+from harness.data import DecodedImages, ImageTable, decode_images, describe_bad
+from harness.errors import HarnessError
+from harness.plugins import Registry
+from harness.splits import Splits, make_splits
+from harness.study import LoadedStudy
+
+
+@dataclass
+class PreparedData:
+    table: ImageTable
+    images: DecodedImages
+    splits: Splits
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.table.class_names)
+
+
+def load_table(study: LoadedStudy, registry: Registry, cache_dir: Path) -> ImageTable:
+    spec = study.spec.dataset
+    info = registry.dataset(spec.name)
+    request = DatasetRequest(spec.options, study.source.parent.resolve(), cache_dir, study.spec.seed)
+    return info.load(request)
+
+
+def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: callable = print) -> PreparedData:  # type: ignore[valid-type]
+    """Load the table, decode each image once (cached on disk under the run dir), make the splits."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    cache_dir = run_dir / "cache"
+    table = load_table(study, registry, cache_dir)
+    timings["dataset_indexing"] = time.perf_counter() - started
+    for note in table.notes:
+        log(f"dataset: {note}")
+    started = time.perf_counter()
+    images = decode_images(table.paths, study.spec.dataset.image_size, cache_dir)
+    timings["decode"] = time.perf_counter() - started
+    skipped: list[tuple[str, str]] = []
+    if images.bad:
+        if study.spec.dataset.on_bad_image == "error":
+            raise HarnessError(
+                f"{len(images.bad)} image(s) could not be read:\n{describe_bad(table, images.bad)}\n"
+                "fix or remove them, or set dataset.on_bad_image: skip to leave them out (they are listed in the report)"
+            )
+        keep = np.ones(len(table.paths), dtype=bool)
+        for index, reason in images.bad:
+            keep[index] = False
+            skipped.append((str(table.paths[index]), reason))
+        warnings.warn(f"skipping {len(skipped)} unreadable image(s) (dataset.on_bad_image: skip)", stacklevel=2)
+        table = table.subset(keep)
+        images = DecodedImages(images.pixels[torch.from_numpy(keep)], [])
+    splits = make_splits(table, study.spec.cv, study.spec.seed)
+    return PreparedData(table, images, splits, skipped, timings)
+
+
+def write_data_files(run_dir: Path, data: PreparedData) -> None:
+    atomic_write_text(run_dir / "splits.csv", data.splits.table.to_csv(index=False))
+    atomic_write_text(run_dir / "classes.json", json.dumps(data.table.class_names, indent=1))
+    if data.skipped:
+        atomic_write_text(run_dir / "skipped_images.csv",
+                          pd.DataFrame(data.skipped, columns=["path", "reason"]).to_csv(index=False))
+
+
+def normalization(x_train: torch.Tensor, in_chans: int, pretrained: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet statistics for pretrained backbones, else the training fold's own statistics."""
+    if pretrained:
+        mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+        return (mean.mean().view(1), std.mean().view(1)) if in_chans == 1 else (mean, std)
+    generator = torch.Generator().manual_seed(0)
+    sample = x_train[torch.randperm(len(x_train), generator=generator)[:2048]].float().div_(255)
+    if sample.shape[1] == 3 and in_chans == 1:
+        sample = (sample * torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]).sum(1, keepdim=True)
+    mean = sample.mean(dim=(0, 2, 3))
+    std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    if sample.shape[1] == 1 and in_chans == 3:
+        mean, std = mean.expand(3), std.expand(3)
+    return mean.contiguous(), std.contiguous()

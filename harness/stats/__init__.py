@@ -1,0 +1,1 @@
+"""Statistics valid for cross-validation (see issue: statistics)."""

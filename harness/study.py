@@ -1,0 +1,288 @@
+"""Load a study file: YAML with line numbers, ``--set`` overrides, grid expansion, validation.
+
+Every problem is collected and reported at once as ``FILE:LINE: field.path: message``.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from harness.errors import HarnessError, Problem, StudyError, did_you_mean
+from harness.schema import ID_PATTERN, ArmSpec, Study, TrainingSpec
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the ablation, with the study's training settings merged with its overrides."""
+
+    name: str
+    backbone: str
+    attention_name: str
+    attention_options: dict[str, Any]
+    pretrained: bool | str
+    training: TrainingSpec
+
+
+@dataclass(frozen=True)
+class LoadedStudy:
+    """A validated study: the schema object, its arms, and where it came from."""
+
+    spec: Study
+    arms: dict[str, Arm]
+    source: Path
+    data: dict[str, Any]
+    lines: dict[Path_, int]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        return _line_for(self.lines, tuple(path))
+
+
+# -- YAML with line numbers -----------------------------------------------------------------
+
+
+def read_yaml_with_lines(path: Path) -> tuple[Any, dict[Path_, int]]:
+    """Parse YAML safely and map each dotted path to its 1-based line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: study file not found") from None
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot read study file: {exc.strerror}") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        col = f", column {mark.column + 1}" if mark else ""
+        raise StudyError([Problem(str(path), line, "", f"malformed YAML{col}: {exc.problem or exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise StudyError([Problem(str(path), None, "", f"malformed YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    lines: dict[Path_, int] = {}
+    if node is not None:
+        _collect_lines(node, (), lines)
+    return data, lines
+
+
+def _collect_lines(node: yaml.Node, prefix: Path_, lines: dict[Path_, int]) -> None:
+    lines.setdefault(prefix, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            lines[prefix + (key,)] = key_node.start_mark.line + 1
+            _collect_lines(value_node, prefix + (key,), lines)
+            lines[prefix + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect_lines(item, prefix + (index,), lines)
+
+
+def _line_for(lines: Mapping[Path_, int], path: Path_) -> int | None:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+# -- overrides and grids --------------------------------------------------------------------
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> list[Problem]:
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML) in place."""
+    problems = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(Problem("--set", None, item, "expected KEY=VALUE, e.g. training.epochs=2"))
+            continue
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            problems.append(Problem("--set", None, key, f"value is not valid YAML: {exc}"))
+            continue
+        target: Any = data
+        parts = key.strip().split(".")
+        for depth, part in enumerate(parts[:-1]):
+            if not isinstance(target, dict):
+                problems.append(Problem("--set", None, key, f"{'.'.join(parts[:depth])} is not a mapping"))
+                break
+            target = target.setdefault(part, {})
+        else:
+            if isinstance(target, dict):
+                target[parts[-1]] = value
+            else:
+                problems.append(Problem("--set", None, key, f"{'.'.join(parts[:-1])} is not a mapping"))
+    return problems
+
+
+def slug(value: Any) -> str:
+    """A short readable id for one grid value: ``se`` , ``se-reduction4``, ``lr0.01``."""
+    if isinstance(value, Mapping):
+        name = str(value.get("name", ""))
+        rest = [f"{k}{slug(v)}" for k, v in value.items() if k != "name"]
+        return "-".join([name, *rest] if name else rest)
+    if isinstance(value, list | tuple):
+        return "_".join(slug(v) for v in value)
+    return re.sub(r"[^A-Za-z0-9._+=-]", "", str(value).lower())
+
+
+def expand_grid(grid: Mapping[str, list[Any]]) -> dict[str, dict[str, Any]]:
+    """Cartesian product of the grid's axes, as arms with stable readable ids."""
+    axes = list(grid)
+    arms: dict[str, dict[str, Any]] = {}
+    for combo in itertools.product(*(grid[a] for a in axes)):
+        arm: dict[str, Any] = {}
+        for axis, value in zip(axes, combo, strict=True):
+            target = arm
+            parts = axis.split(".")
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = copy.deepcopy(value)
+        arms["-".join(slug(v) for v in combo)] = arm
+    return arms
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def _allowed_keys(model: type[BaseModel], parent: Sequence[str | int]) -> list[str]:
+    current: Any = model
+    for part in parent:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = _unwrap(field.annotation)
+        elif get_origin(current) is dict:
+            current = _unwrap(get_args(current)[1])
+        else:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    for arg in (annotation, *get_args(annotation)):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        if get_origin(arg) is dict:
+            return arg
+    return annotation
+
+
+def _pydantic_problems(
+    exc: ValidationError, file: str, lines: Mapping[Path_, int], prefix: Path_, model: type[BaseModel]
+) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in {"str", "int", "float", "bool"})))
+        path = prefix + loc
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            message = f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), allowed)}"
+            if allowed:
+                message += f"; allowed: {', '.join(allowed)}"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        elif "input" in error and not isinstance(error["input"], dict | list):
+            message += f" (got {error['input']!r})"
+        problems.append(Problem(file, _line_for(lines, path), _dotted(path), message))
+    return problems
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_study(path: str | Path, overrides: Iterable[str] = ()) -> LoadedStudy:
+    """Read, override, expand and schema-check a study file; raise StudyError listing every problem."""
+    source = Path(path)
+    data, lines = read_yaml_with_lines(source)
+    file = str(source)
+    if not isinstance(data, dict):
+        raise StudyError([Problem(file, 1, "", "a study file must be a YAML mapping (name:, dataset:, arms: ...)")])
+    problems = apply_overrides(data, overrides)
+    try:
+        spec = Study.model_validate(data)
+    except ValidationError as exc:
+        raise StudyError(problems + _pydantic_problems(exc, file, lines, (), Study)) from None
+    arms, arm_problems = _resolve_arms(spec, data, file, lines)
+    problems += arm_problems
+    if spec.compare.baseline is not None and spec.compare.baseline not in arms:
+        problems.append(
+            Problem(file, _line_for(lines, ("compare", "baseline")), "compare.baseline",
+                    f"no arm named {spec.compare.baseline!r}{did_you_mean(spec.compare.baseline, arms)}")
+        )
+    if problems:
+        raise StudyError(problems)
+    return LoadedStudy(spec=spec, arms=arms, source=source, data=data, lines=lines)
+
+
+def _resolve_arms(
+    spec: Study, data: dict[str, Any], file: str, lines: Mapping[Path_, int]
+) -> tuple[dict[str, Arm], list[Problem]]:
+    problems: list[Problem] = []
+    raw_arms: dict[str, tuple[dict[str, Any], Path_]] = {
+        name: (arm.model_dump(), ("arms", name)) for name, arm in spec.arms.items()
+    }
+    if spec.grid:
+        for name, raw in expand_grid(spec.grid).items():
+            if name in raw_arms:
+                problems.append(Problem(file, _line_for(lines, ("grid",)), "grid", f"grid arm {name!r} clashes with an explicit arm"))
+                continue
+            try:
+                raw_arms[name] = (ArmSpec.model_validate(raw).model_dump(), ("grid",))
+            except ValidationError as exc:
+                problems += _pydantic_problems(exc, file, lines, ("grid",), ArmSpec)
+    base_training = data.get("training") or {}
+    arms: dict[str, Arm] = {}
+    for name, (raw, where) in raw_arms.items():
+        if not re.match(ID_PATTERN, name):
+            problems.append(Problem(file, _line_for(lines, where), _dotted(where), f"arm name {name!r} may use only letters, digits and . _ + = -"))
+            continue
+        merged = _deep_merge(base_training, raw["training"])
+        try:
+            training = TrainingSpec.model_validate(merged)
+        except ValidationError as exc:
+            problems += _pydantic_problems(exc, file, lines, (*where, "training"), TrainingSpec)
+            continue
+        attention = raw["attention"]
+        att_name, att_options = (attention, {}) if isinstance(attention, str) else (
+            attention["name"], {k: v for k, v in attention.items() if k != "name"})
+        arms[name] = Arm(name, raw["backbone"], att_name, att_options, raw["pretrained"], training)
+    return arms, problems
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

@@ -1,0 +1,66 @@
+"""Put attention modules into residual networks: one shared mechanism for every ResNet family.
+
+Blocks follow timm's ResNet convention: ``conv1`` (first conv of the residual branch),
+``bn2``/``bn3`` (last norm of the branch), ``se`` (applied to the branch before the addition)
+and ``downsample`` (the shortcut, or ``None``). Placements follow the SE paper (Hu et al., Fig. 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from harness.components import AttentionPlan
+from harness.errors import HarnessError
+
+PLACEMENTS = ("standard", "pre", "post", "identity")
+
+
+class PostAttention(nn.Module):
+    """SE-POST: attention applied to a block's output, after the addition and ReLU."""
+
+    def __init__(self, block: nn.Module, attention: nn.Module):
+        super().__init__()
+        self.block = block
+        self.attention = attention
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.attention(self.block(x))
+
+
+def branch_out_channels(block: nn.Module) -> int:
+    """Channels at the end of a block's residual branch (= its output channels)."""
+    norm = getattr(block, "bn3", None) or getattr(block, "bn2", None)
+    if norm is None or not hasattr(norm, "num_features"):
+        raise HarnessError(f"cannot place attention in {type(block).__name__}: it has no bn2/bn3")
+    return int(norm.num_features)
+
+
+def apply_attention(stages: Mapping[int, nn.Sequential], plan: AttentionPlan) -> None:
+    """Insert ``plan``'s attention into the blocks of the selected ``stages`` (in place)."""
+    if plan.layer is None:
+        return
+    if plan.placement not in PLACEMENTS:
+        raise HarnessError(f"unknown attention placement {plan.placement!r}; use one of {', '.join(PLACEMENTS)}")
+    if plan.stages is not None:
+        unknown = sorted(set(plan.stages) - set(stages))
+        if unknown:
+            raise HarnessError(
+                f"attention stages {unknown} do not exist in this backbone; its stages are {sorted(stages)}"
+            )
+    for number, stage in stages.items():
+        if plan.stages is not None and number not in plan.stages:
+            continue
+        for index, block in enumerate(list(stage)):
+            out_channels = branch_out_channels(block)
+            if plan.placement == "standard":
+                block.se = plan.layer(out_channels)
+            elif plan.placement == "pre":
+                conv1 = block.conv1
+                block.conv1 = nn.Sequential(plan.layer(conv1.in_channels), conv1)
+            elif plan.placement == "identity":
+                parts = [block.downsample] if block.downsample is not None else []
+                block.downsample = nn.Sequential(*parts, plan.layer(out_channels))
+            else:
+                stage[index] = PostAttention(block, plan.layer(out_channels))

@@ -1,0 +1,295 @@
+"""Train and evaluate one arm on one fold: early stopping, best/last checkpoints, exact resume.
+
+Randomness per epoch comes from a generator seeded by (seed, repeat, fold, epoch), saved with
+mid-epoch checkpoints, so a resumed fold reproduces an uninterrupted one exactly on CPU.
+Losses and accuracy are accumulated on the device and read once per epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.atomic import atomic_save_torch
+from harness.augment import augment_batch
+from harness.schema import AugmentSpec, TrainingSpec
+
+CHECKPOINT_VERSION = 1
+
+
+def seed_for(*parts: object) -> int:
+    """A stable 63-bit seed from any parts (never Python's salted ``hash``)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class CorruptCheckpoint(Exception):
+    """A checkpoint on disk that cannot be trusted."""
+
+
+@dataclass
+class FoldInputs:
+    """One fold's tensors: uint8 images on the training device, labels, normalisation stats."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    in_chans: int
+
+
+@dataclass
+class FoldOutcome:
+    status: str  # ok | diverged
+    history: list[dict[str, float]]
+    best_epoch: int
+    epochs_run: int
+    val_probs: np.ndarray
+    test_probs: np.ndarray
+    seconds: float
+    note: str = ""
+
+
+@dataclass
+class _State:
+    epoch: int = 0  # next epoch to run
+    step: int = 0  # next step within that epoch
+    best_value: float = math.nan
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    loss_sum: float = 0.0
+    correct: int = 0
+    seconds: float = 0.0
+    data_seconds: float = 0.0
+
+
+def prepare(x: torch.Tensor, inputs: FoldInputs, channels_last: bool) -> torch.Tensor:
+    """uint8 -> float in [0, 1] with the model's channel count."""
+    out = x.float().div_(255)
+    if out.shape[1] == 1 and inputs.in_chans == 3:
+        out = out.expand(-1, 3, -1, -1)
+    elif out.shape[1] == 3 and inputs.in_chans == 1:
+        out = (out * torch.tensor([0.299, 0.587, 0.114], device=out.device)[None, :, None, None]).sum(1, keepdim=True)
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
+class FoldTrainer:
+    """Runs one fold; ``should_stop()`` is polled after every step (e.g. set by SIGINT)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        training: TrainingSpec,
+        augment: AugmentSpec,
+        inputs: FoldInputs,
+        cell_dir: Path,
+        seed: int,
+        device: torch.device,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_epoch: Callable[[dict[str, float]], None] = lambda row: None,
+    ):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.training, self.augment, self.inputs = training, augment, inputs
+        self.cell_dir, self.seed, self.device = cell_dir, seed, device
+        self.should_stop, self.on_epoch = should_stop, on_epoch
+        cuda = device.type == "cuda"
+        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if (
+            cuda and training.amp is not False) else None
+        self.channels_last = cuda if training.channels_last is None else training.channels_last
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.mean = inputs.mean.view(1, -1, 1, 1)
+        self.std = inputs.std.view(1, -1, 1, 1)
+        self.minimize = training.early_stopping.monitor == "val_loss"
+        self.state = _State()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self._resume_generator: torch.Tensor | None = None
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    @property
+    def last_path(self) -> Path:
+        return self.cell_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.cell_dir / "best.pt"
+
+    def _save(self, generator: torch.Generator | None) -> None:
+        s = self.state
+        atomic_save_torch(self.last_path, {
+            "version": CHECKPOINT_VERSION, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else {},
+            "state": {k: v for k, v in vars(s).items() if k != "history"}, "history": s.history,
+            "torch_rng": torch.get_rng_state(),
+            "generator": generator.get_state() if generator is not None else torch.empty(0, dtype=torch.uint8),
+        })
+
+    def resume(self) -> str:
+        """Load the last checkpoint if there is one. Raises CorruptCheckpoint for one that is damaged."""
+        if not self.last_path.exists():
+            return ""
+        from harness.weights import safe_torch_load
+
+        try:
+            ckpt: Any = torch.load(self.last_path, map_location="cpu", weights_only=True)
+            if ckpt.get("version") != CHECKPOINT_VERSION:
+                raise CorruptCheckpoint("written by another checkpoint version")
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            if self.scaler and ckpt["scaler"]:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            self.state = _State(**ckpt["state"], history=list(ckpt["history"]))
+            torch.set_rng_state(ckpt["torch_rng"])
+            self._resume_generator = ckpt["generator"]
+            if self.state.best_epoch >= 0:
+                best = safe_torch_load(self.best_path)
+                assert isinstance(best, dict)
+                self.best_weights = best
+        except CorruptCheckpoint:
+            raise
+        except Exception as exc:  # truncated, tampered or mismatched: never trust it silently
+            raise CorruptCheckpoint(f"{type(exc).__name__}: {exc}") from exc
+        return f"resumed at epoch {self.state.epoch + 1}, step {self.state.step}"
+
+    # -- training ----------------------------------------------------------------------------
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def _epoch_generator(self, epoch: int) -> torch.Generator:
+        generator = torch.Generator()
+        generator.manual_seed(seed_for(self.seed, "epoch", epoch))
+        return generator
+
+    def run(self) -> FoldOutcome:
+        """Train (from the resumed state), then evaluate the best weights on validation and test."""
+        s, inputs = self.state, self.inputs
+        n = len(inputs.y_train)
+        batch = self.training.batch_size
+        patience = self.training.early_stopping.patience
+        status, note = "ok", ""
+        while s.epoch < self.training.epochs:
+            generator = self._epoch_generator(s.epoch)
+            order = torch.randperm(n, generator=generator)
+            saved = self._resume_generator
+            if s.step > 0 and saved is not None and saved.numel():
+                generator.set_state(saved)  # continue the augmentation draws where they stopped
+            else:
+                s.step, s.loss_sum, s.correct = 0, 0.0, 0
+            self._resume_generator = None
+            started = time.perf_counter()
+            self.model.train()
+            loss_sum = torch.zeros((), device=self.device)
+            correct = torch.zeros((), device=self.device, dtype=torch.long)
+            steps = max(1, n // batch) if n % batch == 1 else math.ceil(n / batch)  # never a batch of 1 (BatchNorm)
+            while s.step < steps:
+                data_start = time.perf_counter()
+                idx = order[s.step * batch:(s.step + 1) * batch if s.step < steps - 1 else n].to(self.device)
+                x = prepare(inputs.x_train[idx], inputs, self.channels_last)
+                x = self._normalize(augment_batch(x, self.augment, generator))
+                y = inputs.y_train[idx]
+                s.data_seconds += time.perf_counter() - data_start
+                with self._autocast():
+                    logits = self.model(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=self.training.label_smoothing)
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.scaler:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    self.optimizer.step()
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.detach().argmax(1) == y).sum()
+                s.step += 1
+                if self.should_stop() and s.step < steps:
+                    s.loss_sum += float(loss_sum)
+                    s.correct += int(correct)
+                    s.seconds += time.perf_counter() - started
+                    self._save(generator)
+                    raise KeyboardInterrupt
+            train_loss = (s.loss_sum + float(loss_sum)) / n
+            train_acc = (s.correct + int(correct)) / n
+            lr = float(self.optimizer.param_groups[0]["lr"])
+            self.scheduler.step()
+            val_loss, val_probs = self.evaluate(inputs.x_val, inputs.y_val)
+            val_acc = float((val_probs.argmax(1) == inputs.y_val.cpu().numpy()).mean())
+            s.seconds += time.perf_counter() - started
+            row = {"epoch": s.epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
+                   "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr,
+                   "seconds": s.seconds, "data_seconds": s.data_seconds}
+            s.history.append(row)
+            s.epoch, s.step = s.epoch + 1, 0
+            self.on_epoch(row)
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+                status, note = "diverged", f"loss became {train_loss if not math.isfinite(train_loss) else val_loss} at epoch {s.epoch}"
+                self._save(None)
+                break
+            value = val_loss if self.minimize else val_acc
+            improved = s.best_epoch < 0 or (
+                value < s.best_value - self.training.early_stopping.min_delta if self.minimize
+                else value > s.best_value + self.training.early_stopping.min_delta)
+            if improved:
+                s.best_value, s.best_epoch, s.bad_epochs = value, s.epoch, 0
+                self.best_weights = copy.deepcopy(self.model.state_dict())
+                atomic_save_torch(self.best_path, self.best_weights)
+            else:
+                s.bad_epochs += 1
+            stop_early = patience is not None and s.bad_epochs >= patience
+            self._save(None)
+            if stop_early:
+                note = f"early stop after epoch {s.epoch} (best epoch {s.best_epoch})"
+                break
+            if self.should_stop():
+                raise KeyboardInterrupt
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, val_probs = self.evaluate(inputs.x_val, inputs.y_val)
+            _, test_probs = self.evaluate(inputs.x_test, inputs.y_test)
+        return FoldOutcome(status, s.history, s.best_epoch, s.epoch, val_probs, test_probs, s.seconds, note)
+
+    @torch.inference_mode()
+    def evaluate(self, x_all: torch.Tensor, y_all: torch.Tensor) -> tuple[float, np.ndarray]:
+        """Mean loss and class probabilities over a uint8 tensor, in evaluation mode."""
+        if len(y_all) == 0:
+            return math.nan, np.zeros((0, 0), dtype=np.float32)
+        self.model.eval()
+        probs, loss_sum = [], torch.zeros((), device=self.device)
+        batch = max(self.training.batch_size, 64)
+        for start in range(0, len(y_all), batch):
+            x = self._normalize(prepare(x_all[start:start + batch], self.inputs, self.channels_last))
+            y = y_all[start:start + batch]
+            with self._autocast():
+                logits = self.model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            probs.append(torch.softmax(logits, 1))
+        return float(loss_sum) / len(y_all), torch.cat(probs).cpu().numpy()

@@ -1,0 +1,142 @@
+"""Attention variants: none, exact Squeeze-and-Excitation with the SE paper's knobs, and timm's cheaper ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from harness import hookimpl
+from harness.components import AttentionInfo, AttentionPlan
+from harness.errors import HarnessError, did_you_mean
+from harness.surgery import PLACEMENTS
+
+GATES: dict[str, Callable[[], nn.Module]] = {
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "hard_sigmoid": nn.Hardsigmoid,
+}
+
+
+class SqueezeExcite(nn.Module):
+    """SE block with hidden width exactly ``channels // reduction`` (Hu et al., Eq. 5's parameter law).
+
+    Unlike timm's ``SEModule`` it never rounds the width to a multiple of 8, so ``r`` means ``r``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 16,
+        *,
+        bias: bool = False,
+        squeeze: str = "avg",
+        excitation: str = "sigmoid",
+    ):
+        super().__init__()
+        hidden = channels // reduction
+        if hidden < 1:
+            raise HarnessError(
+                f"SE reduction r={reduction} is larger than a block's {channels} channels "
+                f"(hidden width would be 0); use reduction <= {channels} or restrict 'stages'"
+            )
+        self.squeeze = squeeze
+        self.fc1 = nn.Linear(channels, hidden, bias=bias)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(hidden, channels, bias=bias)
+        self.gate = GATES[excitation]()
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = x.mean((2, 3)) if self.squeeze == "avg" else torch.amax(x, dim=(2, 3))
+        weights = self.gate(self.fc2(self.act(self.fc1(pooled))))
+        return x * weights[:, :, None, None].to(x.dtype)
+
+
+def _pop_common(options: dict[str, Any], variant: str) -> tuple[str, tuple[int, ...] | None]:
+    placement = options.pop("placement", "standard")
+    if placement not in PLACEMENTS:
+        raise HarnessError(f"{variant}: placement {placement!r} is not one of {', '.join(PLACEMENTS)}")
+    stages = options.pop("stages", None)
+    if stages is not None:
+        if isinstance(stages, int):
+            stages = [stages]
+        if not isinstance(stages, list) or not all(isinstance(s, int) for s in stages) or not stages:
+            raise HarnessError(f"{variant}: stages must be a list of stage numbers, e.g. [2, 3, 4]")
+        stages = tuple(sorted(set(stages)))
+    return placement, stages
+
+
+def _reject_rest(options: Mapping[str, Any], variant: str, allowed: list[str]) -> None:
+    for key in options:
+        raise HarnessError(
+            f"attention {variant!r} has no option {key!r}{did_you_mean(key, allowed)}; "
+            f"options: {', '.join(allowed)}"
+        )
+
+
+def make_none(options: Mapping[str, Any]) -> AttentionPlan:
+    _reject_rest(options, "none", [])
+    return AttentionPlan(layer=None)
+
+
+def make_se(options: Mapping[str, Any]) -> AttentionPlan:
+    opts = dict(options)
+    placement, stages = _pop_common(opts, "se")
+    reduction = opts.pop("reduction", 16)
+    bias = opts.pop("bias", False)
+    squeeze = opts.pop("squeeze", "avg")
+    excitation = opts.pop("excitation", "sigmoid")
+    _reject_rest(opts, "se", ["reduction", "bias", "squeeze", "excitation", "placement", "stages"])
+    if not isinstance(reduction, int) or isinstance(reduction, bool) or reduction < 1:
+        raise HarnessError(f"se: reduction must be a positive integer, got {reduction!r}")
+    if squeeze not in ("avg", "max"):
+        raise HarnessError(f"se: squeeze must be 'avg' or 'max', got {squeeze!r}")
+    if excitation not in GATES:
+        raise HarnessError(f"se: excitation must be one of {', '.join(GATES)}, got {excitation!r}")
+    if not isinstance(bias, bool):
+        raise HarnessError(f"se: bias must be true or false, got {bias!r}")
+    layer = partial(SqueezeExcite, reduction=reduction, bias=bias, squeeze=squeeze, excitation=excitation)
+    return AttentionPlan(
+        layer=layer,
+        placement=placement,
+        stages=stages,
+        describe=lambda c: f"SE hidden {c // reduction} of {c} (r = {c / max(c // reduction, 1):g})",
+    )
+
+
+def _timm_variant(module_name: str, allowed: list[str]) -> Callable[[Mapping[str, Any]], AttentionPlan]:
+    def make(options: Mapping[str, Any]) -> AttentionPlan:
+        from timm import layers
+
+        opts = dict(options)
+        placement, stages = _pop_common(opts, module_name)
+        _reject_rest({k: v for k, v in opts.items() if k not in allowed}, module_name, [*allowed, "placement", "stages"])
+        module_cls = getattr(layers, module_name)
+        return AttentionPlan(layer=partial(module_cls, **opts), placement=placement, stages=stages)
+
+    return make
+
+
+@hookimpl
+def register_attention_variants() -> list[AttentionInfo]:
+    return [
+        AttentionInfo("none", make_none, "no attention: the plain residual block"),
+        AttentionInfo(
+            "se",
+            make_se,
+            "Squeeze-and-Excitation, hidden width exactly C // reduction; knobs: reduction, bias, "
+            "squeeze avg|max, excitation sigmoid|tanh|relu|hard_sigmoid, placement, stages",
+        ),
+        AttentionInfo("eca", _timm_variant("EcaModule", ["kernel_size", "gamma", "beta"]),
+                      "Efficient Channel Attention (timm EcaModule): 1-D conv across channels, ~no params"),
+        AttentionInfo("cbam", _timm_variant("CbamModule", ["rd_ratio", "spatial_kernel_size"]),
+                      "CBAM (timm CbamModule): channel then spatial attention"),
+        AttentionInfo("ese", _timm_variant("EffectiveSEModule", []),
+                      "effective SE (timm EffectiveSEModule): one FC, no reduction, hard-sigmoid gate"),
+        AttentionInfo("gc", _timm_variant("GlobalContext", ["rd_ratio", "fuse_add", "fuse_scale"]),
+                      "Global Context block (timm GlobalContext)"),
+    ]

@@ -1,0 +1,223 @@
+"""Dataset loaders: ``csv`` (incl. the unmodified FETAL_PLANES_DB download), ``folder``,
+``filename`` and the synthetic ``phantom``. Each returns an :class:`~harness.data.ImageTable`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness import hookimpl
+from harness.components import DatasetInfo, DatasetRequest
+from harness.data import ImageTable
+from harness.errors import HarnessError, did_you_mean
+
+IMAGE_COLUMNS = ("image_path", "image_name", "image", "path", "filename", "file")
+LABEL_COLUMNS = ("plane", "label", "class", "target", "y")
+SPLIT_COLUMNS = ("train", "split")
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _options(options: Mapping[str, Any], allowed: tuple[str, ...], dataset: str) -> dict[str, Any]:
+    for key in options:
+        if key not in allowed:
+            raise HarnessError(
+                f"dataset {dataset!r} has no option {key!r}{did_you_mean(key, allowed)}; options: {', '.join(allowed)}"
+            )
+    return dict(options)
+
+
+def _pick_column(frame: pd.DataFrame, wanted: str | None, candidates: tuple[str, ...], what: str,
+                 csv_path: Path, notes: list[str]) -> str | None:
+    if wanted is not None:
+        if wanted not in frame.columns:
+            raise HarnessError(
+                f"{csv_path}: no column {wanted!r} for the {what}{did_you_mean(wanted, frame.columns)}; "
+                f"columns: {', '.join(frame.columns)}"
+            )
+        return wanted
+    lower = {c.lower(): c for c in frame.columns}
+    for candidate in candidates:
+        if candidate in lower:
+            notes.append(f"{what} column: guessed {lower[candidate]!r} (set the option to choose another)")
+            return lower[candidate]
+    return None
+
+
+def read_csv_table(csv_path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Read a label CSV as strings, sniffing the delimiter and stripping header whitespace."""
+    notes: list[str] = []
+    try:
+        raw = csv_path.read_bytes()
+    except FileNotFoundError:
+        raise HarnessError(f"dataset CSV {csv_path} does not exist; check dataset.options.path") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HarnessError(
+            f"{csv_path}: not UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); re-save the CSV as UTF-8"
+        ) from None
+    if not text.strip():
+        raise HarnessError(f"{csv_path}: the CSV is empty; it needs a header and one row per image")
+    first_line = text.splitlines()[0]
+    try:
+        delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    if delimiter != ",":
+        notes.append(f"delimiter: guessed {delimiter!r} from the header")
+    frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
+    stripped = [str(c).strip() for c in frame.columns]
+    if stripped != list(frame.columns):
+        notes.append("header: stripped stray whitespace from column names")
+        frame.columns = stripped
+    frame = frame.apply(lambda col: col.str.strip())
+    if frame.empty:
+        raise HarnessError(f"{csv_path}: the CSV has a header but no rows")
+    return frame, notes
+
+
+def _resolve_paths(names: list[str], base: Path, images_dir: str | None, extension: str | None,
+                   notes: list[str]) -> list[Path]:
+    folder = base / images_dir if images_dir else base
+    if images_dir is None and not (base / names[0]).exists() and any(
+        (base / "Images" / (names[0] + ext)).exists() for ext in ("", *EXTENSIONS)
+    ):
+        folder = base / "Images"
+        notes.append("images folder: guessed 'Images/' next to the CSV (set images_dir to choose another)")
+    if extension is None and not Path(names[0]).suffix:
+        for ext in EXTENSIONS:
+            if (folder / (names[0] + ext)).exists():
+                extension = ext
+                notes.append(f"file extension: guessed {ext!r} for names without one (set extension to choose)")
+                break
+    suffix = extension or ""
+    return [Path(n) if Path(n).is_absolute() else folder / (n + ("" if Path(n).suffix else suffix)) for n in names]
+
+
+def _encode_labels(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    unique = sorted(set(values), key=lambda v: (0, int(v), v) if re.fullmatch(r"-?\d+", v) else (1, 0, v))
+    index = {name: i for i, name in enumerate(unique)}
+    return np.array([index[v] for v in values], dtype=np.int64), unique
+
+
+def load_csv(request: DatasetRequest) -> ImageTable:
+    opts = _options(request.options, ("path", "image_column", "label_column", "group_column",
+                                      "split_column", "test_value", "images_dir", "extension"), "csv")
+    if "path" not in opts:
+        raise HarnessError("dataset 'csv' needs options.path: the label CSV (e.g. Image_path,Plane)")
+    csv_path = Path(str(opts["path"])).expanduser()
+    if not csv_path.is_absolute():
+        csv_path = request.study_dir / csv_path
+    frame, notes = read_csv_table(csv_path)
+    image_col = _pick_column(frame, opts.get("image_column"), IMAGE_COLUMNS, "image", csv_path, notes)
+    label_col = _pick_column(frame, opts.get("label_column"), LABEL_COLUMNS, "label", csv_path, notes)
+    if image_col is None or label_col is None:
+        missing = "image_column" if image_col is None else "label_column"
+        raise HarnessError(f"{csv_path}: cannot tell which column is the {missing.split('_')[0]}; "
+                           f"set dataset.options.{missing} (columns: {', '.join(frame.columns)})")
+    empty = frame.index[(frame[image_col] == "") | (frame[label_col] == "")]
+    if len(empty):
+        raise HarnessError(f"{csv_path}: row {int(empty[0]) + 2} has an empty {image_col!r} or {label_col!r}")
+    paths = _resolve_paths(list(frame[image_col]), csv_path.parent, opts.get("images_dir"), opts.get("extension"), notes)
+    labels, class_names = _encode_labels(list(frame[label_col]))
+    split_col = _pick_column(frame, opts.get("split_column"), SPLIT_COLUMNS, "official split", csv_path, notes)
+    official_test = None
+    if split_col is not None:
+        test_value = str(opts.get("test_value", "0"))
+        official_test = (frame[split_col] == test_value).to_numpy()
+        notes.append(f"official test split: rows where {split_col} == {test_value!r} ({int(official_test.sum())} images)")
+    group_col = opts.get("group_column")
+    if group_col is not None and group_col not in frame.columns:
+        raise HarnessError(f"{csv_path}: no group column {group_col!r}{did_you_mean(group_col, frame.columns)}")
+    extra = frame.drop(columns=[image_col, label_col])
+    if group_col is not None:
+        extra["group"] = frame[group_col]
+    return ImageTable(
+        paths=paths, labels=labels, class_names=class_names,
+        sample_ids=[str(n) for n in frame[image_col]], columns=extra.reset_index(drop=True),
+        official_test=official_test, notes=notes, rows=[i + 2 for i in range(len(frame))],
+    )
+
+
+def load_folder(request: DatasetRequest) -> ImageTable:
+    opts = _options(request.options, ("path",), "folder")
+    if "path" not in opts:
+        raise HarnessError("dataset 'folder' needs options.path: a folder with one sub-folder per class")
+    root = Path(str(opts["path"])).expanduser()
+    root = root if root.is_absolute() else request.study_dir / root
+    if not root.is_dir():
+        raise HarnessError(f"dataset folder {root} does not exist")
+    paths, names = [], []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for file in sorted(class_dir.rglob("*")):
+            if file.suffix.lower() in EXTENSIONS:
+                paths.append(file)
+                names.append(class_dir.name)
+    if not paths:
+        raise HarnessError(f"{root}: no images found in class sub-folders ({', '.join(EXTENSIONS)})")
+    labels, class_names = _encode_labels(names)
+    return ImageTable(paths, labels, class_names, [str(p.relative_to(root)) for p in paths])
+
+
+def load_filename(request: DatasetRequest) -> ImageTable:
+    opts = _options(request.options, ("path", "pattern", "group_pattern"), "filename")
+    root = Path(str(opts.get("path", "."))).expanduser()
+    root = root if root.is_absolute() else request.study_dir / root
+    pattern = re.compile(opts.get("pattern", r"^(?P<label>[^_]+)_"))
+    if "label" not in pattern.groupindex:
+        raise HarnessError("dataset 'filename': pattern needs a named group (?P<label>...)")
+    group_pattern = re.compile(opts["group_pattern"]) if "group_pattern" in opts else None
+    paths, names, groups, skipped = [], [], [], 0
+    for file in sorted(root.rglob("*")) if root.is_dir() else []:
+        if file.suffix.lower() not in EXTENSIONS:
+            continue
+        match = pattern.search(file.name)
+        if not match:
+            skipped += 1
+            continue
+        paths.append(file)
+        names.append(match.group("label"))
+        g = group_pattern.search(file.name) if group_pattern else None
+        groups.append(g.group(1) if g else file.stem)
+    if not paths:
+        raise HarnessError(f"{root}: no image names match the pattern {pattern.pattern!r}")
+    labels, class_names = _encode_labels(names)
+    notes = [f"{skipped} files did not match the label pattern and were ignored"] if skipped else []
+    return ImageTable(paths, labels, class_names, [str(p.relative_to(root)) for p in paths],
+                      columns=pd.DataFrame({"group": groups}), notes=notes)
+
+
+def load_phantom(request: DatasetRequest) -> ImageTable:
+    from harness_plugins.phantom import ANATOMIES, generate
+
+    opts = _options(request.options, ("classes", "per_class", "patients", "difficulty", "size", "seed"), "phantom")
+    classes = int(opts.get("classes", 4))
+    if not 2 <= classes <= len(ANATOMIES):
+        raise HarnessError(f"phantom: classes must be 2..{len(ANATOMIES)} ({', '.join(ANATOMIES)}), got {classes}")
+    per_class = int(opts.get("per_class", 60))
+    difficulty = float(opts.get("difficulty", 0.3))
+    if per_class < 1 or not 0 <= difficulty <= 1:
+        raise HarnessError("phantom: per_class must be >= 1 and difficulty in [0, 1]")
+    csv_path = generate(
+        request.cache_dir, classes=classes, per_class=per_class,
+        patients=int(opts.get("patients", max(4, classes * per_class // 8))), difficulty=difficulty,
+        size=int(opts.get("size", 64)), seed=int(opts.get("seed", request.seed)),
+    )
+    return load_csv(DatasetRequest({"path": str(csv_path)}, request.study_dir, request.cache_dir, request.seed))
+
+
+@hookimpl
+def register_datasets() -> list[DatasetInfo]:
+    return [
+        DatasetInfo("csv", load_csv, "label CSV (Image_path,Plane; FETAL_PLANES_DB's semicolon CSV + Images/)"),
+        DatasetInfo("folder", load_folder, "one sub-folder per class (ImageFolder layout)"),
+        DatasetInfo("filename", load_filename, "class encoded in the file name (regex option 'pattern')"),
+        DatasetInfo("phantom", load_phantom, "bundled synthetic B-mode ultrasound (fan, speckle, fetal anatomy)"),
+    ]

@@ -1,0 +1,64 @@
+"""Optimizers and per-epoch learning-rate schedulers from torch.optim."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+from torch.optim import lr_scheduler as sched
+
+from harness import hookimpl
+from harness.components import OptimizerInfo, SchedulerInfo
+from harness.errors import HarnessError
+
+
+def _call(kind: str, name: str, factory: Callable[..., Any], *args: Any, **options: Any) -> Any:
+    try:
+        return factory(*args, **options)
+    except TypeError as exc:
+        raise HarnessError(f"{kind} {name!r}: bad options {sorted(options)}: {exc}") from None
+    except ValueError as exc:
+        raise HarnessError(f"{kind} {name!r}: {exc}") from None
+
+
+def _optimizer(name: str, cls: type[Optimizer]) -> OptimizerInfo:
+    def build(params: Any, options: Mapping[str, Any]) -> Optimizer:
+        return _call("optimizer", name, cls, params, **options)  # type: ignore[no-any-return]
+
+    return OptimizerInfo(name, build, f"torch.optim.{cls.__name__}")
+
+
+def _scheduler(name: str, summary: str, factory: Callable[..., Any], needs_epochs: bool = False) -> SchedulerInfo:
+    def build(optimizer: Optimizer, options: Mapping[str, Any], epochs: int) -> sched.LRScheduler:
+        extra = {"T_max": epochs} if needs_epochs and "T_max" not in options else {}
+        return _call("scheduler", name, factory, optimizer, **extra, **options)  # type: ignore[no-any-return]
+
+    return SchedulerInfo(name, build, summary)
+
+
+def _constant(optimizer: Optimizer) -> sched.LRScheduler:
+    return sched.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+@hookimpl
+def register_optimizers() -> list[OptimizerInfo]:
+    return [
+        _optimizer("sgd", torch.optim.SGD),
+        _optimizer("adam", torch.optim.Adam),
+        _optimizer("adamw", torch.optim.AdamW),
+        _optimizer("rmsprop", torch.optim.RMSprop),
+    ]
+
+
+@hookimpl
+def register_schedulers() -> list[SchedulerInfo]:
+    return [
+        _scheduler("step", "StepLR: lr x gamma every step_size epochs (the SE projects' schedule)", sched.StepLR),
+        _scheduler("multistep", "MultiStepLR: lr x gamma at each of milestones", sched.MultiStepLR),
+        _scheduler("cosine", "CosineAnnealingLR over the training epochs (T_max defaults to epochs)",
+                   sched.CosineAnnealingLR, needs_epochs=True),
+        _scheduler("exponential", "ExponentialLR: lr x gamma every epoch", sched.ExponentialLR),
+        _scheduler("constant", "constant learning rate", _constant),
+    ]

@@ -1,0 +1,1 @@
+"""Report templates and assets, installed as the ``harness_reports`` package."""
