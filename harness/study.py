@@ -97,6 +97,9 @@ def _collect_lines(node: yaml.Node, prefix: Path_, lines: dict[Path_, int]) -> N
             _collect_lines(item, prefix + (index,), lines)
 
 
+FROM_SET = -1  # line marker for values that came from --set
+
+
 def _line_for(lines: Mapping[Path_, int], path: Path_) -> int | None:
     for end in range(len(path), -1, -1):
         if path[:end] in lines:
@@ -104,11 +107,18 @@ def _line_for(lines: Mapping[Path_, int], path: Path_) -> int | None:
     return None
 
 
+def _problem(file: str, lines: Mapping[Path_, int], path: Path_, message: str) -> Problem:
+    line = _line_for(lines, path)
+    if line == FROM_SET:
+        return Problem("--set", None, _dotted(path), message)
+    return Problem(file, line, _dotted(path), message)
+
+
 # -- overrides and grids --------------------------------------------------------------------
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> list[Problem]:
-    """Apply ``dotted.key=value`` overrides (values parsed as YAML) in place."""
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str], lines: dict[Path_, int]) -> list[Problem]:
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML) in place; mark their lines."""
     problems = []
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -130,6 +140,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> list[Prob
         else:
             if isinstance(target, dict):
                 target[parts[-1]] = value
+                lines[tuple(parts)] = FROM_SET
             else:
                 problems.append(Problem("--set", None, key, f"{'.'.join(parts[:-1])} is not a mapping"))
     return problems
@@ -208,7 +219,7 @@ def _pydantic_problems(
             message = "required field is missing"
         elif "input" in error and not isinstance(error["input"], dict | list):
             message += f" (got {error['input']!r})"
-        problems.append(Problem(file, _line_for(lines, path), _dotted(path), message))
+        problems.append(_problem(file, lines, path, message))
     return problems
 
 
@@ -226,21 +237,35 @@ def load_study(path: str | Path, overrides: Iterable[str] = ()) -> LoadedStudy:
     file = str(source)
     if not isinstance(data, dict):
         raise StudyError([Problem(file, 1, "", "a study file must be a YAML mapping (name:, dataset:, arms: ...)")])
-    problems = apply_overrides(data, overrides)
+    problems = apply_overrides(data, overrides, lines)
     try:
         spec = Study.model_validate(data)
     except ValidationError as exc:
-        raise StudyError(problems + _pydantic_problems(exc, file, lines, (), Study)) from None
-    arms, arm_problems = _resolve_arms(spec, data, file, lines)
-    problems += arm_problems
-    if spec.compare.baseline is not None and spec.compare.baseline not in arms:
-        problems.append(
-            Problem(file, _line_for(lines, ("compare", "baseline")), "compare.baseline",
-                    f"no arm named {spec.compare.baseline!r}{did_you_mean(spec.compare.baseline, arms)}")
-        )
-    if problems:
+        problems += _pydantic_problems(exc, file, lines, (), Study)
+        spec = None
+    arms: dict[str, Arm] = {}
+    if spec is not None:
+        arms, arm_problems = _resolve_arms(spec, data, file, lines)
+        problems += arm_problems
+    problems += _baseline_problems(data, file, lines)
+    if problems or spec is None:
         raise StudyError(problems)
     return LoadedStudy(spec=spec, arms=arms, source=source, data=data, lines=lines)
+
+
+def _baseline_problems(data: dict[str, Any], file: str, lines: Mapping[Path_, int]) -> list[Problem]:
+    """compare.baseline must name an arm; checked on the raw data so it shows even beside schema errors."""
+    compare = data.get("compare")
+    baseline = compare.get("baseline") if isinstance(compare, dict) else None
+    if not isinstance(baseline, str):
+        return []
+    names = list(data["arms"]) if isinstance(data.get("arms"), dict) else []
+    grid = data.get("grid")
+    if isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values()):
+        names += list(expand_grid(grid))
+    if baseline in names:
+        return []
+    return [_problem(file, lines, ("compare", "baseline"), f"no arm named {baseline!r}{did_you_mean(baseline, names)}")]
 
 
 def _resolve_arms(
@@ -253,7 +278,7 @@ def _resolve_arms(
     if spec.grid:
         for name, raw in expand_grid(spec.grid).items():
             if name in raw_arms:
-                problems.append(Problem(file, _line_for(lines, ("grid",)), "grid", f"grid arm {name!r} clashes with an explicit arm"))
+                problems.append(_problem(file, lines, ("grid",), f"grid arm {name!r} clashes with an explicit arm"))
                 continue
             try:
                 raw_arms[name] = (ArmSpec.model_validate(raw).model_dump(), ("grid",))
@@ -263,7 +288,7 @@ def _resolve_arms(
     arms: dict[str, Arm] = {}
     for name, (raw, where) in raw_arms.items():
         if not re.match(ID_PATTERN, name):
-            problems.append(Problem(file, _line_for(lines, where), _dotted(where), f"arm name {name!r} may use only letters, digits and . _ + = -"))
+            problems.append(_problem(file, lines, where, f"arm name {name!r} may use only letters, digits and . _ + = -"))
             continue
         merged = _deep_merge(base_training, raw["training"])
         try:

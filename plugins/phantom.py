@@ -17,7 +17,7 @@ import numpy as np
 from harness.atomic import atomic_write_text
 
 ANATOMIES = ("head", "abdomen", "femur", "thorax")
-VERSION = 1  # bump when the generator changes, so cached images are regenerated
+VERSION = 2  # bump when the generator changes, so cached images are regenerated
 
 
 def _ring(d: np.ndarray, radius: float, width: float) -> np.ndarray:
@@ -57,7 +57,7 @@ def _thorax(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, s: float, rot:
     heart = np.sqrt((xx - hx) ** 2 + (yy - hy) ** 2) / (0.11 * s)
     septa = (np.abs(xx - hx) < 0.012) | (np.abs(yy - hy) < 0.012)
     ribs = 0.5 * _ring(d, 1.0, 0.05) * (np.sin(8 * np.arctan2(yy - cy, xx - cx)) > 0.3)
-    return ribs + 0.55 * (heart < 1) - 0.5 * ((heart < 1) & septa)
+    return ribs + 1.0 * (heart < 1) - 0.9 * ((heart < 1) & septa)
 
 
 DRAW: dict[str, Callable[..., np.ndarray]] = {

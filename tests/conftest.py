@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny real studies (ResNet-20 at 32 px, a few phantom images, 1-2 epochs)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+TINY_STUDY: dict[str, Any] = {
+    "name": "tiny",
+    "seed": 0,
+    "dataset": {"name": "phantom", "image_size": 32, "options": {"classes": 2, "per_class": 12, "size": 32, "patients": 6}},
+    "cv": {"folds": 2, "repeats": 1},
+    "training": {
+        "epochs": 2,
+        "batch_size": 8,
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        "scheduler": {"name": "step", "step_size": 1, "gamma": 0.5},
+        "threads": 1,
+    },
+    "arms": {
+        "plain": {"backbone": "resnet20", "attention": "none"},
+        "se": {"backbone": "resnet20", "attention": {"name": "se", "reduction": 4}},
+    },
+    "compare": {"baseline": "plain"},
+}
+
+
+def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@pytest.fixture
+def write_study(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write a tiny study (optionally changed) to tmp_path and return its path."""
+
+    def write(update: dict[str, Any] | None = None, name: str = "study.yaml",
+              arms: dict[str, Any] | None = None) -> Path:
+        study = deep_update(TINY_STUDY, update or {})
+        if arms is not None:
+            study["arms"] = arms
+            study["compare"]["baseline"] = next(iter(arms))
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(study, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    """Folder of real fixture files (plugin packages with their dist-info)."""
+    return FIXTURES
