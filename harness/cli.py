@@ -52,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--in-chans", type=int, default=3)
     model.add_argument("--json", action="store_true")
 
+    compare = sub.add_parser("compare", help="significance of each arm vs the baseline (CV-valid tests)")
+    compare.add_argument("run_dir", type=Path)
+    compare.add_argument("--baseline")
+    compare.add_argument("--metric", default="accuracy")
+    compare.add_argument("--alpha", type=float, default=0.05)
+    compare.add_argument("--rope", type=float, default=0.01, help="region of practical equivalence")
+    compare.add_argument("--json", action="store_true")
+
     report = sub.add_parser("report", help="re-render report.html from a finished run (no retraining)")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--out", type=Path)
@@ -158,6 +166,15 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import compare_run, format_comparison, write_stats
+
+    comparison = compare_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha, rope=args.rope)
+    write_stats(args.run_dir, comparison)
+    print(comparison.to_json() if args.json else format_comparison(comparison))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import write_report
 
@@ -166,7 +183,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
-            "model": cmd_model, "report": cmd_report}
+            "model": cmd_model, "compare": cmd_compare, "report": cmd_report}
 
 if __name__ == "__main__":
     warnings.simplefilter("default")
