@@ -47,6 +47,7 @@ class ReportData:
     per_fold: list[dict[str, Any]]
     confusion: dict[str, list[list[int]]]
     curves: dict[str, str]  # arm -> base64 PNG
+    significance: dict[str, Any] | None = None  # stats.json (harness.compare)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -130,11 +131,14 @@ def build_report_data(run_dir: Path) -> ReportData:
         histories = [pd.read_csv(p) for p in sorted((run_dir / "cells" / arm.name).glob("*/history.csv"))]
         curves[arm.name] = _curve_png(histories, arm.name)
     per_fold = results[["arm", "repeat", "fold", "status", "accuracy", "f1_macro", "loss", "epochs", "seconds"]].to_dict("records")
+    significance = json.loads((run_dir / "stats.json").read_text()) if (run_dir / "stats.json").exists() else None
+    if significance:
+        warnings += [f"statistics: {w}" for w in significance["warnings"]]
     return ReportData(
         study_name=study["name"], created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, device=str(run_info.get("device", "")), seed=int(study["seed"]),
         protocol=protocol_text(study), study_yaml=study_text, class_names=class_names, arms=arms,
-        per_fold=per_fold, confusion=confusion, curves=curves, warnings=warnings)
+        per_fold=per_fold, confusion=confusion, curves=curves, significance=significance, warnings=warnings)
 
 
 def render_report(data: ReportData) -> str:

@@ -190,6 +190,7 @@ class StudyRunner:
                     "arms": costs, "failures": failures, "total_seconds": time.perf_counter() - started,
                     "plugins": [vars(p) for p in self.registry.plugins]}
         atomic_write_text(self.run_dir / "run.json", json.dumps(run_info, indent=1, default=str))
+        self._write_stats(results)
         self.registry.hook().study_finished(context=StudyContext(spec.name, self.run_dir, results))
         if self.options.report:
             from harness.report import write_report
@@ -198,6 +199,16 @@ class StudyRunner:
         if failures:
             raise HarnessError("some folds failed:\n" + "\n".join(failures))
         return results
+
+    def _write_stats(self, results: pd.DataFrame) -> None:
+        """stats.json: every arm vs the baseline with CV-valid tests (skipped for a single arm)."""
+        from harness.compare import compare_run, write_stats
+
+        if results.empty or results["arm"].nunique() < 2:
+            return
+        c = self.study.spec.compare
+        write_stats(self.run_dir, compare_run(self.run_dir, baseline=c.baseline, metric=c.metric,
+                                               alpha=c.alpha, rope=c.rope))
 
     def _preflight(self, data: PreparedData) -> dict[str, dict[str, Any]]:
         """Build every arm once before training: config errors surface now, and cost is recorded."""

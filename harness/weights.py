@@ -72,24 +72,36 @@ def load_pretrained(model: nn.Module, name: str, pretrained: bool | str, in_chan
     model.harness_notes = notes  # type: ignore[assignment]
 
 
-def _from_timm_cache(name: str) -> dict[str, torch.Tensor]:
+def cached_weights_file(name: str) -> Path | None:
+    """Where timm's pretrained weights for ``name`` already lie on disk (HF or torch hub cache), if anywhere."""
     import os
+    from urllib.parse import urlparse
 
-    import timm
+    from timm.models import get_pretrained_cfg
 
-    previous = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # use the cache only; this machine may have no network
-    try:
-        donor = timm.create_model(name, pretrained=True)
-    except Exception as exc:
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+            found = try_to_load_from_cache(cfg.hf_hub_id, filename)
+            if isinstance(found, str):
+                return Path(found)
+    if cfg.url:
+        candidate = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(cfg.url).path)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _from_timm_cache(name: str) -> dict[str, torch.Tensor]:
+    path = cached_weights_file(name)
+    if path is None:
         raise HarnessError(
-            f"pretrained weights for {name!r} are not in timm's local cache ({type(exc).__name__}). "
-            f"Download them on a connected machine (timm.create_model({name!r}, pretrained=True)) and "
-            "copy the cache, or save the state_dict to a file and set 'pretrained: /path/to/weights.pth'"
-        ) from None
-    finally:
-        if previous is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = previous
-    return donor.state_dict()
+            f"pretrained weights for {name!r} are not in timm's local cache (this harness never downloads). "
+            f"Download them on a connected machine (timm.create_model({name!r}, pretrained=True)) and copy "
+            "the Hugging Face cache, or save the state_dict to a file and set 'pretrained: /path/to/weights.pth'"
+        )
+    return read_state_dict(path)

@@ -108,14 +108,16 @@ def make_se(options: Mapping[str, Any]) -> AttentionPlan:
     )
 
 
-def _timm_variant(module_name: str, allowed: list[str]) -> Callable[[Mapping[str, Any]], AttentionPlan]:
+def _timm_variant(timm_name: str, allowed: list[str]) -> Callable[[Mapping[str, Any]], AttentionPlan]:
+    """A variant built by ``timm.layers.get_attn(timm_name)``, options passed through."""
+
     def make(options: Mapping[str, Any]) -> AttentionPlan:
-        from timm import layers
+        from timm.layers import get_attn
 
         opts = dict(options)
-        placement, stages = _pop_common(opts, module_name)
-        _reject_rest({k: v for k, v in opts.items() if k not in allowed}, module_name, [*allowed, "placement", "stages"])
-        module_cls = getattr(layers, module_name)
+        placement, stages = _pop_common(opts, timm_name)
+        _reject_rest({k: v for k, v in opts.items() if k not in allowed}, timm_name, [*allowed, "placement", "stages"])
+        module_cls = get_attn(timm_name)
         return AttentionPlan(layer=partial(module_cls, **opts), placement=placement, stages=stages)
 
     return make
@@ -131,12 +133,12 @@ def register_attention_variants() -> list[AttentionInfo]:
             "Squeeze-and-Excitation, hidden width exactly C // reduction; knobs: reduction, bias, "
             "squeeze avg|max, excitation sigmoid|tanh|relu|hard_sigmoid, placement, stages",
         ),
-        AttentionInfo("eca", _timm_variant("EcaModule", ["kernel_size", "gamma", "beta"]),
+        AttentionInfo("eca", _timm_variant("eca", ["kernel_size", "gamma", "beta"]),
                       "Efficient Channel Attention (timm EcaModule): 1-D conv across channels, ~no params"),
-        AttentionInfo("cbam", _timm_variant("CbamModule", ["rd_ratio", "spatial_kernel_size"]),
+        AttentionInfo("cbam", _timm_variant("cbam", ["rd_ratio", "spatial_kernel_size"]),
                       "CBAM (timm CbamModule): channel then spatial attention"),
-        AttentionInfo("ese", _timm_variant("EffectiveSEModule", []),
+        AttentionInfo("ese", _timm_variant("ese", []),
                       "effective SE (timm EffectiveSEModule): one FC, no reduction, hard-sigmoid gate"),
-        AttentionInfo("gc", _timm_variant("GlobalContext", ["rd_ratio", "fuse_add", "fuse_scale"]),
+        AttentionInfo("gc", _timm_variant("gc", ["rd_ratio", "fuse_add", "fuse_scale"]),
                       "Global Context block (timm GlobalContext)"),
     ]

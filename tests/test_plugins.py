@@ -9,7 +9,6 @@ from harness.errors import HarnessError
 from harness.plugins import PluginLoadWarning, load_registry
 
 
-
 def test_builtins_register_through_entry_points() -> None:
     registry = load_registry()
     sources = {p.name: p.source for p in registry.plugins}

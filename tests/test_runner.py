@@ -34,8 +34,10 @@ def test_study_writes_every_output(write_study, tmp_path: Path) -> None:  # type
     assert list(history.epoch) == [1, 2] and history.lr.tolist() == [0.05, 0.025]
     splits = pd.read_csv(out / "splits.csv")
     assert set(splits.role) == {"train", "val"}
-    for name in ("study.yaml", "report.html", "arms.json", "run.json", "classes.json"):
+    for name in ("study.yaml", "report.html", "arms.json", "run.json", "classes.json", "stats.json"):
         assert (out / name).exists(), name
+    report = (out / "report.html").read_text()
+    assert "Significance (accuracy, each arm vs plain)" in report and "corrected resampled t" in report
     for cell in ("r0-f0", "r0-f1"):
         assert (out / "cells" / "se" / cell / "best.pt").exists()
         assert (out / "cells" / "se" / cell / "last.pt").exists()

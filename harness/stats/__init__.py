@@ -11,8 +11,8 @@ from harness.stats._effects import (
     EffectSizes,
     Interval,
     bootstrap_ci,
-    clopper_pearson,
     cliffs_delta,
+    clopper_pearson,
     cohens_dz,
     effect_sizes,
 )

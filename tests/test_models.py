@@ -1,0 +1,176 @@
+"""Model zoo: every backbone x attention variant works, and parameter counts are exact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.models import build_model, model_cost
+from harness.plugins import load_registry
+
+REGISTRY = load_registry()
+ATTENTION_SPECS = {
+    "none": {}, "se": {"reduction": 4}, "eca": {}, "cbam": {}, "ese": {}, "gc": {},
+}
+CHEAP_BACKBONES = ["resnet20", "resnet18"]
+
+
+def _build(backbone: str, attention: str = "none", options: dict | None = None, classes: int = 3, in_chans: int = 1):  # type: ignore[no-untyped-def]
+    return build_model(REGISTRY, backbone, attention, dict(options or {}), num_classes=classes, in_chans=in_chans, image_size=32)
+
+
+def _forward_backward(model: torch.nn.Module, in_chans: int, classes: int) -> None:
+    x = torch.randn(2, in_chans, 32, 32)
+    out = model(x)
+    assert out.shape == (2, classes)
+    out.sum().backward()
+    assert torch.isfinite(out).all()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("backbone", sorted(REGISTRY.names("backbones")))
+def test_every_backbone_contract(backbone: str, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    model = _build(backbone)
+    _forward_backward(model, 1, 3)
+    assert main(["model", backbone, "--classes", "3", "--in-chans", "1", "--image-size", "32", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("backbone", CHEAP_BACKBONES)
+@pytest.mark.parametrize("attention", sorted(ATTENTION_SPECS))
+def test_every_attention_variant_contract(backbone: str, attention: str) -> None:
+    assert set(ATTENTION_SPECS) == set(REGISTRY.names("attention"))  # a new variant must join this test
+    torch.manual_seed(0)
+    model = _build(backbone, attention, ATTENTION_SPECS[attention])
+    _forward_backward(model, 1, 3)
+    plain = sum(p.numel() for p in _build(backbone).parameters())
+    params = sum(p.numel() for p in model.parameters())
+    assert params >= plain if attention in ("none", "eca") else params > plain
+
+
+def _cifar_params(n: int, classes: int, in_chans: int, reduction: int | None) -> int:
+    """Hand count of the CIFAR ResNet design: 3x3 convs without bias, BN (2 params/channel),
+    1x1 conv + BN projection where channels change, linear head, SE FCs without bias."""
+    total = 9 * in_chans * 16 + 2 * 16
+    previous = 16
+    for width in (16, 32, 64):
+        for _block in range(n):
+            total += 9 * previous * width + 2 * width + 9 * width * width + 2 * width
+            if previous != width:
+                total += previous * width + 2 * width
+            if reduction:
+                total += 2 * width * (width // reduction)
+            previous = width
+    return total + 64 * classes + classes
+
+
+@pytest.mark.parametrize("depth,n", [(20, 3), (32, 5), (44, 7), (56, 9), (110, 18)])
+def test_cifar_resnet_parameters_match_the_design(depth: int, n: int) -> None:
+    plain = sum(p.numel() for p in _build(f"resnet{depth}", classes=10, in_chans=3).parameters())
+    se = sum(p.numel() for p in _build(f"se_resnet{depth}", classes=10, in_chans=3).parameters())
+    assert plain == _cifar_params(n, 10, 3, None)
+    assert se == _cifar_params(n, 10, 3, 16)
+    assert depth != 20 or plain == 272_474  # ResNet-20 with projection shortcuts, 10 classes
+
+
+def test_cifar_resnet_structure() -> None:
+    model = _build("resnet20", classes=4, in_chans=1)
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.out_channels == 16
+    assert [len(s) for s in model.stages().values()] == [3, 3, 3]
+    assert model.layer2[0].conv1.stride == (2, 2) and model.layer3[0].conv1.stride == (2, 2)
+    assert model.layer1[0].downsample is None and isinstance(model.layer2[0].downsample[0], torch.nn.Conv2d)
+    se = _build("se_resnet20").layer3[2].se
+    assert se.fc1.in_features == 64 and se.fc1.out_features == 4 and se.fc1.bias is None
+
+
+@pytest.mark.parametrize("reduction", [2, 4, 8, 16, 32])
+def test_resnet50_se_parameter_law(reduction: int) -> None:
+    """25,557,032 + 2 * sum_s N_s C_s^2 / r for 1000 classes, with sum_s N_s C_s^2 = 20,119,552."""
+    with torch.device("meta"):
+        model = build_model(REGISTRY, "resnet50", "se", {"reduction": reduction}, num_classes=1000, in_chans=3, image_size=224)
+        plain = build_model(REGISTRY, "resnet50", "none", {}, num_classes=1000, in_chans=3, image_size=224)
+    assert sum(p.numel() for p in plain.parameters()) == 25_557_032
+    assert sum(p.numel() for p in model.parameters()) == 25_557_032 + 2 * 20_119_552 // reduction
+
+
+def test_se_knobs_change_the_network() -> None:
+    x = torch.randn(2, 1, 32, 32)
+    stage_only = _build("resnet20", "se", {"reduction": 4, "stages": [3]})
+    assert stage_only.layer1[0].se is None and stage_only.layer3[0].se is not None
+    pre = _build("resnet20", "se", {"reduction": 4, "placement": "pre"})
+    assert isinstance(pre.layer1[0].conv1, torch.nn.Sequential)
+    identity = _build("resnet20", "se", {"reduction": 4, "placement": "identity"})
+    assert isinstance(identity.layer1[0].downsample, torch.nn.Sequential)
+    post = _build("resnet20", "se", {"reduction": 4, "placement": "post"})
+    assert type(post.layer1[0]).__name__ == "PostAttention"
+    for options in ({"squeeze": "max"}, {"excitation": "tanh"}, {"excitation": "hard_sigmoid"}, {"bias": True}):
+        _forward_backward(_build("resnet20", "se", {"reduction": 4, **options}), 1, 3)
+    assert _build("resnet20", "se", {"reduction": 4, "bias": True}).layer1[0].se.fc1.bias is not None
+    assert pre(x).shape == identity(x).shape == post(x).shape == (2, 3)
+
+
+def test_exact_reduction_unlike_timm_rounding(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["model", "resnet18", "--attention", "{name: se, reduction: 16}", "--json"]) == 0
+    modules = json.loads(capsys.readouterr().out)["attention"]["modules"]
+    assert {m["channels"]: m["hidden"] for m in modules} == {64: 4, 128: 8, 256: 16, 512: 32}
+    assert all(m["ratio"] == 16 for m in modules)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"reduction": 32}, "reduction r=32 is larger than a block's 16 channels"),
+    ({"reduction": 4, "stages": [5]}, r"stages \[5\] do not exist"),
+    ({"reduction": 4, "squeeze": "median"}, "squeeze must be"),
+    ({"reduction": 4, "placment": "pre"}, "did you mean 'placement'"),
+])
+def test_bad_attention_options_are_clear(options: dict, message: str) -> None:
+    with pytest.raises(HarnessError, match=message):
+        _build("resnet20", "se", options)
+
+
+def test_builtin_se_backbone_refuses_a_second_attention() -> None:
+    with pytest.raises(HarnessError, match="already has SE built in; to vary attention use backbone 'resnet50'"):
+        _build("seresnet50", "se", {"reduction": 8})
+
+
+def test_pretrained_from_local_file_flags_new_se_layers(tmp_path: Path) -> None:
+    donor = _build("resnet18", classes=10, in_chans=3)
+    weights = tmp_path / "resnet18.pth"
+    torch.save(donor.state_dict(), weights)
+    model = build_model(REGISTRY, "resnet18", "se", {"reduction": 16}, num_classes=4, in_chans=1,
+                        image_size=32, pretrained=str(weights))
+    assert torch.equal(model.layer1[0].conv1.weight, donor.layer1[0].conv1.weight)
+    assert torch.allclose(model.conv1.weight, donor.conv1.weight.sum(1, keepdim=True))  # 3 -> 1 channel
+    notes = " ".join(model.harness_notes)
+    assert "attention tensors are newly initialised" in notes and "fc.weight" in notes
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path: Path) -> None:
+    import pickle
+
+    class Exploit:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"conv1.weight": Exploit()}))
+    with pytest.raises(HarnessError, match="refused to load"):
+        build_model(REGISTRY, "resnet18", "none", {}, num_classes=4, in_chans=3, image_size=32, pretrained=str(path))
+
+
+def test_pretrained_true_offline_says_how_to_supply_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(HarnessError, match="not in timm's local cache.*pretrained: /path/to/weights.pth"):
+        build_model(REGISTRY, "resnet18", "none", {}, num_classes=4, in_chans=3, image_size=32, pretrained=True)
+
+
+def test_cost_accounting() -> None:
+    cost = model_cost(_build("resnet20", in_chans=3, classes=10), 3, 32)
+    assert cost.params == 272_474
+    assert 80e6 < cost.flops < 85e6  # ResNet-20 is ~41 M multiply-adds at 32x32
