@@ -60,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--rope", type=float, default=0.01, help="region of practical equivalence")
     compare.add_argument("--json", action="store_true")
 
+    prepare = sub.add_parser("prepare", help="preprocess a dataset")
+    prepare_sub = prepare.add_subparsers(dest="what", required=True)
+    patches = prepare_sub.add_parser("patches", help="tile images into patches, drop mostly-white ones, split off a test set")
+    patches.add_argument("src", type=Path)
+    patches.add_argument("dst", type=Path)
+    patches.add_argument("--size", type=int, default=150)
+    patches.add_argument("--max-white", type=float, default=0.5, help="discard patches with more white than this")
+    patches.add_argument("--white-level", type=int, default=240, help="gray level counted as white")
+    patches.add_argument("--test-fraction", type=float, default=0.2)
+    patches.add_argument("--seed", type=int, default=0)
+    patches.add_argument("--pattern", default=r"^(?P<label>[^_]+)_", help="label regex for flat folders")
+
     report = sub.add_parser("report", help="re-render report.html from a finished run (no retraining)")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--out", type=Path)
@@ -175,6 +187,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from harness.prepare import make_patches
+
+    summary = make_patches(args.src, args.dst, size=args.size, max_white=args.max_white, white_level=args.white_level,
+                           test_fraction=args.test_fraction, seed=args.seed, pattern=args.pattern)
+    print(f"{summary.sources} source images ({summary.test_sources} held out for test): kept {summary.kept} "
+          f"patches, discarded {summary.discarded_white} mostly-white ones")
+    print(f"dataset: {summary.csv} (use dataset: {{name: csv, options: {{path: ...}}}} and cv.group: source)")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import write_report
 
@@ -183,7 +206,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
-            "model": cmd_model, "compare": cmd_compare, "report": cmd_report}
+            "model": cmd_model, "compare": cmd_compare, "prepare": cmd_prepare, "report": cmd_report}
 
 if __name__ == "__main__":
     warnings.simplefilter("default")

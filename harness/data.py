@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness.atomic import atomic_write_bytes
+from harness.atomic import atomic_write, atomic_write_bytes
 from harness.errors import HarnessError
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -34,7 +34,8 @@ class ImageTable:
     columns: pd.DataFrame = field(default_factory=pd.DataFrame)
     official_test: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
-    rows: list[int] | None = None  # source row per sample (1-based data rows), for messages
+    rows: list[int] | None = None  # source line per sample in the dataset file, for messages
+    group_column: str | None = None  # the grouping the dataset declares (used when cv.group is unset)
 
     def __post_init__(self) -> None:
         n = len(self.paths)
@@ -61,6 +62,7 @@ class ImageTable:
             official_test=None if self.official_test is None else self.official_test[idx],
             notes=self.notes,
             rows=None if self.rows is None else [self.rows[i] for i in idx],
+            group_column=self.group_column,
         )
 
 
@@ -119,13 +121,21 @@ def cache_key(paths: list[Path], size: int) -> str:
     return digest.hexdigest()[:16]
 
 
+MEMMAP_BYTES = 2 * 1024**3  # larger decoded sets stay on disk, memory-mapped
+
+
 def decode_images(paths: list[Path], size: int, cache_dir: Path | None = None) -> DecodedImages:
-    """Decode and resize every image once (threads), reusing an on-disk cache when it matches."""
-    cache_file = cache_dir / f"decoded-{size}-{cache_key(paths, size)}.npz" if cache_dir else None
-    if cache_file is not None and cache_file.exists():
-        with np.load(cache_file) as stored:
-            bad = [(int(i), str(r)) for i, r in zip(stored["bad_index"], stored["bad_reason"], strict=True)]
-            return DecodedImages(torch.from_numpy(stored["pixels"].copy()), bad)
+    """Decode and resize every image once (threads), reusing an on-disk uint8 cache when it matches.
+
+    The cache is a ``.npy`` under the run directory; sets over 2 GiB are memory-mapped, not loaded.
+    """
+    import json
+
+    stem = cache_dir / f"decoded-{size}-{cache_key(paths, size)}" if cache_dir else None
+    if stem is not None and stem.with_suffix(".json").exists() and stem.with_suffix(".npy").exists():
+        bad = [(int(i), str(r)) for i, r in json.loads(stem.with_suffix(".json").read_text())]
+        mode = "c" if stem.with_suffix(".npy").stat().st_size > MEMMAP_BYTES else None
+        return DecodedImages(torch.from_numpy(np.load(stem.with_suffix(".npy"), mmap_mode=mode)), bad)
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
         decoded = list(pool.map(lambda p: _decode_one(p, size), paths))
     bad = [(i, d) for i, d in enumerate(decoded) if isinstance(d, str)]
@@ -135,13 +145,9 @@ def decode_images(paths: list[Path], size: int, cache_dir: Path | None = None) -
     for index, item in enumerate(decoded):
         if not isinstance(item, str):
             pixels[index] = np.repeat(item, channels, axis=0) if item.shape[0] != channels else item
-    if cache_file is not None:
-        import io
-
-        buffer = io.BytesIO()
-        np.savez(buffer, pixels=pixels, bad_index=np.array([i for i, _ in bad], dtype=np.int64),
-                 bad_reason=np.array([r for _, r in bad], dtype=str))
-        atomic_write_bytes(cache_file, buffer.getvalue())
+    if stem is not None:
+        atomic_write(stem.with_suffix(".npy"), lambda f: np.save(f, pixels))
+        atomic_write_bytes(stem.with_suffix(".json"), json.dumps(bad).encode())  # written last: cache complete
     return DecodedImages(torch.from_numpy(pixels), bad)
 
 

@@ -102,6 +102,9 @@ def build_report_data(run_dir: Path) -> ReportData:
     class_names = json.loads((run_dir / "classes.json").read_text())
     predictions = pd.read_csv(run_dir / "predictions.csv") if (run_dir / "predictions.csv").exists() else pd.DataFrame()
     warnings = list(f"dataset: {n}" for n in run_info.get("data_notes", []))
+    if (run_dir / "skipped_images.csv").exists():
+        skipped = pd.read_csv(run_dir / "skipped_images.csv")
+        warnings += [f"skipped image {row.path}: {row.reason}" for row in skipped.itertuples()]
     arms = []
     for name, group in results.groupby("arm", sort=False):
         info = arms_info.get(name, {})

@@ -28,16 +28,17 @@ class Splits:
 
 
 def _groups(table: ImageTable, cv: CVSpec) -> np.ndarray | None:
-    if cv.group is None:
+    name = cv.group or table.group_column
+    if name is None:
         return None
-    if cv.group not in table.columns.columns:
+    if name not in table.columns.columns:
         from harness.errors import did_you_mean
 
         raise HarnessError(
-            f"cv.group: the dataset has no column {cv.group!r}{did_you_mean(cv.group, table.columns.columns)}; "
+            f"cv.group: the dataset has no column {name!r}{did_you_mean(name, table.columns.columns)}; "
             f"columns: {', '.join(map(str, table.columns.columns)) or 'none'}"
         )
-    return table.columns[cv.group].astype(str).to_numpy()
+    return table.columns[name].astype(str).to_numpy()
 
 
 def _check_feasible(labels: np.ndarray, groups: np.ndarray | None, folds: int, names: list[str], where: str) -> None:

@@ -130,19 +130,20 @@ def load_csv(request: DatasetRequest) -> ImageTable:
     split_col = _pick_column(frame, opts.get("split_column"), SPLIT_COLUMNS, "official split", csv_path, notes)
     official_test = None
     if split_col is not None:
-        test_value = str(opts.get("test_value", "0"))
+        values = set(frame[split_col])
+        test_value = str(opts.get("test_value", "test" if values <= {"train", "test"} else "0"))
         official_test = (frame[split_col] == test_value).to_numpy()
         notes.append(f"official test split: rows where {split_col} == {test_value!r} ({int(official_test.sum())} images)")
     group_col = opts.get("group_column")
     if group_col is not None and group_col not in frame.columns:
         raise HarnessError(f"{csv_path}: no group column {group_col!r}{did_you_mean(group_col, frame.columns)}")
-    extra = frame.drop(columns=[image_col, label_col])
     if group_col is not None:
-        extra["group"] = frame[group_col]
+        notes.append(f"folds are grouped by {group_col!r} (dataset option group_column) unless cv.group says otherwise")
+    extra = frame.drop(columns=[image_col, label_col])
     return ImageTable(
         paths=paths, labels=labels, class_names=class_names,
         sample_ids=[str(n) for n in frame[image_col]], columns=extra.reset_index(drop=True),
-        official_test=official_test, notes=notes, rows=[i + 2 for i in range(len(frame))],
+        official_test=official_test, notes=notes, rows=[i + 2 for i in range(len(frame))], group_column=group_col,
     )
 
 
@@ -191,7 +192,8 @@ def load_filename(request: DatasetRequest) -> ImageTable:
     labels, class_names = _encode_labels(names)
     notes = [f"{skipped} files did not match the label pattern and were ignored"] if skipped else []
     return ImageTable(paths, labels, class_names, [str(p.relative_to(root)) for p in paths],
-                      columns=pd.DataFrame({"group": groups}), notes=notes)
+                      columns=pd.DataFrame({"group": groups}), notes=notes,
+                      group_column="group" if group_pattern else None)
 
 
 def load_phantom(request: DatasetRequest) -> ImageTable:

@@ -30,10 +30,11 @@ def _optimizer(name: str, cls: type[Optimizer]) -> OptimizerInfo:
     return OptimizerInfo(name, build, f"torch.optim.{cls.__name__}")
 
 
-def _scheduler(name: str, summary: str, factory: Callable[..., Any], needs_epochs: bool = False) -> SchedulerInfo:
+def _scheduler(name: str, summary: str, factory: Callable[..., Any], needs_epochs: bool = False,
+               defaults: Mapping[str, Any] | None = None) -> SchedulerInfo:
     def build(optimizer: Optimizer, options: Mapping[str, Any], epochs: int) -> sched.LRScheduler:
-        extra = {"T_max": epochs} if needs_epochs and "T_max" not in options else {}
-        return _call("scheduler", name, factory, optimizer, **extra, **options)  # type: ignore[no-any-return]
+        merged = {**(defaults or {}), **({"T_max": epochs} if needs_epochs else {}), **options}
+        return _call("scheduler", name, factory, optimizer, **merged)  # type: ignore[no-any-return]
 
     return SchedulerInfo(name, build, summary)
 
@@ -55,7 +56,8 @@ def register_optimizers() -> list[OptimizerInfo]:
 @hookimpl
 def register_schedulers() -> list[SchedulerInfo]:
     return [
-        _scheduler("step", "StepLR: lr x gamma every step_size epochs (the SE projects' schedule)", sched.StepLR),
+        _scheduler("step", "StepLR: lr x gamma every step_size epochs (default 7 / 0.1, the SE projects' schedule)",
+                   sched.StepLR, defaults={"step_size": 7, "gamma": 0.1}),
         _scheduler("multistep", "MultiStepLR: lr x gamma at each of milestones", sched.MultiStepLR),
         _scheduler("cosine", "CosineAnnealingLR over the training epochs (T_max defaults to epochs)",
                    sched.CosineAnnealingLR, needs_epochs=True),
