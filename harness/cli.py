@@ -72,6 +72,23 @@ def _parser() -> argparse.ArgumentParser:
     patches.add_argument("--seed", type=int, default=0)
     patches.add_argument("--pattern", default=r"^(?P<label>[^_]+)_", help="label regex for flat folders")
 
+    bench = sub.add_parser("bench", help="harness vs bare-loop throughput (or: bench data STUDY)")
+    bench.add_argument("mode", nargs="?", choices=["model", "data"], default="model")
+    bench.add_argument("study", nargs="?", type=Path, help="with 'data': the study to measure")
+    bench.add_argument("--backbone", default="resnet50")
+    bench.add_argument("--attention", default="none", help="a name or a YAML mapping")
+    bench.add_argument("--image-size", type=int, default=224)
+    bench.add_argument("--batch-size", type=int, default=64)
+    bench.add_argument("--steps", type=int, default=50)
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None)
+    bench.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    bench.add_argument("--compile", action="store_true")
+    bench.add_argument("--augment", action="store_true", help="include the harness's augmentation in its steps")
+    bench.add_argument("--threads", type=int, help="torch CPU threads")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
     report = sub.add_parser("report", help="re-render report.html from a finished run (no retraining)")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--out", type=Path)
@@ -198,6 +215,57 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import yaml
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.mode == "data":
+        return _bench_data(args)
+    from harness.bench import BenchConfig, run_bench
+
+    attention = yaml.safe_load(args.attention)
+    name, options = (attention, {}) if isinstance(attention, str) else (attention.pop("name", "none"), attention)
+    config = BenchConfig(args.backbone, name, tuple(sorted(options.items())), args.image_size, args.batch_size,
+                         args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
+                         compile=args.compile, augment=args.augment)
+    result = run_bench(config, _registry(args))
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "config"}))
+    else:
+        print(f"{result['backbone']} + {result['attention']} at {result['image_size']}px, batch {result['batch_size']}, "
+              f"{result['device_name']} (amp {result['amp']}, channels_last {result['channels_last']})")
+        print(f"  train  harness {result['train_img_s']:.1f} img/s   bare loop {result['bare_train_img_s']:.1f} img/s   "
+              f"ratio {result['overhead_ratio']:.3f}")
+        print(f"  infer  {result['infer_img_s']:.1f} img/s   peak memory {result['peak_mem_mb']:.0f} MB")
+    return 0
+
+
+def _bench_data(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from harness.bench import data_share
+    from harness.runner import RunOptions, run_study
+
+    if args.study is None:
+        raise HarnessError("harness bench data needs a study file: harness bench data STUDY [--set ...]")
+    args.overrides = list(args.overrides)
+    study, registry = _load(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_study(study, registry, RunOptions(Path(tmp), quiet=True, report=False))
+        rows = data_share(Path(tmp))
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(f"{row['arm']}: data preparation = {100 * row['data_share']:.2f} % of training time after epoch 1 "
+                  f"({row['epochs_measured']} epochs); images decoded once for the whole study in "
+                  f"{row['decode_seconds_for_whole_study']:.2f} s")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import write_report
 
@@ -206,7 +274,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
-            "model": cmd_model, "compare": cmd_compare, "prepare": cmd_prepare, "report": cmd_report}
+            "model": cmd_model, "compare": cmd_compare, "prepare": cmd_prepare, "bench": cmd_bench, "report": cmd_report}
 
 if __name__ == "__main__":
     warnings.simplefilter("default")

@@ -209,25 +209,8 @@ class FoldTrainer:
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             steps = max(1, n // batch) if n % batch == 1 else math.ceil(n / batch)  # never a batch of 1 (BatchNorm)
             while s.step < steps:
-                data_start = time.perf_counter()
                 idx = order[s.step * batch:(s.step + 1) * batch if s.step < steps - 1 else n].to(self.device)
-                x = prepare(inputs.x_train[idx], inputs, self.channels_last)
-                x = self._normalize(augment_batch(x, self.augment, generator))
-                y = inputs.y_train[idx]
-                s.data_seconds += time.perf_counter() - data_start
-                with self._autocast():
-                    logits = self.model(x)
-                    loss = F.cross_entropy(logits, y, label_smoothing=self.training.label_smoothing)
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.scaler:
-                    self.scaler.scale(loss).backward()
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                else:
-                    loss.backward()
-                    self.optimizer.step()
-                loss_sum += loss.detach() * len(idx)
-                correct += (logits.detach().argmax(1) == y).sum()
+                self.train_step(idx, generator, loss_sum, correct)
                 s.step += 1
                 if self.should_stop() and s.step < steps:
                     s.loss_sum += float(loss_sum)
@@ -276,6 +259,29 @@ class FoldTrainer:
             _, val_probs = self.evaluate(inputs.x_val, inputs.y_val)
             _, test_probs = self.evaluate(inputs.x_test, inputs.y_test)
         return FoldOutcome(status, s.history, s.best_epoch, s.epoch, val_probs, test_probs, s.seconds, note)
+
+    def train_step(self, idx: torch.Tensor, generator: torch.Generator, loss_sum: torch.Tensor,
+                   correct: torch.Tensor) -> None:
+        """One optimisation step on training samples ``idx``; sums stay on the device (no host sync)."""
+        data_start = time.perf_counter()
+        inputs = self.inputs
+        x = prepare(inputs.x_train[idx], inputs, self.channels_last)
+        x = self._normalize(augment_batch(x, self.augment, generator))
+        y = inputs.y_train[idx]
+        self.state.data_seconds += time.perf_counter() - data_start
+        with self._autocast():
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.training.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == y).sum()
 
     @torch.inference_mode()
     def evaluate(self, x_all: torch.Tensor, y_all: torch.Tensor) -> tuple[float, np.ndarray]:
