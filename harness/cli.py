@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
-from harness.errors import HarnessError, StudyError
+from harness.errors import HarnessError, Interrupted, StudyError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -103,9 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(exc.problems)} problem(s):", file=sys.stderr)
         print(exc, file=sys.stderr)
         return EXIT_USER_ERROR
+    except Interrupted as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED if "interrupted" in str(exc) else EXIT_USER_ERROR
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -11,6 +11,10 @@ class HarnessError(Exception):
     """A problem the user can fix; the message says what and how."""
 
 
+class Interrupted(HarnessError):
+    """The user stopped a run (Ctrl-C); a checkpoint was written and a rerun resumes."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem in a study file: where it is and what is wrong."""

@@ -23,7 +23,7 @@ import yaml
 from harness import __version__
 from harness.atomic import atomic_write_text
 from harness.components import FoldContext, StudyContext
-from harness.errors import HarnessError
+from harness.errors import HarnessError, Interrupted
 from harness.metrics import classification_metrics
 from harness.models import build_model, model_cost
 from harness.plugins import Registry
@@ -170,7 +170,7 @@ class StudyRunner:
             except KeyboardInterrupt:
                 bar.close()
                 self._aggregate(data)
-                raise HarnessError(
+                raise Interrupted(
                     f"interrupted during {arm.name} repeat {fold.repeat} fold {fold.fold}; checkpoint saved in "
                     f"{self.cell_dir(arm.name, fold.repeat, fold.fold)}; rerun the same command to resume",
                 ) from None

@@ -65,7 +65,10 @@ def read_yaml_with_lines(path: Path) -> tuple[Any, dict[Path_, int]]:
         raise HarnessError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     except OSError as exc:
         raise HarnessError(f"{path}: cannot read study file: {exc.strerror}") from None
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # e.g. control characters the YAML reader refuses
+        raise StudyError([Problem(str(path), None, "", f"not a YAML text: {exc}")]) from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

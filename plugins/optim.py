@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,10 +12,22 @@ from torch.optim import lr_scheduler as sched
 
 from harness import hookimpl
 from harness.components import OptimizerInfo, SchedulerInfo
-from harness.errors import HarnessError
+from harness.errors import HarnessError, did_you_mean
+
+
+def _accepted(factory: Callable[..., Any]) -> list[str]:
+    try:
+        return [p for p in inspect.signature(factory).parameters if p not in ("self", "params", "optimizer")]
+    except (TypeError, ValueError):
+        return []
 
 
 def _call(kind: str, name: str, factory: Callable[..., Any], *args: Any, **options: Any) -> Any:
+    accepted = _accepted(factory)
+    unknown = [k for k in options if accepted and k not in accepted]
+    if unknown:
+        raise HarnessError(f"{kind} {name!r}: no option {unknown[0]!r}{did_you_mean(unknown[0], accepted)}; "
+                           f"options: {', '.join(accepted)}")
     try:
         return factory(*args, **options)
     except TypeError as exc:
