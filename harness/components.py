@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from harness.data import ImageTable
 
 
+PLACEMENTS = ("standard", "pre", "post", "identity")  # SE, SE-PRE, SE-POST, SE-Identity (Hu et al., Fig. 5)
+
+
 @dataclass(frozen=True)
 class AttentionPlan:
     """How an attention variant changes a network: which layer, where, in which stages.

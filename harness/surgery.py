@@ -11,10 +11,8 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from harness.components import AttentionPlan
+from harness.components import PLACEMENTS, AttentionPlan
 from harness.errors import HarnessError
-
-PLACEMENTS = ("standard", "pre", "post", "identity")
 
 
 class PostAttention(nn.Module):

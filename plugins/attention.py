@@ -6,54 +6,11 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-import torch
-from torch import Tensor, nn
-
 from harness import hookimpl
-from harness.components import AttentionInfo, AttentionPlan
+from harness.components import PLACEMENTS, AttentionInfo, AttentionPlan
 from harness.errors import HarnessError, did_you_mean
-from harness.surgery import PLACEMENTS
 
-GATES: dict[str, Callable[[], nn.Module]] = {
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "hard_sigmoid": nn.Hardsigmoid,
-}
-
-
-class SqueezeExcite(nn.Module):
-    """SE block with hidden width exactly ``channels // reduction`` (Hu et al., Eq. 5's parameter law).
-
-    Unlike timm's ``SEModule`` it never rounds the width to a multiple of 8, so ``r`` means ``r``.
-    """
-
-    def __init__(
-        self,
-        channels: int,
-        reduction: int = 16,
-        *,
-        bias: bool = False,
-        squeeze: str = "avg",
-        excitation: str = "sigmoid",
-    ):
-        super().__init__()
-        hidden = channels // reduction
-        if hidden < 1:
-            raise HarnessError(
-                f"SE reduction r={reduction} is larger than a block's {channels} channels "
-                f"(hidden width would be 0); use reduction <= {channels} or restrict 'stages'"
-            )
-        self.squeeze = squeeze
-        self.fc1 = nn.Linear(channels, hidden, bias=bias)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Linear(hidden, channels, bias=bias)
-        self.gate = GATES[excitation]()
-
-    def forward(self, x: Tensor) -> Tensor:
-        pooled = x.mean((2, 3)) if self.squeeze == "avg" else torch.amax(x, dim=(2, 3))
-        weights = self.gate(self.fc2(self.act(self.fc1(pooled))))
-        return x * weights[:, :, None, None].to(x.dtype)
+EXCITATIONS = ("sigmoid", "tanh", "relu", "hard_sigmoid")
 
 
 def _pop_common(options: dict[str, Any], variant: str) -> tuple[str, tuple[int, ...] | None]:
@@ -95,10 +52,12 @@ def make_se(options: Mapping[str, Any]) -> AttentionPlan:
         raise HarnessError(f"se: reduction must be a positive integer, got {reduction!r}")
     if squeeze not in ("avg", "max"):
         raise HarnessError(f"se: squeeze must be 'avg' or 'max', got {squeeze!r}")
-    if excitation not in GATES:
-        raise HarnessError(f"se: excitation must be one of {', '.join(GATES)}, got {excitation!r}")
+    if excitation not in EXCITATIONS:
+        raise HarnessError(f"se: excitation must be one of {', '.join(EXCITATIONS)}, got {excitation!r}")
     if not isinstance(bias, bool):
         raise HarnessError(f"se: bias must be true or false, got {bias!r}")
+    from harness_plugins.se_module import SqueezeExcite
+
     layer = partial(SqueezeExcite, reduction=reduction, bias=bias, squeeze=squeeze, excitation=excitation)
     return AttentionPlan(
         layer=layer,

@@ -8,15 +8,17 @@ import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from harness import hookimpl
 from harness.components import DatasetInfo, DatasetRequest
-from harness.data import ImageTable
 from harness.errors import HarnessError, did_you_mean
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from harness.data import ImageTable
 
 IMAGE_COLUMNS = ("image_path", "image_name", "image", "path", "filename", "file")
 LABEL_COLUMNS = ("plane", "label", "class", "target", "y")
@@ -52,6 +54,8 @@ def _pick_column(frame: pd.DataFrame, wanted: str | None, candidates: tuple[str,
 
 def read_csv_table(csv_path: Path) -> tuple[pd.DataFrame, list[str]]:
     """Read a label CSV as strings, sniffing the delimiter and stripping header whitespace."""
+    import pandas as pd
+
     notes: list[str] = []
     try:
         raw = csv_path.read_bytes()
@@ -102,12 +106,16 @@ def _resolve_paths(names: list[str], base: Path, images_dir: str | None, extensi
 
 
 def _encode_labels(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    import numpy as np
+
     unique = sorted(set(values), key=lambda v: (0, int(v), v) if re.fullmatch(r"-?\d+", v) else (1, 0, v))
     index = {name: i for i, name in enumerate(unique)}
     return np.array([index[v] for v in values], dtype=np.int64), unique
 
 
 def load_csv(request: DatasetRequest) -> ImageTable:
+    from harness.data import ImageTable
+
     opts = _options(request.options, ("path", "image_column", "label_column", "group_column",
                                       "split_column", "test_value", "images_dir", "extension"), "csv")
     if "path" not in opts:
@@ -148,6 +156,8 @@ def load_csv(request: DatasetRequest) -> ImageTable:
 
 
 def load_folder(request: DatasetRequest) -> ImageTable:
+    from harness.data import ImageTable
+
     opts = _options(request.options, ("path",), "folder")
     if "path" not in opts:
         raise HarnessError("dataset 'folder' needs options.path: a folder with one sub-folder per class")
@@ -168,6 +178,10 @@ def load_folder(request: DatasetRequest) -> ImageTable:
 
 
 def load_filename(request: DatasetRequest) -> ImageTable:
+    import pandas as pd
+
+    from harness.data import ImageTable
+
     opts = _options(request.options, ("path", "pattern", "group_pattern"), "filename")
     root = Path(str(opts.get("path", "."))).expanduser()
     root = root if root.is_absolute() else request.study_dir / root

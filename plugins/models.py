@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from harness import hookimpl
 from harness.components import BackboneInfo, BackboneRequest
 from harness.errors import HarnessError
-from harness.surgery import apply_attention
-from harness.weights import load_pretrained
+
+if TYPE_CHECKING:
+    from torch import nn
 
 TIMM_PLAIN = {
     "resnet18": "ResNet-18 (timm), basic blocks 2-2-2-2",
@@ -40,6 +40,9 @@ def _timm_builder(name: str, attention_allowed: bool) -> Callable[[BackboneReque
     def build(request: BackboneRequest) -> nn.Module:
         import timm
 
+        from harness.surgery import apply_attention
+        from harness.weights import load_pretrained
+
         if request.attention.layer is not None and not attention_allowed:
             base = name.replace("legacy_", "").replace("se", "", 1)
             raise HarnessError(
@@ -62,6 +65,8 @@ def _cifar_builder(depth: int, se: bool) -> Callable[[BackboneRequest], nn.Modul
     def build(request: BackboneRequest) -> nn.Module:
         from harness_plugins.attention import make_se
         from harness_plugins.cifar_resnet import CifarResNet
+
+        from harness.surgery import apply_attention
 
         if request.pretrained:
             raise HarnessError(f"no pretrained weights exist for the CIFAR ResNet-{depth}; set pretrained: false")

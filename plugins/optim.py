@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import torch
-from torch.optim import Optimizer
-from torch.optim import lr_scheduler as sched
+from typing import TYPE_CHECKING, Any
 
 from harness import hookimpl
 from harness.components import OptimizerInfo, SchedulerInfo
 from harness.errors import HarnessError, did_you_mean
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.optim.lr_scheduler import LRScheduler
 
 
 def _accepted(factory: Callable[..., Any]) -> list[str]:
@@ -36,33 +36,40 @@ def _call(kind: str, name: str, factory: Callable[..., Any], *args: Any, **optio
         raise HarnessError(f"{kind} {name!r}: {exc}") from None
 
 
-def _optimizer(name: str, cls: type[Optimizer]) -> OptimizerInfo:
+def _optimizer(name: str, class_name: str) -> OptimizerInfo:
     def build(params: Any, options: Mapping[str, Any]) -> Optimizer:
-        return _call("optimizer", name, cls, params, **options)  # type: ignore[no-any-return]
+        import torch.optim
 
-    return OptimizerInfo(name, build, f"torch.optim.{cls.__name__}")
+        return _call("optimizer", name, getattr(torch.optim, class_name), params, **options)  # type: ignore[no-any-return]
+
+    return OptimizerInfo(name, build, f"torch.optim.{class_name}")
 
 
-def _scheduler(name: str, summary: str, factory: Callable[..., Any], needs_epochs: bool = False,
+def _scheduler(name: str, summary: str, class_name: str, needs_epochs: bool = False,
                defaults: Mapping[str, Any] | None = None) -> SchedulerInfo:
-    def build(optimizer: Optimizer, options: Mapping[str, Any], epochs: int) -> sched.LRScheduler:
+    def build(optimizer: Optimizer, options: Mapping[str, Any], epochs: int) -> LRScheduler:
+        from torch.optim import lr_scheduler
+
+        factory = _constant if class_name == "constant" else getattr(lr_scheduler, class_name)
         merged = {**(defaults or {}), **({"T_max": epochs} if needs_epochs else {}), **options}
         return _call("scheduler", name, factory, optimizer, **merged)  # type: ignore[no-any-return]
 
     return SchedulerInfo(name, build, summary)
 
 
-def _constant(optimizer: Optimizer) -> sched.LRScheduler:
-    return sched.LambdaLR(optimizer, lambda epoch: 1.0)
+def _constant(optimizer: Optimizer) -> LRScheduler:
+    from torch.optim.lr_scheduler import LambdaLR
+
+    return LambdaLR(optimizer, lambda epoch: 1.0)
 
 
 @hookimpl
 def register_optimizers() -> list[OptimizerInfo]:
     return [
-        _optimizer("sgd", torch.optim.SGD),
-        _optimizer("adam", torch.optim.Adam),
-        _optimizer("adamw", torch.optim.AdamW),
-        _optimizer("rmsprop", torch.optim.RMSprop),
+        _optimizer("sgd", "SGD"),
+        _optimizer("adam", "Adam"),
+        _optimizer("adamw", "AdamW"),
+        _optimizer("rmsprop", "RMSprop"),
     ]
 
 
@@ -70,10 +77,10 @@ def register_optimizers() -> list[OptimizerInfo]:
 def register_schedulers() -> list[SchedulerInfo]:
     return [
         _scheduler("step", "StepLR: lr x gamma every step_size epochs (default 7 / 0.1, the SE projects' schedule)",
-                   sched.StepLR, defaults={"step_size": 7, "gamma": 0.1}),
-        _scheduler("multistep", "MultiStepLR: lr x gamma at each of milestones", sched.MultiStepLR),
+                   "StepLR", defaults={"step_size": 7, "gamma": 0.1}),
+        _scheduler("multistep", "MultiStepLR: lr x gamma at each of milestones", "MultiStepLR"),
         _scheduler("cosine", "CosineAnnealingLR over the training epochs (T_max defaults to epochs)",
-                   sched.CosineAnnealingLR, needs_epochs=True),
-        _scheduler("exponential", "ExponentialLR: lr x gamma every epoch", sched.ExponentialLR),
-        _scheduler("constant", "constant learning rate", _constant),
+                   "CosineAnnealingLR", needs_epochs=True),
+        _scheduler("exponential", "ExponentialLR: lr x gamma every epoch", "ExponentialLR"),
+        _scheduler("constant", "constant learning rate", "constant"),
     ]

@@ -64,3 +64,14 @@ def test_plugins_and_list_commands(capsys: pytest.CaptureFixture[str]) -> None:
         assert any(line.startswith(name + " ") for line in out.splitlines())
     assert main(["list", "backbones", "se_resnet*"]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("se_resnet110")
+
+
+def test_listing_plugins_does_not_import_torch() -> None:
+    """`harness --help`, `plugins` and `list` stay fast: torch, timm and optuna load only when needed."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from harness.cli import main; main(['plugins']); main(['list', 'attention']); "
+            "heavy = [m for m in ('torch', 'timm', 'optuna', 'pandas') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
