@@ -80,7 +80,7 @@ def run_bench(config: BenchConfig, registry: Registry) -> dict[str, Any]:
         model.to(memory_format=torch.channels_last)
         bare_model.to(memory_format=torch.channels_last)
     if config.compile:
-        trainer.model = torch.compile(model)
+        trainer.model = torch.compile(model)  # type: ignore[assignment]
         bare_model = torch.compile(bare_model)  # type: ignore[assignment]
     bare_optimizer = torch.optim.SGD(bare_model.parameters(), lr=0.01, momentum=0.9)
     batches = [torch.arange(i * config.batch_size, (i + 1) * config.batch_size, device=device)

@@ -134,8 +134,8 @@ def decode_images(paths: list[Path], size: int, cache_dir: Path | None = None) -
     stem = cache_dir / f"decoded-{size}-{cache_key(paths, size)}" if cache_dir else None
     if stem is not None and stem.with_suffix(".json").exists() and stem.with_suffix(".npy").exists():
         bad = [(int(i), str(r)) for i, r in json.loads(stem.with_suffix(".json").read_text())]
-        mode = "c" if stem.with_suffix(".npy").stat().st_size > MEMMAP_BYTES else None
-        return DecodedImages(torch.from_numpy(np.load(stem.with_suffix(".npy"), mmap_mode=mode)), bad)
+        large = stem.with_suffix(".npy").stat().st_size > MEMMAP_BYTES
+        return DecodedImages(torch.from_numpy(np.load(stem.with_suffix(".npy"), mmap_mode="c" if large else None)), bad)
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
         decoded = list(pool.map(lambda p: _decode_one(p, size), paths))
     bad = [(i, d) for i, d in enumerate(decoded) if isinstance(d, str)]

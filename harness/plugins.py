@@ -44,7 +44,7 @@ class PluginRecord:
     source: str
 
 
-KINDS: dict[str, tuple[str, type]] = {
+KINDS: dict[str, tuple[str, Any]] = {
     "backbones": ("register_backbones", BackboneInfo),
     "attention": ("register_attention_variants", AttentionInfo),
     "datasets": ("register_datasets", DatasetInfo),
@@ -161,7 +161,7 @@ def build_registry(pm: pluggy.PluginManager, records: list[PluginRecord]) -> Reg
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             for info in impl.function() or []:
-                if not isinstance(info, info_type):
+                if not isinstance(info, info_type) or not isinstance(getattr(info, "name", None), str):
                     raise HarnessError(
                         f"plugin {impl.plugin_name!r}: {hook_name} returned {info!r}, "
                         f"expected {info_type.__name__} objects"

@@ -4,6 +4,7 @@ images (decoded exactly once) and the splits."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ def load_table(study: LoadedStudy, registry: Registry, cache_dir: Path) -> Image
     return info.load(request)
 
 
-def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: callable = print) -> PreparedData:  # type: ignore[valid-type]
+def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: Callable[[str], None] = print) -> PreparedData:
     """Load the table, decode each image once (cached on disk under the run dir), make the splits."""
     timings: dict[str, float] = {}
     started = time.perf_counter()

@@ -133,7 +133,7 @@ def build_report_data(run_dir: Path) -> ReportData:
     for arm in arms:
         histories = [pd.read_csv(p) for p in sorted((run_dir / "cells" / arm.name).glob("*/history.csv"))]
         curves[arm.name] = _curve_png(histories, arm.name)
-    per_fold = results[["arm", "repeat", "fold", "status", "accuracy", "f1_macro", "loss", "epochs", "seconds"]].to_dict("records")
+    per_fold: list[dict[str, Any]] = results[["arm", "repeat", "fold", "status", "accuracy", "f1_macro", "loss", "epochs", "seconds"]].to_dict("records")  # type: ignore[assignment]
     significance = json.loads((run_dir / "stats.json").read_text()) if (run_dir / "stats.json").exists() else None
     if significance:
         warnings += [f"statistics: {w}" for w in significance["warnings"]]

@@ -90,7 +90,7 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int) -> Splits:
         if groups is not None:
             kfold = StratifiedGroupKFold(cv.folds, shuffle=True, random_state=rs) if cv.stratify else None
             iterator = (kfold.split(pool, labels[pool], pool_groups) if kfold else
-                        _group_kfold(pool_groups, cv.folds, rs))
+                        _group_kfold(groups[pool], cv.folds, rs))
         elif cv.stratify:
             iterator = StratifiedKFold(cv.folds, shuffle=True, random_state=rs).split(pool, labels[pool])
         else:

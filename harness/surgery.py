@@ -56,9 +56,10 @@ def apply_attention(stages: Mapping[int, nn.Sequential], plan: AttentionPlan) ->
                 block.se = plan.layer(out_channels)
             elif plan.placement == "pre":
                 conv1 = block.conv1
+                assert isinstance(conv1, nn.Conv2d)
                 block.conv1 = nn.Sequential(plan.layer(conv1.in_channels), conv1)
             elif plan.placement == "identity":
-                parts = [block.downsample] if block.downsample is not None else []
+                parts = [block.downsample] if isinstance(block.downsample, nn.Module) else []
                 block.downsample = nn.Sequential(*parts, plan.layer(out_channels))
             else:
                 stage[index] = PostAttention(block, plan.layer(out_channels))

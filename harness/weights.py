@@ -90,7 +90,7 @@ def cached_weights_file(name: str) -> Path | None:
             if isinstance(found, str):
                 return Path(found)
     if cfg.url:
-        candidate = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(cfg.url).path)
+        candidate = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(str(cfg.url)).path)
         if candidate.is_file():
             return candidate
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,8 @@ def cliffs_delta(a: Sequence[float], b: Sequence[float]) -> float:
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(x) == 0 or len(y) == 0:
         raise StatsError("cliffs_delta needs two non-empty samples")
-    return float((np.sum(x[:, None] > y[None, :]) - np.sum(x[:, None] < y[None, :])) / (len(x) * len(y)))
+    greater, less = int(np.sum(x[:, None] > y[None, :])), int(np.sum(x[:, None] < y[None, :]))
+    return (greater - less) / (len(x) * len(y))
 
 
 def effect_sizes(a: Sequence[float], b: Sequence[float]) -> EffectSizes:
@@ -72,13 +74,14 @@ def bootstrap_ci(
     y, pa, pb = (np.asarray(v) for v in (y_true, pred_a, pred_b))
     if not (y.shape == pa.shape == pb.shape) or len(y) < 2:
         raise StatsError("bootstrap_ci needs three 1-D arrays of equal length >= 2")
+    statistic: Callable[..., Any]
     if metric is None:
         statistic, vectorized, estimate = _accuracy_difference, True, float(_accuracy_difference(y, pa, pb))
     else:
-        def statistic(yy: np.ndarray, aa: np.ndarray, bb: np.ndarray) -> float:
+        def metric_difference(yy: np.ndarray, aa: np.ndarray, bb: np.ndarray) -> float:
             return metric(yy, aa) - metric(yy, bb)
 
-        vectorized, estimate = False, float(statistic(y, pa, pb))
+        statistic, vectorized, estimate = metric_difference, False, float(metric_difference(y, pa, pb))
     if np.array_equal(pa == y, pb == y) and metric is None:
         return Interval(estimate, estimate, estimate, confidence, "paired BCa bootstrap (degenerate: same correctness)")
     result = bootstrap((y, pa, pb), statistic, paired=True, vectorized=vectorized, method="BCa",
