@@ -4,9 +4,9 @@ images (decoded exactly once) and the splits."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
