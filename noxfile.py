@@ -35,3 +35,25 @@ def quickstart(session: nox.Session) -> None:
     """Run the quickstart study (bundled synthetic ultrasound, CPU)."""
     session.install("-e", ".")
     session.run("harness", "run", "studies/quickstart.yaml", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Run the standard benchmark set and write bench.csv."""
+    import json
+
+    session.install("-e", ".", "pandas")
+    configs = [
+        ["--backbone", "resnet20", "--image-size", "32", "--batch-size", "64", "--steps", "100"],
+        ["--backbone", "resnet18", "--image-size", "64", "--batch-size", "32", "--steps", "60"],
+        ["--backbone", "resnet20", "--attention", "{name: se, reduction: 16}", "--image-size", "32", "--batch-size", "64", "--steps", "100"],
+    ]
+    rows = []
+    for config in configs:
+        out = session.run("harness", "bench", *config, "--json", *session.posargs, silent=True)
+        rows.append(json.loads(str(out).strip().splitlines()[-1]))
+    header = list(rows[0])
+    lines = [",".join(header)] + [",".join(str(r[k]).replace(",", ";") for k in header) for r in rows]
+    with open("bench.csv", "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    session.log("wrote bench.csv")
