@@ -187,14 +187,22 @@ def cmd_model(args: argparse.Namespace) -> int:
     model = build_model(registry, args.backbone, name, options, num_classes=args.classes,
                         in_chans=args.in_chans, image_size=args.image_size)
     cost = model_cost(model, args.in_chans, args.image_size)
+    layers = [{"name": n, "type": type(m).__name__, "params": sum(p.numel() for p in m.parameters())}
+              for n, m in model.named_children()]
+    stages: dict[str, set[float]] = {}
+    for row in cost.attention:
+        stages.setdefault(row["module"].split(".")[0], set()).add(row["ratio"])
     if args.json:
-        print(json.dumps({"backbone": args.backbone, "params": cost.params, "flops": cost.flops,
-                          "attention": {"name": name, **options, "modules": cost.attention}}, indent=1))
+        print(json.dumps({"backbone": args.backbone, "params": cost.params, "flops": cost.flops, "layers": layers,
+                          "attention": {"name": name, **options, "modules": cost.attention,
+                                        "ratio_per_stage": {k: sorted(v) for k, v in stages.items()}}}, indent=1))
         return 0
     print(f"{args.backbone} + {name} {options or ''}")
     print(f"  params {cost.params:,}   FLOPs {cost.flops / 1e9:.3f} G at {args.image_size}x{args.image_size}")
-    for row in cost.attention:
-        print(f"  {row['module']:<28} C={row['channels']:<5} hidden={row['hidden']:<4} r={row['ratio']:g}")
+    for layer in layers:
+        print(f"  {layer['name']:<14} {layer['type']:<20} {layer['params']:>12,}")
+    for stage, ratios in stages.items():
+        print(f"  effective SE ratio in {stage}: {', '.join(f'{r:g}' for r in sorted(ratios))}")
     return 0
 
 
