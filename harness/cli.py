@@ -89,8 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
-    report = sub.add_parser("report", help="re-render report.html from a finished run (no retraining)")
-    report.add_argument("run_dir", type=Path)
+    report = sub.add_parser("report", help="re-render report.html from a finished run (no retraining); two runs: side by side")
+    report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     report.add_argument("--out", type=Path)
     return parser
 
@@ -278,9 +278,14 @@ def _bench_data(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import write_report
+    from harness.report import write_comparison, write_report
 
-    print(write_report(args.run_dir, None, args.out))
+    if len(args.run_dirs) == 1:
+        print(write_report(args.run_dirs[0], None, args.out))
+    elif len(args.run_dirs) == 2:
+        print(write_comparison(*args.run_dirs, args.out or Path("comparison.html")))
+    else:
+        raise HarnessError("harness report takes one run directory, or two to compare")
     return 0
 
 

@@ -127,3 +127,20 @@ class StudyContext:
     study_name: str
     run_dir: Path
     results: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A report section from a plugin: a Jinja template (autoescaped) rendered with ``context``."""
+
+    title: str
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Passed to ``report_sections``: the run directory and the report's data."""
+
+    run_dir: Path
+    data: Any

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
         DatasetInfo,
         FoldContext,
         OptimizerInfo,
+        ReportContext,
+        ReportSection,
         SchedulerInfo,
         StudyContext,
     )
@@ -66,3 +69,19 @@ def study_finished(context: StudyContext) -> None:
 
     :param context: the study's name, run directory and results table.
     """
+
+
+# -- reporting -----------------------------------------------------------------------------
+
+
+@hookspec
+def report_sections(context: ReportContext) -> list[ReportSection]:
+    """Return extra sections for the HTML report.
+
+    :param context: the run directory and the report's data (``ReportData``).
+    """
+
+
+@hookspec
+def report_filters() -> dict[str, Callable[..., Any]]:
+    """Return Jinja filters (name -> function) that report templates, plugin sections included, may use."""

@@ -1,10 +1,14 @@
-"""The HTML report: build plain :class:`ReportData` from a run directory, then render it with Jinja."""
+"""The HTML report: build plain :class:`ReportData` from a run directory, then render it with Jinja.
+
+Everything comes from stored outputs (results, predictions, histories, checkpoints, the decoded
+image cache); nothing is retrained. Jinja autoescapes every user string (class, arm, study names).
+"""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
+import math
+import warnings as pywarnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,9 +20,18 @@ import pandas as pd
 from harness import __version__
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
+from harness.report_plots import curves_png
 
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "roc_auc_ovr")
+
+
+@dataclass
+class MetricSummary:
+    mean: float
+    sd: float
+    low: float  # 95 % t-interval of the mean over folds (folds are correlated: read it as descriptive)
+    high: float
 
 
 @dataclass
@@ -29,8 +42,11 @@ class ArmSummary:
     params: int
     flops: int
     folds: int
-    metrics: dict[str, tuple[float, float]]  # metric -> (mean, sd)
+    metrics: dict[str, MetricSummary]
+    test_metrics: dict[str, MetricSummary]
     seconds: float
+    throughput: float  # training images per second
+    highlight: bool = False
 
 
 @dataclass
@@ -38,6 +54,8 @@ class ReportData:
     study_name: str
     created: str
     harness_version: str
+    plugins: list[dict[str, str]]
+    git_commit: str
     device: str
     seed: int
     protocol: str
@@ -46,117 +64,206 @@ class ReportData:
     arms: list[ArmSummary]
     per_fold: list[dict[str, Any]]
     confusion: dict[str, list[list[int]]]
+    confusion_normalized: dict[str, list[list[float]]]
+    per_class: dict[str, list[dict[str, Any]]]
     curves: dict[str, str]  # arm -> base64 PNG
     significance: dict[str, Any] | None = None  # stats.json (harness.compare)
+    gallery: dict[str, str] = field(default_factory=dict)
+    insight: dict[str, dict[str, str]] = field(default_factory=dict)
+    tuning: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    sections: list[dict[str, Any]] = field(default_factory=list)
+
+    def curve_names(self) -> list[str]:
+        return list(self.curves)
 
 
-def protocol_text(study: dict[str, Any]) -> str:
+def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
     cv = study["cv"]
-    parts = [f"{cv['folds']}-fold {'stratified ' if cv.get('stratify', True) else ''}CV"]
+    kind = "stratified " if cv.get("stratify", True) else ""
+    text = f"{cv['folds']}-fold {kind}CV"
     if cv.get("group"):
-        parts[0] += f" grouped by {cv['group']}"
-    parts.append(f"{cv['repeats']} repeat{'s' if cv['repeats'] != 1 else ''}")
+        text += f" grouped by {cv['group']}"
+    parts = [text, f"{cv['repeats']} repeat{'s' if cv['repeats'] != 1 else ''}"]
     if cv.get("test_fraction"):
         parts.append(f"held-out test {cv['test_fraction'] * 100:g} %")
+    elif has_test:
+        parts.append("held-out test: the dataset's official split")
     return ", ".join(parts)
 
 
-def _curve_png(histories: list[pd.DataFrame], title: str) -> str:
-    import matplotlib
+def summarize(values: pd.Series) -> MetricSummary:
+    from scipy import stats
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 3), dpi=80)
-    for h in histories:
-        ax_loss.plot(h["epoch"], h["train_loss"], color="tab:blue", alpha=0.4)
-        ax_loss.plot(h["epoch"], h["val_loss"], color="tab:orange", alpha=0.4)
-        ax_acc.plot(h["epoch"], h["val_accuracy"], color="tab:orange", alpha=0.4)
-        ax_acc.plot(h["epoch"], h["train_accuracy"], color="tab:blue", alpha=0.4)
-    if histories:
-        lr_axis = ax_acc.twinx()
-        lr_axis.step(histories[0]["epoch"], histories[0]["lr"], color="gray", where="post", linestyle=":")
-        lr_axis.set_ylabel("lr")
-    ax_loss.set(title=f"{title}: loss (blue train, orange val)", xlabel="epoch")
-    ax_acc.set(title="accuracy", xlabel="epoch")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+    clean = values.dropna()
+    n = len(clean)
+    mean = float(clean.mean()) if n else math.nan
+    sd = float(clean.std(ddof=1)) if n > 1 else math.nan
+    half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+    return MetricSummary(mean, sd, mean - half, mean + half)
 
 
-def build_report_data(run_dir: Path) -> ReportData:
+def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
+    """Precision, recall (= sensitivity), F1, specificity and support per class, pooled out of fold."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    labels = list(range(len(class_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    matrix = confusion_matrix(y_true, y_pred, labels=labels)
+    rows = []
+    for c, name in enumerate(class_names):
+        tn = matrix.sum() - matrix[c].sum() - matrix[:, c].sum() + matrix[c, c]
+        fp = matrix[:, c].sum() - matrix[c, c]
+        rows.append({"class": name, "precision": float(precision[c]), "recall": float(recall[c]), "f1": float(f1[c]),
+                     "specificity": float(tn / (tn + fp)) if tn + fp else math.nan, "support": int(support[c])})
+    return rows
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = True) -> ReportData:
     """Everything the report shows, computed from the stored run outputs (no retraining)."""
     import yaml
 
     results_path = run_dir / "results.csv"
-    if not results_path.exists() or results_path.stat().st_size == 0:
-        raise HarnessError(f"{run_dir} has no results.csv yet; run the study first (harness run STUDY)")
+    if not results_path.exists() or results_path.stat().st_size <= 1:
+        raise HarnessError(f"{run_dir} has no results yet; run the study first (harness run STUDY)")
     study_text = (run_dir / "study.yaml").read_text()
     study = yaml.safe_load(study_text)
     results = pd.read_csv(results_path)
-    run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    arms_info = json.loads((run_dir / "arms.json").read_text()) if (run_dir / "arms.json").exists() else {}
-    class_names = json.loads((run_dir / "classes.json").read_text())
+    run_info = _read_json(run_dir / "run.json", {})
+    arms_info = _read_json(run_dir / "arms.json", {})
+    class_names = [str(c) for c in _read_json(run_dir / "classes.json", [])]
     predictions = pd.read_csv(run_dir / "predictions.csv") if (run_dir / "predictions.csv").exists() else pd.DataFrame()
-    warnings = list(f"dataset: {n}" for n in run_info.get("data_notes", []))
+    significance = _read_json(run_dir / "stats.json", None)
+    warnings = [f"dataset: {n}" for n in run_info.get("data_notes", [])]
     if (run_dir / "skipped_images.csv").exists():
         skipped = pd.read_csv(run_dir / "skipped_images.csv")
         warnings += [f"skipped image {row.path}: {row.reason}" for row in skipped.itertuples()]
+    better = {c["arm"] for c in (significance or {}).get("arms", [])
+              if c["verdict"] == "better" and c.get("holm_p") is not None and c["holm_p"] < significance["alpha"]}
     arms = []
     for name, group in results.groupby("arm", sort=False):
         info = arms_info.get(name, {})
+        seconds = float(group["seconds"].sum())
+        images_seen = float((group["n_train"] * group["epochs"]).sum())
         arms.append(ArmSummary(
             name=str(name), backbone=info.get("backbone", ""), attention=info.get("attention", ""),
             params=int(info.get("params", 0)), flops=int(info.get("flops", 0)), folds=len(group),
-            metrics={m: (float(group[m].mean()), float(group[m].std(ddof=1)) if len(group) > 1 else float("nan"))
-                     for m in METRICS if m in group},
-            seconds=float(group["seconds"].sum())))
+            metrics={m: summarize(group[m]) for m in METRICS if m in group},
+            test_metrics={m: summarize(group[f"test_{m}"]) for m in METRICS if f"test_{m}" in group},
+            seconds=seconds, throughput=images_seen / seconds if seconds else math.nan, highlight=name in better))
         warnings += [f"{name}: {note}" for note in info.get("notes", [])]
     for row in results.itertuples():
         if row.status != "ok":
             warnings.append(f"{row.arm} repeat {row.repeat} fold {row.fold}: {row.status} ({row.note})")
-    if study["cv"]["folds"] * study["cv"]["repeats"] < 10:
-        warnings.append(f"only {study['cv']['folds'] * study['cv']['repeats']} paired scores per arm: "
-                        "significance tests have little power")
-    confusion: dict[str, list[list[int]]] = {}
+    warnings += [f"{f}" for f in run_info.get("failures", [])]
+    if significance:
+        warnings += [f"statistics: {w}" for w in significance["warnings"]]
+    confusion, normalized, per_class = {}, {}, {}
     if not predictions.empty:
         from sklearn.metrics import confusion_matrix
 
         oof = predictions[predictions["role"] == "val"]
         for name, group in oof.groupby("arm", sort=False):
-            confusion[str(name)] = confusion_matrix(group["y_true"], group["y_pred"],
-                                                    labels=list(range(len(class_names)))).tolist()
+            matrix = confusion_matrix(group["y_true"], group["y_pred"], labels=list(range(len(class_names))))
+            confusion[str(name)] = matrix.tolist()
+            with np.errstate(invalid="ignore"):
+                normalized[str(name)] = np.nan_to_num(matrix / matrix.sum(1, keepdims=True)).round(3).tolist()
+            per_class[str(name)] = per_class_table(group["y_true"].to_numpy(), group["y_pred"].to_numpy(), class_names)
     curves = {}
     for arm in arms:
         histories = [pd.read_csv(p) for p in sorted((run_dir / "cells" / arm.name).glob("*/history.csv"))]
-        curves[arm.name] = _curve_png(histories, arm.name)
-    per_fold: list[dict[str, Any]] = results[["arm", "repeat", "fold", "status", "accuracy", "f1_macro", "loss", "epochs", "seconds"]].to_dict("records")  # type: ignore[assignment]
-    significance = json.loads((run_dir / "stats.json").read_text()) if (run_dir / "stats.json").exists() else None
-    if significance:
-        warnings += [f"statistics: {w}" for w in significance["warnings"]]
-    return ReportData(
+        if histories:
+            curves[arm.name] = curves_png(histories, arm.name)
+    columns = [c for c in ("arm", "repeat", "fold", "status", "accuracy", "f1_macro", "loss", "test_accuracy",
+                           "epochs", "best_epoch", "seconds") if c in results]
+    data = ReportData(
         study_name=study["name"], created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        harness_version=__version__, device=str(run_info.get("device", "")), seed=int(study["seed"]),
-        protocol=protocol_text(study), study_yaml=study_text, class_names=class_names, arms=arms,
-        per_fold=per_fold, confusion=confusion, curves=curves, significance=significance, warnings=warnings)
+        harness_version=__version__, plugins=run_info.get("plugins", []), git_commit=run_info.get("study_git_commit", ""),
+        device=str(run_info.get("device", "")), seed=int(study["seed"]),
+        protocol=protocol_text(study, "test_accuracy" in results), study_yaml=study_text, class_names=class_names,
+        arms=arms, per_fold=results[columns].to_dict("records"),  # type: ignore[arg-type]
+        confusion=confusion, confusion_normalized=normalized, per_class=per_class, curves=curves,
+        significance=significance, tuning=_read_json(run_dir / "tuning.json", None), warnings=warnings)
+    if insight and not predictions.empty:
+        _add_insight(data, run_dir, study, registry, predictions)
+    return data
 
 
-def render_report(data: ReportData) -> str:
+def _add_insight(data: ReportData, run_dir: Path, study_dict: dict[str, Any], registry: Any, predictions: pd.DataFrame) -> None:
+    """Misclassified gallery, SE excitations and Grad-CAM; a failure here is a warning, never a lost report."""
+    from harness.plugins import load_registry
+    from harness.report_insight import attention_insight, load_run_images, misclassified_gallery
+    from harness.study import load_study
+
+    try:
+        registry = registry or load_registry(study_dict.get("plugins", []))
+        study = load_study(run_dir / "study.yaml")
+        images = load_run_images(run_dir, study, registry)
+        splits = pd.read_csv(run_dir / "splits.csv")
+        for arm in data.arms[:6]:
+            gallery = misclassified_gallery(predictions, images, data.class_names, arm.name)
+            if gallery:
+                data.gallery[arm.name] = gallery
+            if (run_dir / "cells" / arm.name / "r0-f0" / "best.pt").exists():
+                data.insight[arm.name] = attention_insight(
+                    run_dir, arm.name, study_dict["arms"][arm.name], registry, images, predictions, splits,
+                    data.class_names, study.spec.dataset.image_size)
+    except Exception as exc:  # the numbers are the report; pictures are a bonus
+        data.warnings.append(f"attention insight and gallery skipped: {type(exc).__name__}: {exc}")
+
+
+def _environment(registry: Any = None):  # type: ignore[no-untyped-def]
     from importlib.resources import files
 
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    folder = str(files("harness_reports"))
-    env = Environment(loader=FileSystemLoader(folder), autoescape=select_autoescape(default=True, default_for_string=True))
-    env.filters["pct"] = lambda v: "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.2f}"
+    env = Environment(loader=FileSystemLoader(str(files("harness_reports"))),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["pct"] = lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
+    env.filters["num"] = lambda v, f="%.3f": "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f % v
     env.filters["thousands"] = lambda v: f"{v:,}"
+    if registry is not None:
+        for filters in registry.hook().report_filters():
+            env.filters.update(filters or {})
+    return env
+
+
+def render_report(data: ReportData, registry: Any = None, run_dir: Path | None = None) -> str:
+    env = _environment(registry)
+    if registry is not None and run_dir is not None:
+        from harness.components import ReportContext
+
+        for sections in registry.hook().report_sections(context=ReportContext(run_dir, data)):
+            for section in sections or []:
+                html = env.from_string(section.template).render(**section.context, data=data)
+                data.sections.append({"title": section.title, "html": html})
     return env.get_template("report.html.j2").render(data=data, metrics=METRICS)
 
 
 def write_report(run_dir: Path, registry: Any = None, out: Path | None = None) -> Path:
+    if registry is None:
+        from harness.plugins import load_registry
+
+        with pywarnings.catch_warnings():
+            pywarnings.simplefilter("ignore")
+            registry = load_registry()
     target = out or run_dir / "report.html"
-    atomic_write_text(target, render_report(build_report_data(run_dir)))
+    data = build_report_data(run_dir, registry)
+    atomic_write_text(target, render_report(data, registry, run_dir))
     return target
+
+
+def write_comparison(run_a: Path, run_b: Path, out: Path) -> Path:
+    """Two runs' arms side by side; paired statistics only when both used identical splits."""
+    a, b = build_report_data(run_a, insight=False), build_report_data(run_b, insight=False)
+    same_splits = (run_a / "splits.csv").read_bytes() == (run_b / "splits.csv").read_bytes()
+    notes = [] if same_splits else ["the two runs used different splits: their folds are not paired, so no paired "
+                                    "test is made between them; compare means and intervals only"]
+    html = _environment().get_template("compare.html.j2").render(runs=[(run_a.name, a), (run_b.name, b)],
+                                                                  metrics=METRICS, notes=notes, same_splits=same_splits)
+    atomic_write_text(out, html)
+    return out

@@ -188,7 +188,8 @@ class StudyRunner:
                     "device": str(resolve_device(spec.training.device)),
                     "fixed_overhead_seconds": overhead, "timings": data.timings, "data_notes": data.table.notes,
                     "arms": costs, "failures": failures, "total_seconds": time.perf_counter() - started,
-                    "plugins": [vars(p) for p in self.registry.plugins]}
+                    "plugins": [vars(p) for p in self.registry.plugins],
+                    "study_git_commit": _git_commit(self.study.source.parent)}
         atomic_write_text(self.run_dir / "run.json", json.dumps(run_info, indent=1, default=str))
         self._write_stats(results)
         self.registry.hook().study_finished(context=StudyContext(spec.name, self.run_dir, results))
@@ -367,6 +368,18 @@ class StudyRunner:
         if predictions:
             atomic_write_text(self.run_dir / "predictions.csv", pd.concat(predictions).to_csv(index=False))
         return results
+
+
+def _git_commit(folder: Path) -> str:
+    """The commit of the repository holding the study file, if it is in one ('' otherwise)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def run_study(study: LoadedStudy, registry: Registry, options: RunOptions) -> pd.DataFrame:

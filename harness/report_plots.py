@@ -1,0 +1,81 @@
+"""Matplotlib figures for the report, returned as base64 PNG so the HTML stays one self-contained file."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_png(fig) -> str:  # type: ignore[no-untyped-def]
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def curves_png(histories: Sequence[pd.DataFrame], title: str) -> str:
+    """Train/val loss and accuracy per fold (thin), their mean ± sd band, and the LR schedule."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
+            column = f"{split}_{metric}"
+            for h in histories:
+                ax.plot(h["epoch"], h[column], color=color, alpha=0.25, linewidth=0.8)
+            frame = pd.concat([h.set_index("epoch")[column] for h in histories], axis=1)
+            mean, sd = frame.mean(axis=1), frame.std(axis=1).fillna(0)
+            ax.plot(mean.index, mean, color=color, linewidth=2, label=f"{split} (mean)")
+            ax.fill_between(mean.index, mean - sd, mean + sd, color=color, alpha=0.15)
+        ax.set(title=f"{title}: {metric}", xlabel="epoch")
+        lr_axis = ax.twinx()
+        lr_axis.step(histories[0]["epoch"], histories[0]["lr"], where="post", color="gray", linestyle=":", label="lr")
+        lr_axis.set_ylabel("learning rate", color="gray")
+    axes[0].legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def image_grid_png(images: Sequence[np.ndarray], captions: Sequence[str], overlays: Sequence[np.ndarray] | None = None,
+                   columns: int = 6) -> str:
+    """Thumbnails (uint8, C x H x W) with captions, optionally with a heat map overlaid."""
+    plt = _pyplot()
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.5 * rows), dpi=80, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for index, (image, caption) in enumerate(zip(images, captions, strict=True)):
+        ax = axes.flat[index]
+        picture = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+        ax.imshow(picture, cmap="gray" if image.shape[0] == 1 else None)
+        if overlays is not None:
+            ax.imshow(overlays[index], cmap="jet", alpha=0.4)
+        ax.set_title(caption, fontsize=7)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def excitation_png(excitations: dict[str, np.ndarray], class_names: Sequence[str]) -> str:
+    """Mean SE excitation per channel for each class at a few depths (SE paper, Fig. 6 style)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(excitations), figsize=(4 * len(excitations), 2.8), dpi=80, squeeze=False)
+    for ax, (name, values) in zip(axes[0], excitations.items(), strict=True):
+        for row, label in zip(values, class_names, strict=True):
+            ax.plot(np.arange(len(row)), row, linewidth=1, label=str(label))
+        ax.set(title=name, xlabel="channel index", ylabel="mean activation", ylim=(0, 1.05))
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return to_png(fig)

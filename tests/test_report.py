@@ -1,0 +1,111 @@
+"""The report: its data (tested as data), its escaping, plugin sections, and what a browser shows."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from harness.cli import main
+from harness.report import build_report_data, render_report, write_comparison
+
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quickstart study, shrunk to seconds: ResNet-18 with and without SE on phantom data."""
+    out = tmp_path_factory.mktemp("quickstart")
+    study = Path(__file__).parents[1] / "studies" / "quickstart.yaml"
+    shrink = ["training.epochs=2", "dataset.options.per_class=12", "training.threads=2"]
+    assert main(["run", str(study), "--out", str(out), "--quiet", *[a for s in shrink for a in ("--set", s)]]) == 0
+    return out
+
+
+def test_report_data_values(finished_run: Path) -> None:
+    data = build_report_data(finished_run)
+    results = pd.read_csv(finished_run / "results.csv")
+    assert [a.name for a in data.arms] == ["resnet18", "se-resnet18"]
+    for arm in data.arms:
+        accuracy = results[results.arm == arm.name].accuracy
+        summary = arm.metrics["accuracy"]
+        assert summary.mean == pytest.approx(accuracy.mean())
+        assert summary.sd == pytest.approx(accuracy.std(ddof=1))
+        half = stats.t.ppf(0.975, 2) * accuracy.std(ddof=1) / math.sqrt(3)
+        assert (summary.low, summary.high) == (pytest.approx(accuracy.mean() - half), pytest.approx(accuracy.mean() + half))
+        assert arm.folds == 3 and arm.params > 11_000_000 and arm.flops > 0 and arm.throughput > 0
+    assert data.protocol == "3-fold stratified CV, 1 repeat"
+    assert set(data.curves) == {"resnet18", "se-resnet18"}
+    assert sum(sum(row) for row in data.confusion["resnet18"]) == 48  # every sample once, out of fold
+    assert all(abs(sum(row) - 1) < 1e-2 for row in data.confusion_normalized["resnet18"])
+    per_class = {r["class"]: r for r in data.per_class["resnet18"]}
+    assert set(per_class) == {"abdomen", "femur", "head", "thorax"} and all(r["support"] == 12 for r in per_class.values())
+    assert "excitation" in data.insight["se-resnet18"] and "excitation" not in data.insight["resnet18"]
+    assert "gradcam" in data.insight["resnet18"]
+    assert data.significance and data.significance["baseline"] == "resnet18"
+    assert any("only 3 paired scores" in w for w in data.warnings)
+
+
+def test_plugin_sections_and_filters_are_rendered_escaped(finished_run: Path) -> None:
+    import pluggy
+
+    from harness import hookimpl
+    from harness.components import ReportSection
+    from harness.plugins import build_registry, make_plugin_manager
+
+    class Extra:
+        @hookimpl
+        def report_sections(self, context):  # type: ignore[no-untyped-def]
+            return [ReportSection("Lab notes", "<p>{{ note | shout }}</p>", {"note": "<b>calibrated</b>"})]
+
+        @hookimpl
+        def report_filters(self):  # type: ignore[no-untyped-def]
+            return {"shout": lambda text: text.upper()}
+
+    pm, records = make_plugin_manager()
+    pm.register(Extra(), name="extra")
+    registry = build_registry(pm, records)
+    assert isinstance(pm, pluggy.PluginManager)
+    html = render_report(build_report_data(finished_run, registry, insight=False), registry, finished_run)
+    assert "<h2>Lab notes</h2>" in html and "&lt;B&gt;CALIBRATED&lt;/B&gt;" in html
+
+
+def test_rerender_and_compare_two_runs(finished_run: Path, tmp_path: Path) -> None:
+    assert main(["report", str(finished_run), "--out", str(tmp_path / "again.html")]) == 0
+    assert (tmp_path / "again.html").read_text().count("data:image/png;base64,") >= 4
+    other = tmp_path / "other"
+    shutil.copytree(finished_run, other)
+    html = write_comparison(finished_run, other, tmp_path / "cmp.html").read_text()
+    assert "identical splits" in html and html.count("se-resnet18") >= 2
+    splits = pd.read_csv(other / "splits.csv")
+    splits.loc[0, "fold"] = 1 - splits.loc[0, "fold"]
+    splits.to_csv(other / "splits.csv", index=False)
+    assert "different splits" in write_comparison(finished_run, other, tmp_path / "cmp2.html").read_text()
+
+
+def test_report_in_a_real_browser(finished_run: Path) -> None:
+    """Headless Chromium opens the report: no console errors, every image decodes; screenshot kept."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto((finished_run / "report.html").as_uri())
+        images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "quickstart-report.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    assert len(images) >= 6 and all(ok for _, ok in images), images
+    assert (ARTIFACTS / "quickstart-report.png").stat().st_size > 10_000
