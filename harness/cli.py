@@ -283,7 +283,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if len(args.run_dirs) == 1:
         print(write_report(args.run_dirs[0], None, args.out))
     elif len(args.run_dirs) == 2:
-        print(write_comparison(*args.run_dirs, args.out or Path("comparison.html")))
+        print(write_comparison(args.run_dirs[0], args.run_dirs[1], args.out or Path("comparison.html")))
     else:
         raise HarnessError("harness report takes one run directory, or two to compare")
     return 0

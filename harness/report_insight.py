@@ -100,7 +100,7 @@ def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], re
         for c in range(len(class_names)):
             rows = val[val.y_true == c]
             picks += list(rows.index[rows.y_true == rows.y_pred][:1]) + list(rows.index[rows.y_true != rows.y_pred][:1])
-        positions = [val.index.get_loc(p) for p in picks][:MAX_GALLERY]
+        positions = [int(val.index.get_loc(p)) for p in picks][:MAX_GALLERY]  # type: ignore[arg-type]
         inputs = x[positions].requires_grad_(True)
         targets = torch.tensor(val.y_pred.to_numpy()[positions])
         cam = LayerGradCam(model, target_layer).attribute(inputs, target=targets, relu_attributions=True)
