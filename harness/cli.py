@@ -33,6 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--no-report", action="store_true", help="skip writing report.html")
 
+    tune = sub.add_parser("tune", help="Optuna search (lr, step size, any key) per arm with fold-aware pruning")
+    tune.add_argument("study", type=Path)
+    tune.add_argument("--trials", type=int, help="total trials per arm (a rerun adds up to this many)")
+    tune.add_argument("--storage", help="Optuna storage URL shared by workers (default sqlite in the run dir)")
+    tune.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    tune.add_argument("--out", type=Path)
+    tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    tune.add_argument("--then-run", action="store_true", help="run the study's arms with each arm's best values")
+    tune.add_argument("--quiet", action="store_true")
+
     validate = sub.add_parser("validate", help="check a study file; every problem at once, with line numbers")
     validate.add_argument("study", type=Path)
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -146,6 +156,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"results: {out / 'results.csv'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from harness.runner import RunOptions, run_study
+    from harness.study import load_study
+    from harness.tune import TuneOptions, best_overrides, tune_study
+
+    study, registry = _load(args)
+    out = (args.out or Path("runs") / study.name).resolve()
+    if args.workers > 1:
+        _tune_workers(args, out)
+    options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet)
+    summary = tune_study(study, registry, options, args.overrides)
+    for worker in getattr(args, "extra_workers", []):
+        worker.wait()
+    for arm, info in summary["arms"].items():
+        counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(info["counts"].items()))
+        best = "none complete" if info["best_value"] is None else f"{info['best_value']:.4f} with {info['best_params']}"
+        print(f"{arm}: best {summary['metric']} {best} ({counts})")
+    if args.then_run:
+        tuned = load_study(args.study, [*args.overrides, *best_overrides(summary)])
+        run_study(tuned, registry, RunOptions(out, quiet=args.quiet))
+        print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def _tune_workers(args: argparse.Namespace, out: Path) -> None:
+    """Start extra worker processes on the same storage; this process is one of the workers."""
+    import subprocess
+
+    args.storage = args.storage or f"sqlite:///{out / 'tuning.db'}"
+    command = [sys.executable, "-m", "harness.cli", "tune", str(args.study), "--storage", args.storage, "--quiet",
+               "--out", str(out), *[a for o in args.overrides for a in ("--set", o)]]
+    if args.trials:
+        command += ["--trials", str(args.trials)]
+    args.extra_workers = [subprocess.Popen(command) for _ in range(args.workers - 1)]
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -289,7 +335,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
+COMMANDS = {"run": cmd_run, "tune": cmd_tune, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
             "model": cmd_model, "compare": cmd_compare, "prepare": cmd_prepare, "bench": cmd_bench, "report": cmd_report}
 
 if __name__ == "__main__":

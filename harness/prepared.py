@@ -43,11 +43,12 @@ def load_table(study: LoadedStudy, registry: Registry, cache_dir: Path) -> Image
     return info.load(request)
 
 
-def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: Callable[[str], None] = print) -> PreparedData:
+def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: Callable[[str], None] = print,
+                 cache_dir: Path | None = None) -> PreparedData:
     """Load the table, decode each image once (cached on disk under the run dir), make the splits."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    cache_dir = run_dir / "cache"
+    cache_dir = cache_dir or run_dir / "cache"
     table = load_table(study, registry, cache_dir)
     timings["dataset_indexing"] = time.perf_counter() - started
     for note in table.notes:

@@ -10,7 +10,7 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,12 @@ class RunOptions:
     fresh: bool = False
     quiet: bool = False
     report: bool = True
+    stats: bool = True
+    arms: list[str] | None = None  # run only these arms
+    cache_dir: Path | None = None  # decoded-image cache (default: <out_dir>/cache); tuning trials share one
+    fold_order: list[int] | None = None  # order of the (repeat, fold) cells, as indices into the splits
+    on_cell: Callable[[Arm, Any, dict[str, Any]], None] | None = None  # after each cell; may raise to stop
+    on_epoch: Callable[[Arm, Any, dict[str, float]], None] | None = None  # after each epoch; may raise to stop
 
 
 @dataclass
@@ -115,6 +121,11 @@ class StudyRunner:
     def run_dir(self) -> Path:
         return self.options.out_dir
 
+    @property
+    def arms(self) -> list[Arm]:
+        wanted = self.options.arms
+        return [a for a in self.study.arms.values() if wanted is None or a.name in wanted]
+
     def log(self, message: str) -> None:
         if not self.options.quiet:
             from tqdm import tqdm
@@ -151,7 +162,7 @@ class StudyRunner:
         if spec.training.threads:
             torch.set_num_threads(spec.training.threads)
         atomic_write_text(self.run_dir / "study.yaml", yaml.safe_dump(resolved_study(self.study), sort_keys=False))
-        data = prepare_data(self.study, self.registry, self.run_dir, self.log)
+        data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir)
         write_data_files(self.run_dir, data)
         costs = self._preflight(data)
         overhead = time.perf_counter() - started
@@ -160,13 +171,18 @@ class StudyRunner:
                  f"{data.timings['decode']:.2f}s; fixed overhead {overhead:.2f}s")
         from tqdm import tqdm
 
-        cells = [(arm, f) for arm in self.study.arms.values() for f in data.splits.folds]
+        folds = data.splits.folds
+        if self.options.fold_order is not None:
+            folds = [folds[i] for i in self.options.fold_order]
+        cells = [(arm, f) for arm in self.arms for f in folds]
         bar = tqdm(cells, desc="study", unit="cell", disable=self.options.quiet, position=0)
         failures = []
         for arm, fold in bar:
             bar.set_description(f"{arm.name} r{fold.repeat} f{fold.fold}")
             try:
-                self._run_cell(arm, fold, data, costs[arm.name])
+                result = self._run_cell(arm, fold, data, costs[arm.name])
+                if self.options.on_cell is not None:
+                    self.options.on_cell(arm, fold, result)
             except KeyboardInterrupt:
                 bar.close()
                 self._aggregate(data)
@@ -191,7 +207,8 @@ class StudyRunner:
                     "plugins": [vars(p) for p in self.registry.plugins],
                     "study_git_commit": _git_commit(self.study.source.parent)}
         atomic_write_text(self.run_dir / "run.json", json.dumps(run_info, indent=1, default=str))
-        self._write_stats(results)
+        if self.options.stats:
+            self._write_stats(results)
         self.registry.hook().study_finished(context=StudyContext(spec.name, self.run_dir, results))
         if self.options.report:
             from harness.report import write_report
@@ -214,7 +231,7 @@ class StudyRunner:
     def _preflight(self, data: PreparedData) -> dict[str, dict[str, Any]]:
         """Build every arm once before training: config errors surface now, and cost is recorded."""
         costs = {}
-        for arm in self.study.arms.values():
+        for arm in self.arms:
             try:
                 model = self._build(arm, data)
             except HarnessError as exc:
@@ -244,11 +261,12 @@ class StudyRunner:
             return False
         return bool(stored.get("fingerprint") == fingerprint)
 
-    def _run_cell(self, arm: Arm, fold: Any, data: PreparedData, cost: dict[str, Any]) -> None:
+    def _run_cell(self, arm: Arm, fold: Any, data: PreparedData, cost: dict[str, Any]) -> dict[str, Any]:
+        """Train and evaluate one cell (or reuse it when done with the same settings); its result."""
         cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
         fingerprint = cell_fingerprint(self.study, arm)
         if self._done(cell, fingerprint):
-            return
+            return dict(json.loads((cell / RESULT_FILE).read_text()))
         stored = cell / RESULT_FILE
         if stored.exists() or ((cell / "last.pt").exists() and not self._same_config(cell, fingerprint)):
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: settings changed since it ran; training it again")
@@ -271,7 +289,7 @@ class StudyRunner:
         if resumed:
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: {resumed}")
         outcome = trainer.run()
-        self._write_cell(arm, fold, data, cell, fingerprint, outcome, cost)
+        return self._write_cell(arm, fold, data, cell, fingerprint, outcome, cost)
 
     def _same_config(self, cell: Path, fingerprint: str) -> bool:
         try:
@@ -312,13 +330,15 @@ class StudyRunner:
         def on_epoch(row: dict[str, float]) -> None:
             epoch_bar.n = int(row["epoch"])
             epoch_bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
+            if self.options.on_epoch is not None:
+                self.options.on_epoch(arm, fold, row)
 
         return FoldTrainer(model, optimizer, scheduler, arm.training, self.study.spec.dataset.augment, inputs,
                            cell, seed_for(self.study.spec.seed, fold.repeat, fold.fold), device,
                            should_stop=lambda: self.interrupt.requested, on_epoch=on_epoch)
 
     def _write_cell(self, arm: Arm, fold: Any, data: PreparedData, cell: Path, fingerprint: str,
-                    outcome: Any, cost: dict[str, Any]) -> None:
+                    outcome: Any, cost: dict[str, Any]) -> dict[str, Any]:
         table, n_classes = data.table, data.num_classes
         frames = []
         metrics = {}
@@ -350,10 +370,11 @@ class StudyRunner:
             {k: v for k, v in metrics.items() if isinstance(v, float)}))
         if outcome.status != "ok":
             warnings.warn(f"{arm.name} r{fold.repeat} f{fold.fold}: {outcome.status}: {outcome.note}", stacklevel=2)
+        return result
 
     def _aggregate(self, data: PreparedData) -> pd.DataFrame:
         rows, predictions = [], []
-        for arm in self.study.arms.values():
+        for arm in self.arms:
             fingerprint = cell_fingerprint(self.study, arm)
             for fold in data.splits.folds:
                 cell = self.cell_dir(arm.name, fold.repeat, fold.fold)

@@ -105,6 +105,49 @@ class CompareSpec(StrictModel):
     rope: float = Field(0.01, ge=0)
 
 
+class ParamSpec(StrictModel):
+    """One searched key: ``{low, high[, log, step]}`` (int when low and high are ints) or ``{choices}``."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    step: int | float | None = Field(None, gt=0)
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> ParamSpec:
+        if self.choices is not None:
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("give either non-empty choices or low/high, not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("a range needs low and high (or give choices)")
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        """Integer range: low, high (and step) written as integers."""
+        return (isinstance(self.low, int) and isinstance(self.high, int)
+                and (self.step is None or isinstance(self.step, int)))
+
+
+class TuneSpec(StrictModel):
+    arms: list[str] | None = None
+    metric: str = "accuracy"
+    trials: int = Field(20, ge=1)
+    sampler: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
+    pruner: Literal["wilcoxon", "median", "hyperband", "none"] = "wilcoxon"
+    wilcoxon_p: float = Field(0.1, gt=0, lt=1)
+    space: dict[str, ParamSpec] = Field(min_length=1)
+    storage: str | None = None
+    nested: bool = False
+    enqueue: list[dict[str, Any]] = Field(default_factory=list, description="trials to run first, e.g. the known values")
+
+
 class Study(StrictModel):
     name: str = Field(pattern=ID_PATTERN)
     seed: int = 0
@@ -115,7 +158,7 @@ class Study(StrictModel):
     arms: dict[str, ArmSpec] = Field(default_factory=dict)
     grid: dict[str, list[Any]] | None = None
     compare: CompareSpec = Field(default_factory=CompareSpec)
-    tune: dict[str, Any] | None = None
+    tune: TuneSpec | None = None
 
     @model_validator(mode="after")
     def _has_arms(self) -> Study:

@@ -251,6 +251,8 @@ def load_study(path: str | Path, overrides: Iterable[str] = ()) -> LoadedStudy:
         arms, arm_problems = _resolve_arms(spec, data, file, lines)
         problems += arm_problems
     problems += _baseline_problems(data, file, lines)
+    if spec is not None and spec.tune is not None and not problems:
+        problems += _tune_problems(spec, data, file, lines)
     if problems or spec is None:
         raise StudyError(problems)
     return LoadedStudy(spec=spec, arms=arms, source=source, data=data, lines=lines)
@@ -269,6 +271,41 @@ def _baseline_problems(data: dict[str, Any], file: str, lines: Mapping[Path_, in
     if baseline in names:
         return []
     return [_problem(file, lines, ("compare", "baseline"), f"no arm named {baseline!r}{did_you_mean(baseline, names)}")]
+
+
+TUNE_METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1_macro",
+                "f1_macro": "f1_macro", "f1_weighted": "f1_weighted", "roc_auc": "roc_auc_ovr", "loss": "loss"}
+
+
+def _tune_problems(spec: Study, data: dict[str, Any], file: str, lines: Mapping[Path_, int]) -> list[Problem]:
+    """Every searched key must be a real study key that accepts the range's values."""
+    assert spec.tune is not None
+    problems: list[Problem] = []
+    arm_names = list(spec.arms) + (list(expand_grid(spec.grid)) if spec.grid else [])
+    for name in spec.tune.arms or []:
+        if name not in arm_names:
+            problems.append(_problem(file, lines, ("tune", "arms"), f"no arm named {name!r}{did_you_mean(name, arm_names)}"))
+    if spec.tune.metric not in TUNE_METRICS:
+        problems.append(_problem(file, lines, ("tune", "metric"),
+                                 f"unknown metric {spec.tune.metric!r}{did_you_mean(spec.tune.metric, TUNE_METRICS)}; "
+                                 f"use one of {', '.join(TUNE_METRICS)}"))
+    for key, param in spec.tune.space.items():
+        samples = param.choices if param.choices is not None else [param.low, param.high]
+        for value in samples:
+            trial = copy.deepcopy(data)
+            trial.pop("tune", None)
+            bad = apply_overrides(trial, [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"], {})
+            try:
+                checked = Study.model_validate(trial)
+                _, arm_problems = _resolve_arms(checked, trial, file, {})
+                bad += arm_problems
+            except ValidationError as exc:
+                bad += _pydantic_problems(exc, file, {}, (), Study)
+            if bad:
+                problems.append(_problem(file, lines, ("tune", "space", key),
+                                         f"cannot search {key!r} with value {value!r}: {bad[0].path}: {bad[0].message}"))
+                break
+    return problems
 
 
 def _resolve_arms(

@@ -1,0 +1,257 @@
+"""``harness tune``: Optuna search over any dotted study key, per arm, on the arm's own k-fold CV.
+
+Pruning understands folds: the Wilcoxon pruner compares a trial's per-fold scores with the best
+trial's on the same folds (fold order shuffled per trial); median/hyperband prune on per-epoch
+values within folds. Storage is SQLite in the run directory by default, or any Optuna storage
+URL shared by many workers; RUNNING trials of a dead worker are failed by the heartbeat and
+re-run. ``--trials`` is the total for the study, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.atomic import atomic_write_text
+from harness.errors import HarnessError
+from harness.plugins import Registry
+from harness.schema import ParamSpec, TuneSpec
+from harness.study import TUNE_METRICS, LoadedStudy, load_study
+from harness.train import seed_for
+
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 30
+
+
+@dataclass
+class TuneOptions:
+    out_dir: Path
+    trials: int | None = None
+    storage: str | None = None
+    quiet: bool = False
+    keep_checkpoints: bool = False
+
+
+def storage_for(url: str | None, run_dir: Path) -> Any:
+    """An Optuna storage with heartbeats (so dead workers' trials are re-run): RDB URL or journal file."""
+    import optuna
+    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages.journal import JournalFileBackend
+
+    url = url or f"sqlite:///{run_dir / 'tuning.db'}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
+    if url.startswith("journal:"):
+        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    try:
+        return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                          heartbeat_stale_trial_callback=retry, engine_kwargs={"pool_pre_ping": True})
+    except (ImportError, ModuleNotFoundError) as exc:
+        raise HarnessError(f"storage {url!r} needs a database driver: {exc} (e.g. pip install psycopg2-binary)") from None
+    except optuna.exceptions.StorageInternalError as exc:
+        raise HarnessError(f"cannot open storage {url!r}: {exc}") from None
+    except Exception as exc:  # sqlalchemy's URL/connection errors
+        raise HarnessError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _sampler(tune: TuneSpec, seed: int) -> Any:
+    import optuna
+
+    if tune.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if tune.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    if tune.sampler == "grid":
+        grid = {}
+        for key, p in tune.space.items():
+            if p.choices is not None:
+                grid[key] = p.choices
+            elif p.is_int:
+                grid[key] = list(range(int(p.low or 0), int(p.high or 0) + 1, int(p.step or 1)))
+            elif p.step is not None:
+                count = int(round(((p.high or 0) - (p.low or 0)) / p.step)) + 1
+                grid[key] = [(p.low or 0) + i * p.step for i in range(count)]
+            else:
+                raise HarnessError(f"tune.space.{key}: the grid sampler needs choices or a step")
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner(tune: TuneSpec) -> Any:
+    import optuna
+
+    return {
+        "wilcoxon": lambda: optuna.pruners.WilcoxonPruner(p_threshold=tune.wilcoxon_p, n_startup_steps=2),
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(),
+        "none": lambda: optuna.pruners.NopPruner(),
+    }[tune.pruner]()
+
+
+def suggest(trial: Any, key: str, param: ParamSpec) -> Any:
+    if param.choices is not None:
+        return trial.suggest_categorical(key, param.choices)
+    if param.is_int:
+        return trial.suggest_int(key, int(param.low or 0), int(param.high or 0), step=int(param.step or 1), log=param.log)
+    return trial.suggest_float(key, float(param.low or 0), float(param.high or 0), step=param.step, log=param.log)
+
+
+def arm_overrides(arm: str, params: dict[str, Any]) -> list[str]:
+    """``--set`` lines that give one arm the values: training.* per arm, other keys study-wide."""
+    lines = []
+    for key, value in params.items():
+        target = f"arms.{arm}.{key}" if key.startswith("training.") else key
+        lines.append(f"{target}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}")
+    return lines
+
+
+class ArmObjective:
+    """One trial: the arm's k-fold CV with the suggested values; reports for fold-aware pruning."""
+
+    def __init__(self, study: LoadedStudy, registry: Registry, arm: str, options: TuneOptions, overrides: list[str]):
+        assert study.spec.tune is not None
+        self.study, self.registry, self.arm, self.options = study, registry, arm, options
+        self.tune = study.spec.tune
+        self.base_overrides = overrides
+        self.column = TUNE_METRICS[self.tune.metric]
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        from harness.runner import RunOptions, StudyRunner
+
+        params = {key: suggest(trial, key, p) for key, p in self.tune.space.items()}
+        study = load_study(self.study.source, [*self.base_overrides, *arm_overrides(self.arm, params)])
+        trial_dir = self.options.out_dir / "tuning" / self.arm / f"trial-{trial.number:04d}"
+        n_cells = study.spec.cv.folds * study.spec.cv.repeats
+        order = list(range(n_cells))
+        random.Random(seed_for(self.study.spec.seed, self.arm, trial.number)).shuffle(order)
+        scores: list[float] = []
+        epochs = study.arms[self.arm].training.epochs
+
+        def on_cell(arm: Any, fold: Any, result: dict[str, Any]) -> None:
+            value = float(result[self.column])
+            scores.append(value)
+            if self.tune.pruner == "wilcoxon":
+                trial.report(value, step=fold.repeat * study.spec.cv.folds + fold.fold)  # step = which fold
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after {len(scores)} of {n_cells} folds")
+
+        def on_epoch(arm: Any, fold: Any, row: dict[str, float]) -> None:
+            if self.tune.pruner in ("median", "hyperband"):
+                position = order.index(fold.repeat * study.spec.cv.folds + fold.fold)
+                value = row["val_loss"] if self.column == "loss" else row["val_accuracy"]
+                trial.report(value, step=position * epochs + int(row["epoch"]))
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned in fold {position + 1} of {n_cells}, epoch {int(row['epoch'])}")
+
+        runner = StudyRunner(study, self.registry, RunOptions(
+            trial_dir, quiet=True, report=False, stats=False, arms=[self.arm], cache_dir=self.options.out_dir / "cache",
+            fold_order=order, on_cell=on_cell, on_epoch=on_epoch))
+        try:
+            runner.run()
+        finally:
+            if not self.options.keep_checkpoints:
+                for checkpoint in trial_dir.glob("cells/*/*/*.pt"):
+                    checkpoint.unlink()
+        trial.set_user_attr("fold_scores", scores)
+        return sum(scores) / len(scores)
+
+
+def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, overrides: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    """Tune every selected arm; write ``tuning.json`` (best values, counts, plots) in the run directory."""
+    import optuna
+    from tqdm import tqdm
+
+    tune = study.spec.tune
+    if tune is None:
+        raise HarnessError(f"{study.source}: no 'tune:' section; add one with a search space (see the README)")
+    if tune.nested:
+        raise HarnessError("tune.nested: nested cross-validation is not implemented yet; set nested: false")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    total = options.trials or tune.trials
+    storage = storage_for(options.storage or tune.storage, options.out_dir)
+    direction = "minimize" if TUNE_METRICS[tune.metric] == "loss" else "maximize"
+    summary: dict[str, Any] = {"metric": tune.metric, "direction": direction, "pruner": tune.pruner,
+                               "sampler": tune.sampler, "protocol": "", "arms": {}}
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for arm in tune.arms or list(study.arms):
+        name = f"{study.name}:{arm}"
+        optuna_study = optuna.create_study(storage=storage, study_name=name, direction=direction,
+                                           load_if_exists=True, pruner=_pruner(tune))
+        # seeded, and different on each resume so a rerun does not repeat the first suggestions
+        optuna_study.sampler = _sampler(tune, seed_for(study.spec.seed, arm, len(optuna_study.trials)) % 2**32)
+        for fixed in tune.enqueue:
+            optuna_study.enqueue_trial(fixed, skip_if_exists=True)
+        done = len([t for t in optuna_study.trials if t.state in counted])
+        bar = tqdm(total=total, initial=min(done, total), desc=f"tune {arm}", unit="trial", disable=options.quiet)
+
+        def progress(s: Any, t: Any, bar: Any = bar) -> None:
+            bar.update(1)
+            try:
+                bar.set_postfix(best=f"{s.best_value:.4f}")
+            except ValueError:
+                pass
+
+        if done < total:
+            optuna_study.optimize(ArmObjective(study, registry, arm, options, list(overrides)),
+                                  callbacks=[optuna.study.MaxTrialsCallback(total, states=counted), progress],
+                                  catch=(HarnessError,), gc_after_trial=True)
+        bar.close()
+        summary["arms"][arm] = describe_study(optuna_study)
+    summary["protocol"] = (f"{tune.sampler} sampler, {tune.pruner} pruner, {total} trials per arm; each trial is the "
+                           f"arm's {study.spec.cv.folds}-fold CV (not nested: the tuned score is optimistic, "
+                           "so the comparison runs on fresh seeds of the same folds)")
+    atomic_write_text(options.out_dir / "tuning.json", json.dumps(summary, indent=1, default=str))
+    return summary
+
+
+def describe_study(optuna_study: Any) -> dict[str, Any]:
+    """Best value and params, trial counts by state, and matplotlib plots as base64 PNG."""
+    from collections import Counter
+
+    from harness.report_plots import to_png
+
+    counts = Counter(t.state.name for t in optuna_study.trials)
+    complete = [t for t in optuna_study.trials if t.state.name == "COMPLETE"]
+    out: dict[str, Any] = {"counts": dict(counts), "best_value": None, "best_params": {}, "plots": {}}
+    if complete:
+        out["best_value"], out["best_params"] = optuna_study.best_value, optuna_study.best_params
+    from optuna.visualization import matplotlib as vis
+
+    plots = {"history": vis.plot_optimization_history, "importances": vis.plot_param_importances, "slice": vis.plot_slice}
+    for name, plot in plots.items():
+        if len(complete) < 2:
+            break
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                axes = plot(optuna_study)
+            first = axes.flat[0] if hasattr(axes, "flat") else axes
+            out["plots"][name] = to_png(first.figure)
+        except Exception as exc:  # a plot that cannot be drawn (e.g. one distinct value) is left out
+            out["plots_skipped"] = out.get("plots_skipped", []) + [f"{name}: {exc}"]
+    return out
+
+
+def best_overrides(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    for arm, info in summary["arms"].items():
+        if info["best_params"]:
+            lines += arm_overrides(arm, info["best_params"])
+    return lines
+
+
+def clear_trials(out_dir: Path) -> None:
+    shutil.rmtree(out_dir / "tuning", ignore_errors=True)
