@@ -14,7 +14,7 @@ import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -180,7 +180,7 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     total = options.trials or tune.trials
     storage = storage_for(options.storage or tune.storage, options.out_dir)
-    direction = "minimize" if TUNE_METRICS[tune.metric] == "loss" else "maximize"
+    direction: Literal["minimize", "maximize"] = "minimize" if TUNE_METRICS[tune.metric] == "loss" else "maximize"
     summary: dict[str, Any] = {"metric": tune.metric, "direction": direction, "pruner": tune.pruner,
                                "sampler": tune.sampler, "protocol": "", "arms": {}}
     counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -228,7 +228,7 @@ def describe_study(optuna_study: Any) -> dict[str, Any]:
         out["best_value"], out["best_params"] = optuna_study.best_value, optuna_study.best_params
     from optuna.visualization import matplotlib as vis
 
-    plots = {"history": vis.plot_optimization_history, "importances": vis.plot_param_importances, "slice": vis.plot_slice}
+    plots: dict[str, Any] = {"history": vis.plot_optimization_history, "importances": vis.plot_param_importances, "slice": vis.plot_slice}
     for name, plot in plots.items():
         if len(complete) < 2:
             break
