@@ -116,6 +116,9 @@ class StudyRunner:
     registry: Registry
     options: RunOptions
     interrupt: _Interrupt = field(default_factory=_Interrupt)
+    failures: list[str] = field(default_factory=list)
+    _started: float = 0.0
+    _overhead: float = 0.0
 
     @property
     def run_dir(self) -> Path:
@@ -139,12 +142,18 @@ class StudyRunner:
         with run_lock(self.run_dir):
             if self.options.fresh:
                 self._clear()
-            previous = signal.signal(signal.SIGINT, self.interrupt.handler)
-            self.interrupt.previous = previous
-            try:
+            with self.interruptible():
                 return self._run()
-            finally:
-                signal.signal(signal.SIGINT, previous)
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Ctrl-C sets a flag; the trainer finishes its step, checkpoints and stops."""
+        previous = signal.signal(signal.SIGINT, self.interrupt.handler)
+        self.interrupt.previous = previous
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _clear(self) -> None:
         import shutil
@@ -156,54 +165,54 @@ class StudyRunner:
             else:
                 target.unlink(missing_ok=True)
 
-    def _run(self) -> pd.DataFrame:
+    def setup(self) -> tuple[PreparedData, dict[str, dict[str, Any]]]:
+        """Everything before the first cell: resolved study, data decoded once, splits, every arm built once."""
         spec = self.study.spec
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         if spec.training.threads:
             torch.set_num_threads(spec.training.threads)
         atomic_write_text(self.run_dir / "study.yaml", yaml.safe_dump(resolved_study(self.study), sort_keys=False))
         data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir)
         write_data_files(self.run_dir, data)
         costs = self._preflight(data)
-        overhead = time.perf_counter() - started
-        self.log(f"study {spec.name}: {len(self.study.arms)} arm(s) x {len(data.splits.folds)} fold(s); "
+        self._overhead = time.perf_counter() - self._started
+        self.log(f"study {spec.name}: {len(self.arms)} arm(s) x {len(data.splits.folds)} fold(s); "
                  f"{len(data.table.paths)} images ({data.num_classes} classes), decoded once in "
-                 f"{data.timings['decode']:.2f}s; fixed overhead {overhead:.2f}s")
-        from tqdm import tqdm
+                 f"{data.timings['decode']:.2f}s; fixed overhead {self._overhead:.2f}s")
+        return data, costs
 
-        folds = data.splits.folds
-        if self.options.fold_order is not None:
-            folds = [folds[i] for i in self.options.fold_order]
-        cells = [(arm, f) for arm in self.arms for f in folds]
-        bar = tqdm(cells, desc="study", unit="cell", disable=self.options.quiet, position=0)
-        failures = []
-        for arm, fold in bar:
-            bar.set_description(f"{arm.name} r{fold.repeat} f{fold.fold}")
-            try:
-                result = self._run_cell(arm, fold, data, costs[arm.name])
-                if self.options.on_cell is not None:
-                    self.options.on_cell(arm, fold, result)
-            except KeyboardInterrupt:
-                bar.close()
-                self._aggregate(data)
-                raise Interrupted(
-                    f"interrupted during {arm.name} repeat {fold.repeat} fold {fold.fold}; checkpoint saved in "
-                    f"{self.cell_dir(arm.name, fold.repeat, fold.fold)}; rerun the same command to resume",
-                ) from None
-            except torch.cuda.OutOfMemoryError:
-                message = (f"{arm.name} r{fold.repeat} f{fold.fold}: CUDA out of memory at batch size "
-                           f"{arm.training.batch_size}; try --set training.batch_size={max(1, arm.training.batch_size // 2)}. "
-                           "Fold marked failed; rerun to retry it")
-                failures.append(message)
-                self.log(message)
-                torch.cuda.empty_cache()
+    def run_cell(self, arm: Arm, fold: Any, data: PreparedData, costs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """One cell with the fault handling every runner needs; None when it failed (retried on rerun)."""
+        try:
+            result = self._run_cell(arm, fold, data, costs[arm.name])
+            if self.options.on_cell is not None:
+                self.options.on_cell(arm, fold, result)
+            return result
+        except KeyboardInterrupt:
             self._aggregate(data)
-        bar.close()
+            raise Interrupted(
+                f"interrupted during {arm.name} repeat {fold.repeat} fold {fold.fold}; checkpoint saved in "
+                f"{self.cell_dir(arm.name, fold.repeat, fold.fold)}; rerun the same command to resume",
+            ) from None
+        except torch.cuda.OutOfMemoryError:
+            message = (f"{arm.name} r{fold.repeat} f{fold.fold}: CUDA out of memory at batch size "
+                       f"{arm.training.batch_size}; try --set training.batch_size={max(1, arm.training.batch_size // 2)}. "
+                       "Fold marked failed; rerun to retry it")
+            self.failures.append(message)
+            self.log(message)
+            torch.cuda.empty_cache()
+            return None
+        finally:
+            self._aggregate(data)
+
+    def finish(self, data: PreparedData, costs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+        """results.csv, run.json, stats.json, the study_finished hook and the report."""
+        spec = self.study.spec
         results = self._aggregate(data)
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
                     "device": str(resolve_device(spec.training.device)),
-                    "fixed_overhead_seconds": overhead, "timings": data.timings, "data_notes": data.table.notes,
-                    "arms": costs, "failures": failures, "total_seconds": time.perf_counter() - started,
+                    "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
+                    "arms": costs, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
                     "plugins": [vars(p) for p in self.registry.plugins],
                     "study_git_commit": _git_commit(self.study.source.parent)}
         atomic_write_text(self.run_dir / "run.json", json.dumps(run_info, indent=1, default=str))
@@ -214,9 +223,23 @@ class StudyRunner:
             from harness.report import write_report
 
             write_report(self.run_dir, self.registry)
-        if failures:
-            raise HarnessError("some folds failed:\n" + "\n".join(failures))
+        if self.failures:
+            raise HarnessError("some folds failed:\n" + "\n".join(self.failures))
         return results
+
+    def _run(self) -> pd.DataFrame:
+        from tqdm import tqdm
+
+        data, costs = self.setup()
+        folds = data.splits.folds
+        if self.options.fold_order is not None:
+            folds = [folds[i] for i in self.options.fold_order]
+        cells = [(arm, f) for arm in self.arms for f in folds]
+        with tqdm(cells, desc="study", unit="cell", disable=self.options.quiet, position=0) as bar:
+            for arm, fold in bar:
+                bar.set_description(f"{arm.name} r{fold.repeat} f{fold.fold}")
+                self.run_cell(arm, fold, data, costs)
+        return self.finish(data, costs)
 
     def _write_stats(self, results: pd.DataFrame) -> None:
         """stats.json: every arm vs the baseline with CV-valid tests (skipped for a single arm)."""
