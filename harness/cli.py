@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="discard earlier results in the run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--no-report", action="store_true", help="skip writing report.html")
+    run.add_argument("--storage", help="Optuna storage URL: workers sharing it split the cells between them")
 
     tune = sub.add_parser("tune", help="Optuna search (lr, step size, any key) per arm with fold-aware pruning")
     tune.add_argument("study", type=Path)
@@ -151,7 +152,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     study, registry = _load(args)
     out = (args.out or Path("runs") / study.name).resolve()
-    results = run_study(study, registry, RunOptions(out, fresh=args.fresh, quiet=args.quiet, report=not args.no_report))
+    options = RunOptions(out, fresh=args.fresh, quiet=args.quiet, report=not args.no_report)
+    if args.storage:
+        from harness.distributed import run_with_storage
+
+        results = run_with_storage(study, registry, options, args.storage)
+    else:
+        results = run_study(study, registry, options)
     summary = results.groupby("arm", sort=False)[["accuracy", "f1_macro"]].agg(["mean", "std"])
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"results: {out / 'results.csv'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))

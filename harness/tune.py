@@ -10,6 +10,7 @@ re-run. ``--trials`` is the total for the study, so a rerun resumes.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ from harness.schema import ParamSpec, TuneSpec
 from harness.study import TUNE_METRICS, LoadedStudy, load_study
 from harness.train import seed_for
 
-HEARTBEAT_SECONDS = 10
-GRACE_SECONDS = 30
+HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_INTERVAL", "10"))  # seconds between worker heartbeats
+GRACE_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_GRACE", "30"))  # silence after which a worker counts as dead
 
 
 @dataclass
@@ -40,18 +41,24 @@ class TuneOptions:
 
 def storage_for(url: str | None, run_dir: Path) -> Any:
     """An Optuna storage with heartbeats (so dead workers' trials are re-run): RDB URL or journal file."""
+    import warnings
+
     import optuna
     from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend
 
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     url = url or f"sqlite:///{run_dir / 'tuning.db'}"
     run_dir.mkdir(parents=True, exist_ok=True)
     retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
     if url.startswith("journal:"):
         return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    engine: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        engine["connect_args"] = {"timeout": 60}  # several local workers wait for the file lock instead of failing
     try:
         return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                          heartbeat_stale_trial_callback=retry, engine_kwargs={"pool_pre_ping": True})
+                          heartbeat_stale_trial_callback=retry, engine_kwargs=engine)
     except (ImportError, ModuleNotFoundError) as exc:
         raise HarnessError(f"storage {url!r} needs a database driver: {exc} (e.g. pip install psycopg2-binary)") from None
     except optuna.exceptions.StorageInternalError as exc:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-from harness.atomic import atomic_write_text
 
 ANATOMIES = ("head", "abdomen", "femur", "thorax")
 VERSION = 2  # bump when the generator changes, so cached images are regenerated
@@ -91,11 +92,14 @@ def generate(out_dir: Path, *, classes: int, per_class: int, patients: int, diff
     from PIL import Image
 
     params = dict(classes=classes, per_class=per_class, patients=patients, difficulty=difficulty, size=size, seed=seed, version=VERSION)
+    out_dir.mkdir(parents=True, exist_ok=True)
     folder = out_dir / ("phantom-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12])
     csv_path = folder / "labels.csv"
     if csv_path.exists():
         return csv_path
-    (folder / "images").mkdir(parents=True, exist_ok=True)
+    # Build in a private folder and rename it into place: concurrent workers never see half a dataset.
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=out_dir))
+    (staging / "images").mkdir()
     rng = np.random.default_rng(seed)
     people = [
         dict(dy=rng.normal(0, 0.04), dx=rng.normal(0, 0.04), scale=rng.uniform(0.85, 1.15),
@@ -109,8 +113,12 @@ def generate(out_dir: Path, *, classes: int, per_class: int, patients: int, diff
             patient = int(rng.integers(patients))
             image = render(label, size, difficulty, people[patient], rng)
             name = f"images/{label}_{index:05d}.png"
-            Image.fromarray(image, mode="L").save(folder / name)
+            Image.fromarray(image, mode="L").save(staging / name)
             rows.append(f"{name},{label},P{patient:04d}")
-    (folder / "params.json").write_text(json.dumps(params, indent=2))
-    atomic_write_text(csv_path, "\n".join(rows) + "\n")  # written last: marks the set complete
+    (staging / "params.json").write_text(json.dumps(params, indent=2))
+    (staging / "labels.csv").write_text("\n".join(rows) + "\n")
+    try:
+        os.rename(staging, folder)
+    except OSError:  # another process finished the same dataset first: use theirs
+        shutil.rmtree(staging, ignore_errors=True)
     return csv_path

@@ -1,0 +1,95 @@
+"""``harness run --storage URL``: many workers (processes or machines) share one study's cells.
+
+Every arm x repeat x fold cell is an Optuna trial with fixed parameters, enqueued once (by the
+worker that creates the coordinating Optuna study; creation is atomic in the database). A worker
+claims a cell by popping a waiting trial, runs it in the shared run directory, and completes the
+trial. A killed worker stops sending heartbeats; its RUNNING trial is failed by the survivors and
+re-enqueued, and the cell resumes from its last checkpoint. No home-made queue.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import HarnessError
+from harness.plugins import Registry
+from harness.runner import RunOptions, StudyRunner
+from harness.study import LoadedStudy
+from harness.tune import storage_for
+
+POLL_SECONDS = 1.0
+READY_TIMEOUT = 300.0
+
+
+def _cell_key(params: dict[str, Any]) -> tuple[str, int, int]:
+    return str(params["arm"]), int(params["repeat"]), int(params["fold"])
+
+
+def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions, storage_url: str) -> pd.DataFrame:
+    """Work through the study's cells with the other workers; the worker that sees them all done writes the outputs."""
+    import optuna
+    from optuna.storages import fail_stale_trials
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = storage_for(storage_url, options.out_dir)
+    runner = StudyRunner(study, registry, options)
+    data, costs = runner.setup()
+    name = f"run:{study.name}"
+    cells = {(arm.name, fold.repeat, fold.fold): (arm, fold) for arm in runner.arms for fold in data.splits.folds}
+    try:
+        coordinator = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+        for arm_name, repeat, fold in cells:
+            cell = {"arm": arm_name, "repeat": repeat, "fold": fold}
+            coordinator.enqueue_trial(cell, user_attrs={"cell": cell})
+        coordinator.set_user_attr("cells", len(cells))  # marks the queue complete
+    except optuna.exceptions.DuplicatedStudyError:
+        coordinator = optuna.load_study(study_name=name, storage=storage)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while "cells" not in coordinator.user_attrs:
+            if time.monotonic() > deadline:
+                raise HarnessError(f"storage {storage_url}: the worker that created {name!r} never finished enqueuing") from None
+            time.sleep(POLL_SECONDS)
+    if coordinator.user_attrs["cells"] != len(cells):
+        raise HarnessError(f"storage {storage_url} holds a run of {name!r} with {coordinator.user_attrs['cells']} cells; "
+                           f"this study has {len(cells)}: use another --storage or study name")
+
+    def objective(trial: Any) -> float:
+        if "cell" not in trial.user_attrs:  # nothing was waiting: no cell to claim
+            trial.set_user_attr("idle", True)
+            raise optuna.TrialPruned("no waiting cell")
+        params = trial.user_attrs["cell"]
+        key = _cell_key(params)
+        # records the claimed cell as the trial's params (the enqueued values are fixed)
+        trial.suggest_categorical("arm", sorted({k[0] for k in cells}))
+        trial.suggest_categorical("repeat", sorted({k[1] for k in cells}))
+        trial.suggest_categorical("fold", sorted({k[2] for k in cells}))
+        if key in _completed(coordinator):
+            trial.set_user_attr("duplicate", True)
+            raise optuna.TrialPruned(f"cell {key} already done")
+        arm, fold = cells[key]
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        result = runner.run_cell(arm, fold, data, costs)
+        if result is None:
+            raise HarnessError(f"cell {key} failed: {runner.failures[-1]}")
+        trial.set_user_attr("result", {k: v for k, v in result.items() if isinstance(v, int | float | str)})
+        return float(result["accuracy"])
+
+    with runner.interruptible():
+        while len(_completed(coordinator)) < len(cells):
+            states = [t.state for t in coordinator.get_trials(deepcopy=False)]
+            if optuna.trial.TrialState.WAITING in states:
+                coordinator.optimize(objective, n_trials=1, catch=(HarnessError,))
+            else:
+                fail_stale_trials(coordinator)  # a dead worker's cell goes back to the queue
+                time.sleep(POLL_SECONDS)
+    return runner.finish(data, costs)
+
+
+def _completed(study: Any) -> set[tuple[str, int, int]]:
+    return {_cell_key(t.params) for t in study.get_trials(deepcopy=False)
+            if t.state.name == "COMPLETE" and {"arm", "repeat", "fold"} <= set(t.params)}

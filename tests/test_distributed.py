@@ -1,0 +1,102 @@
+"""Several workers share one study through an Optuna storage; one is killed mid-cell; every cell is
+done exactly once and the survivors finish. On SQLite (a file) and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on loopback (Debian's postgresql package)."""
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not binaries:
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql; .ci/run installs it)")
+    pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install psycopg2-binary)")
+    bindir = binaries[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="harness-pg-", dir="/tmp"))
+    folder.chmod(0o755)
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    data = folder / "data"
+    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"), "-o",
+                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _workers_share_one_study(write_study, tmp_path: Path, url: str) -> None:  # type: ignore[no-untyped-def]
+    study = write_study({"cv": {"folds": 3}, "training": {"epochs": 4}})
+    out = tmp_path / "run"
+    env = dict(os.environ, HARNESS_HEARTBEAT_INTERVAL="1", HARNESS_HEARTBEAT_GRACE="4")
+    command = [sys.executable, "-m", "harness.cli", "run", str(study), "--out", str(out), "--storage", url,
+               "--quiet", "--no-report"]
+    workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for _ in range(3)]
+    try:
+        victim = None
+        deadline = time.monotonic() + 120
+        while victim is None and time.monotonic() < deadline:
+            try:
+                running = [t for t in optuna.load_study(study_name="run:tiny", storage=url).get_trials(deepcopy=False)
+                           if t.state.name == "RUNNING" and "worker" in t.user_attrs]
+            except KeyError:
+                running = []
+            if running:
+                pid = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
+                victim = next((w for w in workers if w.pid == pid), None)
+            time.sleep(0.05)
+        assert victim is not None, "no worker was seen running a cell"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        survivors = [w for w in workers if w is not victim]
+        for worker in survivors:
+            _, err = worker.communicate(timeout=240)
+            assert worker.returncode == 0, err
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    trials = optuna.load_study(study_name="run:tiny", storage=url).get_trials(deepcopy=False)
+    done = Counter((t.params["arm"], t.params["repeat"], t.params["fold"]) for t in trials if t.state.name == "COMPLETE")
+    assert len(done) == 6 and set(done.values()) == {1}, done  # every cell exactly once
+    assert any(t.state.name == "FAIL" for t in trials)  # the killed worker's trial, failed by the heartbeat
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 6 and not results.duplicated(["arm", "repeat", "fold"]).any()
+
+
+def test_workers_on_sqlite_file(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _workers_share_one_study(write_study, tmp_path, f"sqlite:///{tmp_path / 'storage.db'}")
+
+
+def test_workers_on_postgresql(write_study, tmp_path: Path, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
+    _workers_share_one_study(write_study, tmp_path, postgres_url)
