@@ -235,7 +235,8 @@ def describe_study(optuna_study: Any) -> dict[str, Any]:
         out["best_value"], out["best_params"] = optuna_study.best_value, optuna_study.best_params
     from optuna.visualization import matplotlib as vis
 
-    plots: dict[str, Any] = {"history": vis.plot_optimization_history, "importances": vis.plot_param_importances, "slice": vis.plot_slice}
+    plots: dict[str, Any] = {"history": vis.plot_optimization_history, "importances": vis.plot_param_importances,
+                             "slice": vis.plot_slice, "contour": vis.plot_contour}
     for name, plot in plots.items():
         if len(complete) < 2:
             break
