@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from harness.study import _deep_merge as deep_update
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -29,16 +30,6 @@ TINY_STUDY: dict[str, Any] = {
     },
     "compare": {"baseline": "plain"},
 }
-
-
-def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_update(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 @pytest.fixture
