@@ -182,7 +182,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(info["counts"].items()))
         best = "none complete" if info["best_value"] is None else f"{info['best_value']:.4f} with {info['best_params']}"
         print(f"{arm}: best {summary['metric']} {best} ({counts})")
-    if args.then_run:
+    if args.then_run and study.spec.tune is not None and study.spec.tune.nested:
+        print(f"nested CV: the outer-fold scores are the comparison (report: {out / 'report.html'}); --then-run is not needed")
+    elif args.then_run:
         tuned = load_study(args.study, [*args.overrides, *best_overrides(summary)])
         run_study(tuned, registry, RunOptions(out, quiet=args.quiet))
         print(f"report: {out / 'report.html'}")

@@ -44,7 +44,7 @@ def load_table(study: LoadedStudy, registry: Registry, cache_dir: Path) -> Image
 
 
 def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: Callable[[str], None] = print,
-                 cache_dir: Path | None = None) -> PreparedData:
+                 cache_dir: Path | None = None, subset: np.ndarray | None = None) -> PreparedData:
     """Load the table, decode each image once (cached on disk under the run dir), make the splits."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -68,6 +68,11 @@ def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: Cal
             keep[index] = False
             skipped.append((str(table.paths[index]), reason))
         warnings.warn(f"skipping {len(skipped)} unreadable image(s) (dataset.on_bad_image: skip)", stacklevel=2)
+        table = table.subset(keep)
+        images = DecodedImages(images.pixels[torch.from_numpy(keep)], [])
+    if subset is not None:  # e.g. nested CV: the inner folds see only the outer training part
+        keep = np.zeros(len(table.paths), dtype=bool)
+        keep[subset] = True
         table = table.subset(keep)
         images = DecodedImages(images.pixels[torch.from_numpy(keep)], [])
     splits = make_splits(table, study.spec.cv, study.spec.seed)

@@ -46,6 +46,7 @@ class RunOptions:
     fold_order: list[int] | None = None  # order of the (repeat, fold) cells, as indices into the splits
     on_cell: Callable[[Arm, Any, dict[str, Any]], None] | None = None  # after each cell; may raise to stop
     on_epoch: Callable[[Arm, Any, dict[str, float]], None] | None = None  # after each epoch; may raise to stop
+    subset: Any = None  # sample indices to use instead of the whole dataset (nested CV's outer-train part)
 
 
 @dataclass
@@ -172,7 +173,8 @@ class StudyRunner:
         if spec.training.threads:
             torch.set_num_threads(spec.training.threads)
         atomic_write_text(self.run_dir / "study.yaml", yaml.safe_dump(resolved_study(self.study), sort_keys=False))
-        data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir)
+        data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir,
+                            subset=self.options.subset)
         write_data_files(self.run_dir, data)
         costs = self._preflight(data)
         self._overhead = time.perf_counter() - self._started
@@ -205,10 +207,12 @@ class StudyRunner:
         finally:
             self._aggregate(data)
 
-    def finish(self, data: PreparedData, costs: dict[str, dict[str, Any]]) -> pd.DataFrame:
-        """results.csv, run.json, stats.json, the study_finished hook and the report."""
+    def finish(self, data: PreparedData, costs: dict[str, dict[str, Any]],
+               results: pd.DataFrame | None = None) -> pd.DataFrame:
+        """results.csv (unless given, already written), run.json, stats.json, the study_finished hook, the report."""
         spec = self.study.spec
-        results = self._aggregate(data)
+        if results is None:
+            results = self._aggregate(data)
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
                     "device": str(resolve_device(spec.training.device)),
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,

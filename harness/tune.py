@@ -121,9 +121,12 @@ def arm_overrides(arm: str, params: dict[str, Any]) -> list[str]:
 class ArmObjective:
     """One trial: the arm's k-fold CV with the suggested values; reports for fold-aware pruning."""
 
-    def __init__(self, study: LoadedStudy, registry: Registry, arm: str, options: TuneOptions, overrides: list[str]):
+    def __init__(self, study: LoadedStudy, registry: Registry, arm: str, options: TuneOptions, overrides: list[str],
+                 subset: Any = None, trials_dir: Path | None = None):
         assert study.spec.tune is not None
         self.study, self.registry, self.arm, self.options = study, registry, arm, options
+        self.subset = subset
+        self.trials_dir = trials_dir or options.out_dir / "tuning" / arm
         self.tune = study.spec.tune
         self.base_overrides = overrides
         self.column = TUNE_METRICS[self.tune.metric]
@@ -135,7 +138,7 @@ class ArmObjective:
 
         params = {key: suggest(trial, key, p) for key, p in self.tune.space.items()}
         study = load_study(self.study.source, [*self.base_overrides, *arm_overrides(self.arm, params)])
-        trial_dir = self.options.out_dir / "tuning" / self.arm / f"trial-{trial.number:04d}"
+        trial_dir = self.trials_dir / f"trial-{trial.number:04d}"
         n_cells = study.spec.cv.folds * study.spec.cv.repeats
         order = list(range(n_cells))
         random.Random(seed_for(self.study.spec.seed, self.arm, trial.number)).shuffle(order)
@@ -160,7 +163,7 @@ class ArmObjective:
 
         runner = StudyRunner(study, self.registry, RunOptions(
             trial_dir, quiet=True, report=False, stats=False, arms=[self.arm], cache_dir=self.options.out_dir / "cache",
-            fold_order=order, on_cell=on_cell, on_epoch=on_epoch))
+            fold_order=order, on_cell=on_cell, on_epoch=on_epoch, subset=self.subset))
         try:
             runner.run()
         finally:
@@ -174,13 +177,10 @@ class ArmObjective:
 def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, overrides: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
     """Tune every selected arm; write ``tuning.json`` (best values, counts, plots) in the run directory."""
     import optuna
-    from tqdm import tqdm
 
     tune = study.spec.tune
     if tune is None:
         raise HarnessError(f"{study.source}: no 'tune:' section; add one with a search space (see the README)")
-    if tune.nested:
-        raise HarnessError("tune.nested: nested cross-validation is not implemented yet; set nested: false")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     import warnings
 
@@ -190,19 +190,38 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
     direction: Literal["minimize", "maximize"] = "minimize" if TUNE_METRICS[tune.metric] == "loss" else "maximize"
     summary: dict[str, Any] = {"metric": tune.metric, "direction": direction, "pruner": tune.pruner,
                                "sampler": tune.sampler, "protocol": "", "arms": {}}
-    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    for arm in tune.arms or list(study.arms):
-        name = f"{study.name}:{arm}"
-        optuna_study = optuna.create_study(storage=storage, study_name=name, direction=direction,
-                                           load_if_exists=True, pruner=_pruner(tune))
-        # seeded, and different on each resume so a rerun does not repeat the first suggestions
-        optuna_study.sampler = _sampler(tune, seed_for(study.spec.seed, arm, len(optuna_study.trials)) % 2**32)
-        for fixed in tune.enqueue:
-            optuna_study.enqueue_trial(fixed, skip_if_exists=True)
-        done = len([t for t in optuna_study.trials if t.state in counted])
-        bar = tqdm(total=total, initial=min(done, total), desc=f"tune {arm}", unit="trial", disable=options.quiet)
+    if tune.nested:
+        from harness.nested import nested_tune
 
-        def progress(s: Any, t: Any, bar: Any = bar) -> None:
+        return nested_tune(study, registry, options, list(overrides), storage, total, direction, summary)
+    for arm in tune.arms or list(study.arms):
+        objective = ArmObjective(study, registry, arm, options, list(overrides))
+        optuna_study = optimize_arm(f"{study.name}:{arm}", objective, storage, total, direction, options.quiet)
+        summary["arms"][arm] = describe_study(optuna_study)
+    summary["protocol"] = (f"{tune.sampler} sampler, {tune.pruner} pruner, {total} trials per arm; each trial is the "
+                           f"arm's {study.spec.cv.folds}-fold CV (not nested: the best trial's score is optimistically biased, "
+                           "and a --then-run comparison reuses the folds the values were tuned on)")
+    atomic_write_text(options.out_dir / "tuning.json", json.dumps(summary, indent=1, default=str))
+    return summary
+
+
+def optimize_arm(name: str, objective: ArmObjective, storage: Any, total: int, direction: Literal["minimize", "maximize"],
+                 quiet: bool) -> Any:
+    """Run (or resume) one Optuna study until it holds ``total`` complete or pruned trials."""
+    import optuna
+    from tqdm import tqdm
+
+    tune = objective.tune
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    optuna_study = optuna.create_study(storage=storage, study_name=name, direction=direction,
+                                       load_if_exists=True, pruner=_pruner(tune))
+    # seeded, and different on each resume so a rerun does not repeat the first suggestions
+    optuna_study.sampler = _sampler(tune, seed_for(objective.study.spec.seed, name, len(optuna_study.trials)) % 2**32)
+    for fixed in tune.enqueue:
+        optuna_study.enqueue_trial(fixed, skip_if_exists=True)
+    done = len([t for t in optuna_study.trials if t.state in counted])
+    with tqdm(total=total, initial=min(done, total), desc=f"tune {name}", unit="trial", disable=quiet) as bar:
+        def progress(s: Any, t: Any) -> None:
             bar.update(1)
             try:
                 bar.set_postfix(best=f"{s.best_value:.4f}")
@@ -210,16 +229,9 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
                 pass
 
         if done < total:
-            optuna_study.optimize(ArmObjective(study, registry, arm, options, list(overrides)),
-                                  callbacks=[optuna.study.MaxTrialsCallback(total, states=counted), progress],
+            optuna_study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(total, states=counted), progress],
                                   catch=(HarnessError,), gc_after_trial=True)
-        bar.close()
-        summary["arms"][arm] = describe_study(optuna_study)
-    summary["protocol"] = (f"{tune.sampler} sampler, {tune.pruner} pruner, {total} trials per arm; each trial is the "
-                           f"arm's {study.spec.cv.folds}-fold CV (not nested: the tuned score is optimistic, "
-                           "so the comparison runs on fresh seeds of the same folds)")
-    atomic_write_text(options.out_dir / "tuning.json", json.dumps(summary, indent=1, default=str))
-    return summary
+    return optuna_study
 
 
 def describe_study(optuna_study: Any) -> dict[str, Any]:

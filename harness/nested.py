@@ -1,0 +1,78 @@
+"""Nested cross-validation for tuning: inner folds tune, outer folds estimate.
+
+For every outer (repeat, fold) cell and every tuned arm, an Optuna study runs the arm's k-fold CV
+on the outer *training* part only; the best values are then trained on the whole outer training
+part and scored on the outer validation part, which the tuning never saw. The outer scores form
+the run's ``results.csv``, so the report and ``harness compare`` read an unbiased estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from harness.atomic import atomic_write_text
+from harness.plugins import Registry
+from harness.runner import RunOptions, StudyRunner
+from harness.study import TUNE_METRICS, LoadedStudy, load_study
+from harness.tune import ArmObjective, TuneOptions, arm_overrides, describe_study, optimize_arm
+
+
+def nested_tune(study: LoadedStudy, registry: Registry, options: TuneOptions, overrides: list[str], storage: Any,
+                total: int, direction: Literal["minimize", "maximize"], summary: dict[str, Any]) -> dict[str, Any]:
+    assert study.spec.tune is not None
+    tune = study.spec.tune
+    out = options.out_dir
+    outer = StudyRunner(study, registry, RunOptions(out, quiet=True, report=False, stats=False))
+    data, costs = outer.setup()  # outer splits, classes, arms.json: the frame of the final report
+    column = TUNE_METRICS[tune.metric]
+    rows, predictions = [], []
+    for arm in tune.arms or list(study.arms):
+        summary["arms"][arm] = {"outer": [], "counts": {}, "best_value": None, "best_params": {}, "plots": {}}
+        for index, fold in enumerate(data.splits.folds):
+            tag = f"outer-r{fold.repeat}f{fold.fold}"
+            objective = ArmObjective(study, registry, arm, options, overrides, subset=fold.train,
+                                     trials_dir=out / "nested" / arm / tag)
+            tuned = optimize_arm(f"{study.name}:{arm}:{tag}", objective, storage, total, direction, options.quiet)
+            described = describe_study(tuned)
+            best = described["best_params"]
+            final = load_study(study.source, [*overrides, *arm_overrides(arm, best)])
+            final_dir = out / "nested" / arm / tag / "final"
+            StudyRunner(final, registry, RunOptions(final_dir, quiet=True, report=False, stats=False, arms=[arm],
+                                                    cache_dir=out / "cache", fold_order=[index])).run()
+            cell = final_dir / "cells" / arm / f"r{fold.repeat}-f{fold.fold}"
+            target = outer.cell_dir(arm, fold.repeat, fold.fold)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(cell, target, ignore=shutil.ignore_patterns("*.pt.tmp"))
+            result = json.loads((cell / "result.json").read_text())
+            result.pop("fingerprint", None)
+            rows.append({**result, "tuned_params": json.dumps(best)})
+            predictions.append(pd.read_csv(cell / "predictions.csv"))
+            summary["arms"][arm]["outer"].append({"repeat": fold.repeat, "fold": fold.fold, "best_params": best,
+                                                  "inner_best": described["best_value"], "outer_score": result[column],
+                                                  "counts": described["counts"]})
+            for state, count in described["counts"].items():
+                summary["arms"][arm]["counts"][state] = summary["arms"][arm]["counts"].get(state, 0) + count
+        scores = [o["outer_score"] for o in summary["arms"][arm]["outer"]]
+        summary["arms"][arm]["best_value"] = sum(scores) / len(scores)  # the unbiased nested estimate
+    summary["protocol"] = (f"nested CV: for each of the {len(data.splits.folds)} outer folds, {total} {tune.sampler} "
+                           f"trials ({tune.pruner} pruning) on an inner {study.spec.cv.folds}-fold CV of the outer "
+                           "training part; the best values are scored on the outer fold, which tuning never saw. "
+                           "The results below are those outer scores (unbiased).")
+    results = pd.DataFrame(rows)
+    atomic_write_text(out / "results.csv", results.to_csv(index=False))
+    atomic_write_text(out / "predictions.csv", pd.concat(predictions).to_csv(index=False))
+    atomic_write_text(out / "tuning.json", json.dumps(summary, indent=1, default=str))
+    outer.options.stats = results["arm"].nunique() > 1
+    outer.options.report = True
+    outer.finish(data, costs, results)
+    return summary
+
+
+def inner_sample_ids(trial_dir: Path) -> set[str]:
+    """Every sample an inner trial trained or validated on (for leakage checks)."""
+    return set(pd.read_csv(trial_dir / "splits.csv").sample_id)
