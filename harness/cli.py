@@ -200,7 +200,7 @@ def _tune_workers(args: argparse.Namespace, out: Path) -> None:
                "--out", str(out), *[a for o in args.overrides for a in ("--set", o)]]
     if args.trials:
         command += ["--trials", str(args.trials)]
-    args.extra_workers = [subprocess.Popen(command) for _ in range(args.workers - 1)]
+    args.extra_workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(args.workers - 1)]
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
