@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--no-report", action="store_true", help="skip writing report.html")
     run.add_argument("--storage", help="Optuna storage URL: workers sharing it split the cells between them")
+    run.add_argument("--parallel", type=int, default=1, metavar="N",
+                     help="N worker processes on this machine share the cells (small models do not fill a GPU)")
 
     tune = sub.add_parser("tune", help="Optuna search (lr, step size, any key) per arm with fold-aware pruning")
     tune.add_argument("study", type=Path)
@@ -152,11 +154,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     study, registry = _load(args)
     out = (args.out or Path("runs") / study.name).resolve()
-    options = RunOptions(out, fresh=args.fresh, quiet=args.quiet, report=not args.no_report)
+    if args.parallel > 1:
+        if args.fresh:
+            (out / "cells.db").unlink(missing_ok=True)
+        args.storage = args.storage or _parallel_workers(args, out, study.spec.training.threads)
+        study, registry = _load(args)  # with the per-worker thread count
+    options = RunOptions(out, fresh=args.fresh and not args.storage, quiet=args.quiet, report=not args.no_report)
     if args.storage:
         from harness.distributed import run_with_storage
 
         results = run_with_storage(study, registry, options, args.storage)
+        for worker in getattr(args, "extra_workers", []):
+            worker.wait()
     else:
         results = run_study(study, registry, options)
     summary = results.groupby("arm", sort=False)[["accuracy", "f1_macro"]].agg(["mean", "std"])
@@ -201,6 +210,22 @@ def _tune_workers(args: argparse.Namespace, out: Path) -> None:
     if args.trials:
         command += ["--trials", str(args.trials)]
     args.extra_workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(args.workers - 1)]
+
+
+def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None) -> str:
+    """Start ``--parallel N`` - 1 extra workers on a SQLite storage in the run directory; this process is one.
+    Unless the study sets training.threads, the CPU threads are split between the workers."""
+    import os
+    import subprocess
+
+    out.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{out / 'cells.db'}"
+    if threads is None:
+        args.overrides = [*args.overrides, f"training.threads={max(1, (os.cpu_count() or 1) // args.parallel)}"]
+    command = [sys.executable, "-m", "harness.cli", "run", str(args.study), "--out", str(out), "--storage", storage,
+               "--quiet", "--no-report", *[a for o in args.overrides for a in ("--set", o)]]
+    args.extra_workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(args.parallel - 1)]
+    return storage
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

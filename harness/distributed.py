@@ -39,7 +39,11 @@ def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions
     storage = storage_for(storage_url, options.out_dir)
     runner = StudyRunner(study, registry, options)
     data, costs = runner.setup()
-    name = f"run:{study.name}"
+    from harness.runner import cell_fingerprint
+    from harness.train import seed_for
+
+    # one coordinating study per study configuration: changed settings never reuse stale cells
+    name = f"run:{study.name}:{seed_for(*(cell_fingerprint(study, arm) for arm in runner.arms)) % 10**8:08d}"
     cells = {(arm.name, fold.repeat, fold.fold): (arm, fold) for arm in runner.arms for fold in data.splits.folds}
     try:
         coordinator = optuna.create_study(storage=storage, study_name=name, direction="maximize")

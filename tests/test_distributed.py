@@ -67,9 +67,10 @@ def _workers_share_one_study(write_study, tmp_path: Path, url: str) -> None:  # 
         deadline = time.monotonic() + 120
         while victim is None and time.monotonic() < deadline:
             try:
-                running = [t for t in optuna.load_study(study_name="run:tiny", storage=url).get_trials(deepcopy=False)
-                           if t.state.name == "RUNNING" and "worker" in t.user_attrs]
-            except KeyError:
+                names = [s.study_name for s in optuna.get_all_study_summaries(url)]
+                running = [t for t in optuna.load_study(study_name=names[0], storage=url).get_trials(deepcopy=False)
+                           if t.state.name == "RUNNING" and "worker" in t.user_attrs] if names else []
+            except Exception:  # the storage is not created yet
                 running = []
             if running:
                 pid = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
@@ -86,7 +87,9 @@ def _workers_share_one_study(write_study, tmp_path: Path, url: str) -> None:  # 
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
-    trials = optuna.load_study(study_name="run:tiny", storage=url).get_trials(deepcopy=False)
+    (summary,) = optuna.get_all_study_summaries(url)
+    assert summary.study_name.startswith("run:tiny:")
+    trials = optuna.load_study(study_name=summary.study_name, storage=url).get_trials(deepcopy=False)
     done = Counter((t.params["arm"], t.params["repeat"], t.params["fold"]) for t in trials if t.state.name == "COMPLETE")
     assert len(done) == 6 and set(done.values()) == {1}, done  # every cell exactly once
     assert any(t.state.name == "FAIL" for t in trials)  # the killed worker's trial, failed by the heartbeat
@@ -100,3 +103,20 @@ def test_workers_on_sqlite_file(write_study, tmp_path: Path) -> None:  # type: i
 
 def test_workers_on_postgresql(write_study, tmp_path: Path, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
     _workers_share_one_study(write_study, tmp_path, postgres_url)
+
+
+def test_parallel_local_workers_give_the_sequential_numbers(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from harness.cli import main
+
+    # enough work that the second process (a few seconds to start) still finds cells waiting
+    study = write_study({"dataset": {"options": {"per_class": 48}}, "cv": {"folds": 3}, "training": {"epochs": 4}})
+    assert main(["run", str(study), "--out", str(tmp_path / "seq"), "--quiet", "--no-report"]) == 0
+    assert main(["run", str(study), "--out", str(tmp_path / "par"), "--quiet", "--no-report", "--parallel", "2"]) == 0
+    columns = ["arm", "repeat", "fold", "accuracy", "loss"]
+    sequential = pd.read_csv(tmp_path / "seq" / "results.csv")[columns].sort_values(["arm", "fold"]).reset_index(drop=True)
+    parallel = pd.read_csv(tmp_path / "par" / "results.csv")[columns].sort_values(["arm", "fold"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(sequential, parallel)
+    workers = {t.user_attrs.get("worker") for t in optuna.load_study(
+        study_name=optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'par' / 'cells.db'}")[0].study_name,
+        storage=f"sqlite:///{tmp_path / 'par' / 'cells.db'}").trials if t.state.name == "COMPLETE"}
+    assert len(workers) == 2  # both processes took cells
