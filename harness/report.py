@@ -74,9 +74,6 @@ class ReportData:
     warnings: list[str] = field(default_factory=list)
     sections: list[dict[str, Any]] = field(default_factory=list)
 
-    def curve_names(self) -> list[str]:
-        return list(self.curves)
-
 
 def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
     cv = study["cv"]

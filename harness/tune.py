@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -271,7 +270,3 @@ def best_overrides(summary: dict[str, Any]) -> list[str]:
         if info["best_params"]:
             lines += arm_overrides(arm, info["best_params"])
     return lines
-
-
-def clear_trials(out_dir: Path) -> None:
-    shutil.rmtree(out_dir / "tuning", ignore_errors=True)
