@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, Interrupted
 from harness.plugins import Registry
 from harness.runner import RunOptions, StudyRunner
 from harness.study import LoadedStudy
@@ -24,6 +24,7 @@ from harness.tune import storage_for
 
 POLL_SECONDS = 1.0
 READY_TIMEOUT = 300.0
+MAX_ATTEMPTS = 3  # a cell that fails this often (not by a dead worker) is reported, not retried forever
 
 
 def _cell_key(params: dict[str, Any]) -> tuple[str, int, int]:
@@ -62,6 +63,8 @@ def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions
         raise HarnessError(f"storage {storage_url} holds a run of {name!r} with {coordinator.user_attrs['cells']} cells; "
                            f"this study has {len(cells)}: use another --storage or study name")
 
+    interrupted: list[Interrupted] = []
+
     def objective(trial: Any) -> float:
         if "cell" not in trial.user_attrs:  # nothing was waiting: no cell to claim
             trial.set_user_attr("idle", True)
@@ -72,28 +75,61 @@ def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions
         trial.suggest_categorical("arm", sorted({k[0] for k in cells}))
         trial.suggest_categorical("repeat", sorted({k[1] for k in cells}))
         trial.suggest_categorical("fold", sorted({k[2] for k in cells}))
-        if key in _completed(coordinator):
+        others = _cells_in(coordinator, ("COMPLETE", "RUNNING"), exclude=trial.number)
+        if key in others:
             trial.set_user_attr("duplicate", True)
-            raise optuna.TrialPruned(f"cell {key} already done")
+            raise optuna.TrialPruned(f"cell {key} is already done or taken")
         arm, fold = cells[key]
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        result = runner.run_cell(arm, fold, data, costs)
+        try:
+            result = runner.run_cell(arm, fold, data, costs)
+        except Interrupted as exc:  # Ctrl-C: checkpoint written; stop this worker, the cell stays claimable
+            interrupted.append(exc)
+            raise KeyboardInterrupt from None
         if result is None:
             raise HarnessError(f"cell {key} failed: {runner.failures[-1]}")
         trial.set_user_attr("result", {k: v for k, v in result.items() if isinstance(v, int | float | str)})
         return float(result["accuracy"])
 
     with runner.interruptible():
-        while len(_completed(coordinator)) < len(cells):
-            states = [t.state for t in coordinator.get_trials(deepcopy=False)]
-            if optuna.trial.TrialState.WAITING in states:
-                coordinator.optimize(objective, n_trials=1, catch=(HarnessError,))
-            else:
-                fail_stale_trials(coordinator)  # a dead worker's cell goes back to the queue
-                time.sleep(POLL_SECONDS)
+        while True:
+            done = _cells_in(coordinator, ("COMPLETE",))
+            if len(done) == len(cells):
+                break
+            states = {t.state.name for t in coordinator.get_trials(deepcopy=False)}
+            if "WAITING" in states:
+                try:
+                    coordinator.optimize(objective, n_trials=1, catch=(HarnessError,))
+                except KeyboardInterrupt:
+                    if interrupted:
+                        raise interrupted[0] from None
+                    raise
+                continue
+            fail_stale_trials(coordinator)  # a dead worker's cell goes back to the queue (heartbeat)
+            if not _requeue(coordinator, cells, done):
+                break  # nothing running, nothing left to retry: the rest failed too often
+            time.sleep(POLL_SECONDS)
+    missing = sorted(set(cells) - _cells_in(coordinator, ("COMPLETE",)))
+    runner.failures += [f"cell {key} failed {MAX_ATTEMPTS} times; see the trials in the storage" for key in missing]
     return runner.finish(data, costs)
 
 
-def _completed(study: Any) -> set[tuple[str, int, int]]:
+def _cells_in(study: Any, states: tuple[str, ...], exclude: int | None = None) -> set[tuple[str, int, int]]:
     return {_cell_key(t.params) for t in study.get_trials(deepcopy=False)
-            if t.state.name == "COMPLETE" and {"arm", "repeat", "fold"} <= set(t.params)}
+            if t.state.name in states and t.number != exclude and {"arm", "repeat", "fold"} <= set(t.params)}
+
+
+def _requeue(study: Any, cells: dict[tuple[str, int, int], Any], done: set[tuple[str, int, int]]) -> bool:
+    """Enqueue cells whose trials failed (up to MAX_ATTEMPTS); False when nothing is running or retryable."""
+    from collections import Counter
+
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state.name == "WAITING" for t in trials):
+        return True
+    running = _cells_in(study, ("RUNNING",))
+    failures = Counter(_cell_key(t.params) for t in trials if t.state.name == "FAIL" and {"arm", "repeat", "fold"} <= set(t.params))
+    retry = [k for k in cells if k not in done and k not in running and failures[k] < MAX_ATTEMPTS]
+    for arm, repeat, fold in retry:
+        cell = {"arm": arm, "repeat": repeat, "fold": fold}
+        study.enqueue_trial(cell, user_attrs={"cell": cell})
+    return bool(running or retry)

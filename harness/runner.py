@@ -191,7 +191,6 @@ class StudyRunner:
                 self.options.on_cell(arm, fold, result)
             return result
         except KeyboardInterrupt:
-            self._aggregate(data)
             raise Interrupted(
                 f"interrupted during {arm.name} repeat {fold.repeat} fold {fold.fold}; checkpoint saved in "
                 f"{self.cell_dir(arm.name, fold.repeat, fold.fold)}; rerun the same command to resume",

@@ -120,3 +120,33 @@ def test_parallel_local_workers_give_the_sequential_numbers(write_study, tmp_pat
         study_name=optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'par' / 'cells.db'}")[0].study_name,
         storage=f"sqlite:///{tmp_path / 'par' / 'cells.db'}").trials if t.state.name == "COMPLETE"}
     assert len(workers) == 2  # both processes took cells
+
+
+def test_failed_cells_are_retried_then_given_up() -> None:
+    from harness.distributed import MAX_ATTEMPTS, _requeue
+
+    cells = {("plain", 0, 0): None, ("plain", 0, 1): None}
+
+    def attempt(study: optuna.Study, fold: int, state: optuna.trial.TrialState) -> None:
+        study.enqueue_trial({"arm": "plain", "repeat": 0, "fold": fold})
+        trial = study.ask()
+        trial.suggest_categorical("arm", ["plain"])
+        trial.suggest_categorical("repeat", [0])
+        trial.suggest_categorical("fold", [0, 1])  # fixed below through the trial's params
+        assert trial.params["fold"] in (0, 1)
+        study.tell(trial, 1.0 if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+
+    once = optuna.create_study()
+    attempt(once, 0, optuna.trial.TrialState.COMPLETE)
+    attempt(once, 1, optuna.trial.TrialState.FAIL)
+    assert _requeue(once, cells, {("plain", 0, 0)})  # the failed cell goes back to the queue
+    waiting = [t for t in once.get_trials() if t.state.name == "WAITING"]
+    assert [t.user_attrs["cell"] for t in waiting] == [{"arm": "plain", "repeat": 0, "fold": 1}]
+    assert _requeue(once, cells, {("plain", 0, 0)}) and len(once.get_trials()) == 3  # not enqueued twice
+
+    often = optuna.create_study()
+    attempt(often, 0, optuna.trial.TrialState.COMPLETE)
+    for _ in range(MAX_ATTEMPTS):
+        attempt(often, 1, optuna.trial.TrialState.FAIL)
+    assert not _requeue(often, cells, {("plain", 0, 0)})  # failed too often: reported, not retried forever
+    assert not any(t.state.name == "WAITING" for t in often.get_trials())
