@@ -36,10 +36,11 @@ class PreparedData:
         return len(self.table.class_names)
 
 
-def load_table(study: LoadedStudy, registry: Registry, cache_dir: Path) -> ImageTable:
+def load_table(study: LoadedStudy, registry: Registry, cache_dir: Path, study_dir: Path | None = None) -> ImageTable:
+    """The dataset plugin's table; relative dataset paths resolve against the study file's folder."""
     spec = study.spec.dataset
     info = registry.dataset(spec.name)
-    request = DatasetRequest(spec.options, study.source.parent.resolve(), cache_dir, study.spec.seed)
+    request = DatasetRequest(spec.options, (study_dir or study.source.parent).resolve(), cache_dir, study.spec.seed)
     return info.load(request)
 
 

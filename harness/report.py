@@ -199,7 +199,9 @@ def _add_insight(data: ReportData, run_dir: Path, study_dict: dict[str, Any], re
     try:
         registry = registry or load_registry(study_dict.get("plugins", []))
         study = load_study(run_dir / "study.yaml")
-        images = load_run_images(run_dir, study, registry)
+        run_info = _read_json(run_dir / "run.json", {})
+        study_dir = Path(run_info["study_dir"]) if run_info.get("study_dir") else None
+        images = load_run_images(run_dir, study, registry, study_dir)
         splits = pd.read_csv(run_dir / "splits.csv")
         for arm in data.arms[:6]:
             gallery = misclassified_gallery(predictions, images, data.class_names, arm.name)

@@ -24,11 +24,11 @@ class RunImages:
     index: dict[str, int]
 
 
-def load_run_images(run_dir: Path, study: Any, registry: Any) -> RunImages:
+def load_run_images(run_dir: Path, study: Any, registry: Any, study_dir: Path | None = None) -> RunImages:
     from harness.data import decode_images
     from harness.prepared import load_table
 
-    table = load_table(study, registry, run_dir / "cache")
+    table = load_table(study, registry, run_dir / "cache", study_dir)
     decoded = decode_images(table.paths, study.spec.dataset.image_size, run_dir / "cache")
     return RunImages(decoded.pixels, {sid: i for i, sid in enumerate(table.sample_ids)})
 

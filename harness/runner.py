@@ -217,7 +217,8 @@ class StudyRunner:
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
                     "arms": costs, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
                     "plugins": [vars(p) for p in self.registry.plugins],
-                    "study_git_commit": _git_commit(self.study.source.parent)}
+                    "study_git_commit": _git_commit(self.study.source.parent),
+                    "study_dir": str(self.study.source.parent.resolve())}
         atomic_write_text(self.run_dir / "run.json", json.dumps(run_info, indent=1, default=str))
         if self.options.stats:
             self._write_stats(results)

@@ -86,6 +86,7 @@ def test_ultrasound_csv_with_untrusted_labels_is_escaped(tmp_path: Path) -> None
     out = tmp_path / "run"
     _run(study, out, report=True)
     html = (out / "report.html").read_text()
+    assert "attention insight and gallery skipped" not in html  # the relative dataset path still resolves
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(2)&gt;" in html
 
