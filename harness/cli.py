@@ -200,31 +200,32 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tune_workers(args: argparse.Namespace, out: Path) -> None:
-    """Start extra worker processes on the same storage; this process is one of the workers."""
+def _spawn_workers(args: argparse.Namespace, command: str, out: Path, storage: str, count: int, *extra: str) -> None:
+    """Start ``count`` quiet worker processes of ``harness COMMAND`` on one storage (this process is one more)."""
     import subprocess
 
+    line = [sys.executable, "-m", "harness.cli", command, str(args.study), "--out", str(out), "--storage", storage,
+            "--quiet", *extra, *[a for o in args.overrides for a in ("--set", o)]]
+    args.extra_workers = [subprocess.Popen(line, stdout=subprocess.DEVNULL) for _ in range(count)]
+
+
+def _tune_workers(args: argparse.Namespace, out: Path) -> None:
+    """``tune --workers N``: N - 1 extra workers on the same storage."""
     args.storage = args.storage or f"sqlite:///{out / 'tuning.db'}"
-    command = [sys.executable, "-m", "harness.cli", "tune", str(args.study), "--storage", args.storage, "--quiet",
-               "--out", str(out), *[a for o in args.overrides for a in ("--set", o)]]
-    if args.trials:
-        command += ["--trials", str(args.trials)]
-    args.extra_workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(args.workers - 1)]
+    _spawn_workers(args, "tune", out, args.storage, args.workers - 1,
+                   *(["--trials", str(args.trials)] if args.trials else []))
 
 
 def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None) -> str:
     """Start ``--parallel N`` - 1 extra workers on a SQLite storage in the run directory; this process is one.
     Unless the study sets training.threads, the CPU threads are split between the workers."""
     import os
-    import subprocess
 
     out.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{out / 'cells.db'}"
     if threads is None:
         args.overrides = [*args.overrides, f"training.threads={max(1, (os.cpu_count() or 1) // args.parallel)}"]
-    command = [sys.executable, "-m", "harness.cli", "run", str(args.study), "--out", str(out), "--storage", storage,
-               "--quiet", "--no-report", *[a for o in args.overrides for a in ("--set", o)]]
-    args.extra_workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(args.parallel - 1)]
+    _spawn_workers(args, "run", out, storage, args.parallel - 1, "--no-report")
     return storage
 
 

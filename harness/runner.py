@@ -118,6 +118,7 @@ class StudyRunner:
     options: RunOptions
     interrupt: _Interrupt = field(default_factory=_Interrupt)
     failures: list[str] = field(default_factory=list)
+    _outputs: dict[Path, tuple[int, dict[str, Any], pd.DataFrame]] = field(default_factory=dict)
     _started: float = 0.0
     _overhead: float = 0.0
 
@@ -399,6 +400,17 @@ class StudyRunner:
             warnings.warn(f"{arm.name} r{fold.repeat} f{fold.fold}: {outcome.status}: {outcome.note}", stacklevel=2)
         return result
 
+    def _cell_outputs(self, cell: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+        """A finished cell's result and predictions, read once per version of its result file."""
+        stamp = (cell / RESULT_FILE).stat().st_mtime_ns
+        cached = self._outputs.get(cell)
+        if cached is None or cached[0] != stamp:
+            result = json.loads((cell / RESULT_FILE).read_text())
+            result.pop("fingerprint", None)
+            cached = (stamp, result, pd.read_csv(cell / "predictions.csv"))
+            self._outputs[cell] = cached
+        return dict(cached[1]), cached[2]
+
     def _aggregate(self, data: PreparedData) -> pd.DataFrame:
         rows, predictions = [], []
         for arm in self.arms:
@@ -407,10 +419,9 @@ class StudyRunner:
                 cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
                 if not self._done(cell, fingerprint):
                     continue
-                result = json.loads((cell / RESULT_FILE).read_text())
-                result.pop("fingerprint", None)
+                result, cell_predictions = self._cell_outputs(cell)
                 rows.append(result)
-                predictions.append(pd.read_csv(cell / "predictions.csv"))
+                predictions.append(cell_predictions)
         results = pd.DataFrame(rows)
         atomic_write_text(self.run_dir / "results.csv", results.to_csv(index=False))
         if predictions:

@@ -120,6 +120,11 @@ def _problem(file: str, lines: Mapping[Path_, int], path: Path_, message: str) -
 # -- overrides and grids --------------------------------------------------------------------
 
 
+def set_line(key: str, value: Any) -> str:
+    """``key=value`` with the value as one line of YAML, the inverse of how --set parses it."""
+    return f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+
+
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str], lines: dict[Path_, int]) -> list[Problem]:
     """Apply ``dotted.key=value`` overrides (values parsed as YAML) in place; mark their lines."""
     problems = []
@@ -294,7 +299,7 @@ def _tune_problems(spec: Study, data: dict[str, Any], file: str, lines: Mapping[
         for value in samples:
             trial = copy.deepcopy(data)
             trial.pop("tune", None)
-            bad = apply_overrides(trial, [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"], {})
+            bad = apply_overrides(trial, [set_line(key, value)], {})
             try:
                 checked = Study.model_validate(trial)
                 _, arm_problems = _resolve_arms(checked, trial, file, {})

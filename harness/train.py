@@ -80,13 +80,19 @@ class _State:
     data_seconds: float = 0.0
 
 
-def prepare(x: torch.Tensor, inputs: FoldInputs, channels_last: bool) -> torch.Tensor:
-    """uint8 -> float in [0, 1] with the model's channel count."""
+def to_float(x: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """uint8 -> float in [0, 1] with ``in_chans`` channels (gray repeated, or RGB to luminance)."""
     out = x.float().div_(255)
-    if out.shape[1] == 1 and inputs.in_chans == 3:
-        out = out.expand(-1, 3, -1, -1)
-    elif out.shape[1] == 3 and inputs.in_chans == 1:
-        out = (out * torch.tensor([0.299, 0.587, 0.114], device=out.device)[None, :, None, None]).sum(1, keepdim=True)
+    if out.shape[1] == 1 and in_chans == 3:
+        return out.expand(-1, 3, -1, -1)
+    if out.shape[1] == 3 and in_chans == 1:
+        return (out * torch.tensor([0.299, 0.587, 0.114], device=out.device)[None, :, None, None]).sum(1, keepdim=True)
+    return out
+
+
+def prepare(x: torch.Tensor, inputs: FoldInputs, channels_last: bool) -> torch.Tensor:
+    """A batch as the model takes it: float, its channel count, its memory format."""
+    out = to_float(x, inputs.in_chans)
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 

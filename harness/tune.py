@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.plugins import Registry
 from harness.schema import ParamSpec, TuneSpec
-from harness.study import TUNE_METRICS, LoadedStudy, load_study
+from harness.study import TUNE_METRICS, LoadedStudy, load_study, set_line
 from harness.train import seed_for
 
 HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_INTERVAL", "10"))  # seconds between worker heartbeats
@@ -113,7 +111,7 @@ def arm_overrides(arm: str, params: dict[str, Any]) -> list[str]:
     lines = []
     for key, value in params.items():
         target = f"arms.{arm}.{key}" if key.startswith("training.") else key
-        lines.append(f"{target}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}")
+        lines.append(set_line(target, value))
     return lines
 
 

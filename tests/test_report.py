@@ -51,8 +51,6 @@ def test_report_data_values(finished_run: Path) -> None:
 
 
 def test_plugin_sections_and_filters_are_rendered_escaped(finished_run: Path) -> None:
-    import pluggy
-
     from harness import hookimpl
     from harness.components import ReportSection
     from harness.plugins import build_registry, make_plugin_manager
@@ -69,7 +67,6 @@ def test_plugin_sections_and_filters_are_rendered_escaped(finished_run: Path) ->
     pm, records = make_plugin_manager()
     pm.register(Extra(), name="extra")
     registry = build_registry(pm, records)
-    assert isinstance(pm, pluggy.PluginManager)
     html = render_report(build_report_data(finished_run, registry, insight=False), registry, finished_run)
     assert "<h2>Lab notes</h2>" in html and "&lt;B&gt;CALIBRATED&lt;/B&gt;" in html
 
