@@ -1,6 +1,7 @@
 """``harness bench``: harness train-step throughput against a bare hand-written PyTorch loop on the
-same model, batches and device, interleaved so the ratio holds on a noisy machine; inference
-throughput and peak memory too. ``harness bench data STUDY`` reports the data pipeline's share."""
+same model, batches and device, interleaved so the ratio holds on a noisy machine; for an attention
+variant also the plain backbone (``attention_ratio``); inference throughput, peak memory and the
+host time spent preparing batches (``data_share``) too. ``harness bench data STUDY`` reports the data pipeline's share."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import copy
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from harness.models import build_model
 from harness.plugins import Registry
@@ -52,17 +55,47 @@ def _peak_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_bench(config: BenchConfig, registry: Registry) -> dict[str, Any]:
+Loop = Callable[[int, int], float]
+
+
+def _build(config: BenchConfig, registry: Registry, attention: str, options: dict[str, Any],
+           device: torch.device) -> nn.Module:
+    torch.manual_seed(0)
+    return build_model(registry, config.backbone, attention, options, num_classes=config.classes,
+                       in_chans=config.in_chans, image_size=config.image_size).to(device)
+
+
+def _interleaved(loops: dict[str, Loop], rounds: int, per_round: int) -> dict[str, float]:
+    """Total seconds per loop over ``rounds``, the order rotated each round so drift hits all alike."""
+    totals = dict.fromkeys(loops, 0.0)
+    names = list(loops)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            totals[name] += loops[name](per_round, r * per_round)
+    return totals
+
+
+def _profile_table(loop: Loop, device: torch.device, steps: int) -> str:
+    """The torch profiler's busiest operators over ``steps`` harness steps (forward and backward)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        loop(steps, 0)
+    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return str(prof.key_averages().table(sort_by=sort_by, row_limit=20))
+
+
+def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0) -> dict[str, Any]:
+    """Time the harness step, a bare loop on a copy of the same model and, for an attention
+    variant, a bare loop on the plain backbone, all on the same batches in interleaved rounds."""
     device = resolve_device(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
-    torch.manual_seed(0)
-    model = build_model(registry, config.backbone, config.attention, dict(config.attention_options),
-                        num_classes=config.classes, in_chans=config.in_chans, image_size=config.image_size).to(device)
+    model = _build(config, registry, config.attention, dict(config.attention_options), device)
     training = TrainingSpec(batch_size=config.batch_size, amp=config.amp, channels_last=config.channels_last,
                             optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9})
-    bare_model = copy.deepcopy(model)
     n = config.batch_size * max(config.steps, config.warmup)
     generator = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, config.in_chans, config.image_size, config.image_size), dtype=torch.uint8,
@@ -76,19 +109,19 @@ def run_bench(config: BenchConfig, registry: Registry) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = FoldTrainer(model, optimizer, scheduler, training, AugmentSpec(enabled=config.augment),
                               inputs, Path(tmp), 0, device)
-    if trainer.channels_last:
-        model.to(memory_format=torch.channels_last)
-        bare_model.to(memory_format=torch.channels_last)
-    if config.compile:
-        trainer.model = torch.compile(model)  # type: ignore[assignment]
-        bare_model = torch.compile(bare_model)  # type: ignore[assignment]
-    bare_optimizer = torch.optim.SGD(bare_model.parameters(), lr=0.01, momentum=0.9)
     batches = [torch.arange(i * config.batch_size, (i + 1) * config.batch_size, device=device)
                for i in range(n // config.batch_size)]
+
+    def ready(net: nn.Module) -> nn.Module:
+        net.train()
+        if trainer.channels_last:
+            net.to(memory_format=torch.channels_last)
+        return torch.compile(net) if config.compile else net  # type: ignore[return-value]
+
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    model.train()
-    bare_model.train()
+    bare_model = copy.deepcopy(model)
+    trainer.model = ready(model)
 
     def harness_steps(count: int, offset: int) -> float:
         _sync(device)
@@ -98,48 +131,61 @@ def run_bench(config: BenchConfig, registry: Registry) -> dict[str, Any]:
         _sync(device)
         return time.perf_counter() - start
 
-    def bare_steps(count: int, offset: int) -> float:
+    def bare_loop(net: nn.Module) -> Loop:
         """The loop a user would write by hand: index, to float, normalise, forward, loss, backward, step."""
-        _sync(device)
-        start = time.perf_counter()
-        for i in range(count):
-            idx = batches[(offset + i) % len(batches)]
-            xb = (x[idx].float().div_(255) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-            if trainer.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with trainer._autocast():
-                loss = F.cross_entropy(bare_model(xb), y[idx])
-            bare_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            bare_optimizer.step()
-        _sync(device)
-        return time.perf_counter() - start
+        net = ready(net)
+        bare_optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
 
-    harness_steps(config.warmup, 0)
-    bare_steps(config.warmup, 0)
+        def steps(count: int, offset: int) -> float:
+            _sync(device)
+            start = time.perf_counter()
+            for i in range(count):
+                idx = batches[(offset + i) % len(batches)]
+                xb = (x[idx].float().div_(255) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+                if trainer.channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with trainer._autocast():
+                    loss = F.cross_entropy(net(xb), y[idx])
+                bare_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                bare_optimizer.step()
+            _sync(device)
+            return time.perf_counter() - start
+
+        return steps
+
+    loops: dict[str, Loop] = {"harness": harness_steps, "bare": bare_loop(bare_model)}
+    if config.attention != "none":
+        loops["plain"] = bare_loop(_build(config, registry, "none", {}, device))
+    for loop in loops.values():
+        loop(config.warmup, 0)
+    trainer.state.data_seconds = 0.0
     per_round = max(1, config.steps // config.rounds)
-    harness_time = bare_time = 0.0
-    for r in range(config.rounds):  # interleaved, alternating which goes first
-        first, second = (harness_steps, bare_steps) if r % 2 == 0 else (bare_steps, harness_steps)
-        t_first, t_second = first(per_round, r * per_round), second(per_round, r * per_round)
-        harness_time += t_first if first is harness_steps else t_second
-        bare_time += t_second if first is harness_steps else t_first
+    seconds = _interleaved(loops, config.rounds, per_round)
     images = per_round * config.rounds * config.batch_size
     _sync(device)
     start = time.perf_counter()
     trainer.evaluate(x, y)
     _sync(device)
     infer_time = time.perf_counter() - start
-    return {
+    result: dict[str, Any] = {
         "backbone": config.backbone, "attention": config.attention, "attention_options": dict(config.attention_options),
         "image_size": config.image_size, "batch_size": config.batch_size, "steps": per_round * config.rounds,
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "amp": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "off",
         "channels_last": trainer.channels_last, "compile": config.compile, "augment": config.augment,
-        "train_img_s": images / harness_time, "bare_train_img_s": images / bare_time,
-        "overhead_ratio": bare_time / harness_time, "infer_img_s": n / infer_time, "peak_mem_mb": _peak_mb(device),
+        "train_img_s": images / seconds["harness"], "bare_train_img_s": images / seconds["bare"],
+        "overhead_ratio": seconds["bare"] / seconds["harness"],
+        "data_share": trainer.state.data_seconds / seconds["harness"],
+        "infer_img_s": n / infer_time, "peak_mem_mb": _peak_mb(device),
         "config": asdict(config) | {"attention_options": dict(config.attention_options)},
     }
+    if "plain" in seconds:  # both bare loops: the attention's own cost, free of any harness overhead
+        result["plain_train_img_s"] = images / seconds["plain"]
+        result["attention_ratio"] = seconds["plain"] / seconds["bare"]
+    if profile_steps:
+        result["profile"] = _profile_table(harness_steps, device, profile_steps)
+    return result
 
 
 def data_share(run_dir: Path) -> list[dict[str, Any]]:

@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--compile", action="store_true")
     bench.add_argument("--augment", action="store_true", help="include the harness's augmentation in its steps")
     bench.add_argument("--threads", type=int, help="torch CPU threads")
+    bench.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                       help="also print the torch profiler's busiest operators over STEPS harness steps")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
@@ -323,15 +325,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(args.backbone, name, tuple(sorted(options.items())), args.image_size, args.batch_size,
                          args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, augment=args.augment)
-    result = run_bench(config, _registry(args))
+    result = run_bench(config, _registry(args), profile_steps=args.profile)
+    profile = result.pop("profile", None)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "config"}))
     else:
         print(f"{result['backbone']} + {result['attention']} at {result['image_size']}px, batch {result['batch_size']}, "
               f"{result['device_name']} (amp {result['amp']}, channels_last {result['channels_last']})")
         print(f"  train  harness {result['train_img_s']:.1f} img/s   bare loop {result['bare_train_img_s']:.1f} img/s   "
-              f"ratio {result['overhead_ratio']:.3f}")
+              f"ratio {result['overhead_ratio']:.3f}   batch preparation {100 * result['data_share']:.1f} % of step time")
+        if "attention_ratio" in result:
+            print(f"  plain {result['backbone']} (bare loop) {result['plain_train_img_s']:.1f} img/s   "
+                  f"{result['attention']} / plain throughput {result['attention_ratio']:.3f}")
         print(f"  infer  {result['infer_img_s']:.1f} img/s   peak memory {result['peak_mem_mb']:.0f} MB")
+    if profile:
+        print(profile, file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

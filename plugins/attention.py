@@ -47,18 +47,20 @@ def make_se(options: Mapping[str, Any]) -> AttentionPlan:
     bias = opts.pop("bias", False)
     squeeze = opts.pop("squeeze", "avg")
     excitation = opts.pop("excitation", "sigmoid")
-    _reject_rest(opts, "se", ["reduction", "bias", "squeeze", "excitation", "placement", "stages"])
+    fused = opts.pop("fused", True)
+    _reject_rest(opts, "se", ["reduction", "bias", "squeeze", "excitation", "fused", "placement", "stages"])
     if not isinstance(reduction, int) or isinstance(reduction, bool) or reduction < 1:
         raise HarnessError(f"se: reduction must be a positive integer, got {reduction!r}")
     if squeeze not in ("avg", "max"):
         raise HarnessError(f"se: squeeze must be 'avg' or 'max', got {squeeze!r}")
     if excitation not in EXCITATIONS:
         raise HarnessError(f"se: excitation must be one of {', '.join(EXCITATIONS)}, got {excitation!r}")
-    if not isinstance(bias, bool):
-        raise HarnessError(f"se: bias must be true or false, got {bias!r}")
+    for knob, value in (("bias", bias), ("fused", fused)):
+        if not isinstance(value, bool):
+            raise HarnessError(f"se: {knob} must be true or false, got {value!r}")
     from harness_plugins.se_module import SqueezeExcite
 
-    layer = partial(SqueezeExcite, reduction=reduction, bias=bias, squeeze=squeeze, excitation=excitation)
+    layer = partial(SqueezeExcite, reduction=reduction, bias=bias, squeeze=squeeze, excitation=excitation, fused=fused)
     return AttentionPlan(
         layer=layer,
         placement=placement,
@@ -90,7 +92,8 @@ def register_attention_variants() -> list[AttentionInfo]:
             "se",
             make_se,
             "Squeeze-and-Excitation, hidden width exactly C // reduction; knobs: reduction, bias, "
-            "squeeze avg|max, excitation sigmoid|tanh|relu|hard_sigmoid, placement, stages",
+            "squeeze avg|max, excitation sigmoid|tanh|relu|hard_sigmoid, placement, stages, "
+            "fused (default true: the same SE with a two-pass backward)",
         ),
         AttentionInfo("eca", _timm_variant("eca", ["kernel_size", "gamma", "beta"]),
                       "Efficient Channel Attention (timm EcaModule): 1-D conv across channels, ~no params"),

@@ -105,3 +105,33 @@ def test_disk_full_keeps_the_previous_file(tmp_path: Path, monkeypatch: pytest.M
         atomic_write_text(target, "arm,accuracy\nplain,0.1\n")
     assert target.read_text() == "arm,accuracy\nplain,0.9\n"
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]  # no temp files left behind
+
+
+def test_cuda_out_of_memory_fails_the_fold_names_a_batch_size_and_rerun_retries(
+        write_study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """The OOM is injected (no GPU in CI); everything after it is the runner's real handling."""
+    import torch
+
+    from harness.train import FoldTrainer
+
+    study = write_study({"training": {"epochs": 2}})
+    reference = tmp_path / "reference"
+    assert _run(study, reference) == 0
+    real_step = FoldTrainer.train_step
+
+    def step_that_runs_out_of_memory(self: FoldTrainer, *args: object) -> None:
+        if any(type(m).__name__ == "SqueezeExcite" for m in self.model.modules()):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        real_step(self, *args)  # type: ignore[arg-type]
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(FoldTrainer, "train_step", step_that_runs_out_of_memory)
+    assert _run(study, out) == 2
+    err = capsys.readouterr().err
+    assert "se r0 f0: CUDA out of memory at batch size 8; try --set training.batch_size=4" in err
+    assert "Traceback" not in err
+    partial = pd.read_csv(out / "results.csv")
+    assert set(partial.arm) == {"plain"}  # the arm that fitted is kept
+    monkeypatch.setattr(FoldTrainer, "train_step", real_step)
+    assert _run(study, out) == 0  # the rerun retries only the failed folds
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv")[METRICS], pd.read_csv(reference / "results.csv")[METRICS])

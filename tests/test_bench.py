@@ -1,0 +1,50 @@
+"""``harness bench``: real (tiny) timed steps; checks what is reported, never how fast it was."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+TINY = ["--backbone", "resnet20", "--image-size", "16", "--batch-size", "4", "--steps", "5", "--device", "cpu"]
+
+
+def _bench(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[dict, str]:
+    assert main(["bench", *TINY, *args, "--json"]) == 0
+    captured = capsys.readouterr()
+    return json.loads(captured.out), captured.err
+
+
+def test_bench_reports_harness_bare_and_plain_backbone(capsys: pytest.CaptureFixture[str]) -> None:
+    result, _ = _bench(capsys, "--attention", "{name: se, reduction: 4}")
+    for key in ("train_img_s", "bare_train_img_s", "plain_train_img_s", "infer_img_s", "peak_mem_mb"):
+        assert math.isfinite(result[key]) and result[key] > 0, key
+    assert result["overhead_ratio"] == pytest.approx(result["train_img_s"] / result["bare_train_img_s"])
+    assert result["attention_ratio"] == pytest.approx(result["bare_train_img_s"] / result["plain_train_img_s"])
+    assert 0 < result["data_share"] < 1
+    assert (result["device"], result["amp"], result["steps"]) == ("cpu", "off", 5)
+    assert result["attention_options"] == {"reduction": 4}
+
+
+def test_bench_without_attention_has_no_plain_comparison(capsys: pytest.CaptureFixture[str]) -> None:
+    result, _ = _bench(capsys)
+    assert "attention_ratio" not in result and result["attention"] == "none"
+
+
+def test_bench_profile_names_the_fused_se_operators(capsys: pytest.CaptureFixture[str]) -> None:
+    _, profile = _bench(capsys, "--attention", "{name: se, reduction: 4}", "--profile", "1")
+    assert "aten::convolution_backward" in profile
+    assert "_ScaleBackward" in profile and "_SqueezeBackward" in profile
+
+
+def test_bench_data_reports_the_pipeline_share(write_study, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    study: Path = write_study({"training": {"epochs": 3}}, arms={"plain": {"backbone": "resnet20", "attention": "none"}})
+    assert main(["bench", "data", str(study), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["arm"] for row in rows] == ["plain"]
+    assert rows[0]["epochs_measured"] == 2 * 2  # epochs after the first, in each of 2 folds
+    assert 0 < rows[0]["data_share"] < 1
