@@ -163,6 +163,7 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
     per_round = max(1, config.steps // config.rounds)
     seconds = _interleaved(loops, config.rounds, per_round)
     images = per_round * config.rounds * config.batch_size
+    trainer.evaluate(x, y)  # warm-up: cudnn autotuning and, with --compile, the evaluation graphs
     _sync(device)
     start = time.perf_counter()
     trainer.evaluate(x, y)
