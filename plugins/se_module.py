@@ -20,7 +20,7 @@ GATES: dict[str, Callable[[], nn.Module]] = {
 
 
 class _Handoff:
-    """Carries ``(grad_out, weights)`` from :class:`_Scale`'s backward to :class:`_Squeeze`'s."""
+    """Carries ``(grad_out, weights, buffer for grad_x)`` from :class:`_Scale`'s backward to :class:`_Squeeze`'s."""
 
     def __init__(self) -> None:
         self.pending: list[tuple[Tensor, Tensor, Tensor]] = []
