@@ -85,8 +85,8 @@ def to_float(x: torch.Tensor, in_chans: int) -> torch.Tensor:
     out = x.float().div_(255)
     if out.shape[1] == 1 and in_chans == 3:
         return out.expand(-1, 3, -1, -1)
-    if out.shape[1] == 3 and in_chans == 1:
-        return (out * torch.tensor([0.299, 0.587, 0.114], device=out.device)[None, :, None, None]).sum(1, keepdim=True)
+    if out.shape[1] == 3 and in_chans == 1:  # scalars, not a weight tensor: no host-to-device copy per batch
+        return (out[:, :1] * 0.299).add_(out[:, 1:2], alpha=0.587).add_(out[:, 2:3], alpha=0.114)
     return out
 
 
@@ -202,7 +202,7 @@ class FoldTrainer:
         status, note = "ok", ""
         while s.epoch < self.training.epochs:
             generator = self._epoch_generator(s.epoch)
-            order = torch.randperm(n, generator=generator)
+            order = torch.randperm(n, generator=generator).to(self.device)  # one copy per epoch, none per step
             saved = self._resume_generator
             if s.step > 0 and saved is not None and saved.numel():
                 generator.set_state(saved)  # continue the augmentation draws where they stopped
@@ -215,7 +215,7 @@ class FoldTrainer:
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             steps = max(1, n // batch) if n % batch == 1 else math.ceil(n / batch)  # never a batch of 1 (BatchNorm)
             while s.step < steps:
-                idx = order[s.step * batch:(s.step + 1) * batch if s.step < steps - 1 else n].to(self.device)
+                idx = order[s.step * batch:(s.step + 1) * batch if s.step < steps - 1 else n]
                 self.train_step(idx, generator, loss_sum, correct)
                 s.step += 1
                 if self.should_stop() and s.step < steps:

@@ -1,0 +1,57 @@
+"""CUDA paths: run where a GPU is present (a lent GPU machine), skipped on the CPU-only CI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.cli import main
+from harness.models import build_model
+from harness.plugins import load_registry
+from harness.schema import AugmentSpec, TrainingSpec
+from harness.train import FoldInputs, FoldTrainer
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_train_steps_never_wait_for_the_gpu(tmp_path: Path) -> None:
+    """bf16 autocast, channels_last, every augmentation, RGB-to-gray and the fused SE, with CUDA's
+    sync debug mode set to raise on any host synchronisation inside the steps."""
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    model = build_model(load_registry(), "resnet20", "se", {"reduction": 4}, num_classes=3, in_chans=1,
+                        image_size=32).to(device)
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, device=device)
+    y = torch.randint(0, 3, (64,), device=device)
+    stats = torch.tensor([0.5], device=device), torch.tensor([0.25], device=device)
+    inputs = FoldInputs(x, y, x[:0], y[:0], x[:0], y[:0], *stats, in_chans=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    augment = AugmentSpec(vflip=0.5, rotate=20, scale=(0.8, 1.0), translate=0.1, brightness=0.2, contrast=0.2)
+    trainer = FoldTrainer(model, optimizer, scheduler, TrainingSpec(batch_size=16), augment, inputs, tmp_path, 0, device)
+    assert trainer.amp_dtype == torch.bfloat16 and trainer.channels_last
+    model.to(memory_format=torch.channels_last)
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(0)).to(device)
+    generator = torch.Generator().manual_seed(0)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    trainer.train_step(order[:16], generator, loss_sum, correct)  # warm-up: cuDNN and allocator set-up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step in range(1, 4):
+            trainer.train_step(order[16 * step:16 * (step + 1)], generator, loss_sum, correct)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(loss_sum) and int(correct) >= 0
+
+
+def test_bench_on_cuda_uses_bf16_and_channels_last(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--backbone", "resnet20", "--attention", "{name: se, reduction: 4}", "--image-size", "32",
+                 "--batch-size", "32", "--steps", "10", "--device", "cuda", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["amp"], result["channels_last"], result["device"]) == ("bfloat16", True, "cuda")
+    assert result["train_img_s"] > 0 and result["attention_ratio"] > 0
