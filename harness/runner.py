@@ -111,6 +111,10 @@ def cell_fingerprint(study: LoadedStudy, arm: Arm) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class FoldDataTooLarge(torch.cuda.OutOfMemoryError):
+    """The fold's images, not a batch, exhausted GPU memory."""
+
+
 @dataclass
 class StudyRunner:
     study: LoadedStudy
@@ -196,10 +200,11 @@ class StudyRunner:
                 f"interrupted during {arm.name} repeat {fold.repeat} fold {fold.fold}; checkpoint saved in "
                 f"{self.cell_dir(arm.name, fold.repeat, fold.fold)}; rerun the same command to resume",
             ) from None
-        except torch.cuda.OutOfMemoryError:
-            message = (f"{arm.name} r{fold.repeat} f{fold.fold}: CUDA out of memory at batch size "
-                       f"{arm.training.batch_size}; try --set training.batch_size={max(1, arm.training.batch_size // 2)}. "
-                       "Fold marked failed; rerun to retry it")
+        except torch.cuda.OutOfMemoryError as exc:
+            cause = (str(exc) if isinstance(exc, FoldDataTooLarge) else
+                     f"CUDA out of memory at batch size {arm.training.batch_size}; "
+                     f"try --set training.batch_size={max(1, arm.training.batch_size // 2)}")
+            message = f"{arm.name} r{fold.repeat} f{fold.fold}: {cause}. Fold marked failed; rerun to retry it"
             self.failures.append(message)
             self.log(message)
             torch.cuda.empty_cache()
@@ -346,12 +351,22 @@ class StudyRunner:
         def put(t: torch.Tensor) -> torch.Tensor:
             return t.to(device, non_blocking=True)
 
-        inputs = FoldInputs(
-            x_train=put(x_train), y_train=put(labels[fold.train]),
-            x_val=put(pixels[torch.from_numpy(fold.val)]), y_val=put(labels[fold.val]),
-            x_test=put(pixels[test]), y_test=put(labels[test]),
-            mean=put(mean), std=put(std), in_chans=data.images.channels,
-        )
+        x_val, x_test = pixels[torch.from_numpy(fold.val)], pixels[test]
+        try:
+            inputs = FoldInputs(
+                x_train=put(x_train), y_train=put(labels[fold.train]),
+                x_val=put(x_val), y_val=put(labels[fold.val]),
+                x_test=put(x_test), y_test=put(labels[test]),
+                mean=put(mean), std=put(std), in_chans=data.images.channels,
+            )
+        except torch.cuda.OutOfMemoryError:
+            nbytes = sum(t.numel() for t in (x_train, x_val, x_test))
+            power = min(3, max(0, (nbytes.bit_length() - 1) // 10))
+            size = f"{nbytes / 1024**power:.1f} {['bytes', 'KiB', 'MiB', 'GiB'][power]}"
+            raise FoldDataTooLarge(
+                f"the fold's decoded images ({size} as uint8) do not fit in GPU memory beside the model; "
+                "a smaller batch will not help: lower dataset.image_size, or --set training.device=cpu"
+            ) from None
         epoch_bar = tqdm(total=arm.training.epochs, desc="epochs", unit="ep", leave=False,
                          disable=self.options.quiet, position=1)
 

@@ -135,3 +135,22 @@ def test_cuda_out_of_memory_fails_the_fold_names_a_batch_size_and_rerun_retries(
     monkeypatch.setattr(FoldTrainer, "train_step", real_step)
     assert _run(study, out) == 0  # the rerun retries only the failed folds
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv")[METRICS], pd.read_csv(reference / "results.csv")[METRICS])
+
+
+def test_fold_images_that_do_not_fit_on_the_gpu_are_not_blamed_on_the_batch(
+        write_study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """OOM injected while the fold's images are placed on the device (no GPU in CI)."""
+    import torch
+
+    import harness.runner
+
+    def placement_out_of_memory(**fields: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(harness.runner, "FoldInputs", placement_out_of_memory)
+    assert _run(write_study(), tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    # 24 phantom images of 32 x 32, one channel: every image is in the fold's train, val or test part
+    assert "plain r0 f0: the fold's decoded images (24.0 KiB as uint8) do not fit in GPU memory" in err
+    assert "a smaller batch will not help" in err
+    assert "try --set training.batch_size" not in err and "Traceback" not in err
