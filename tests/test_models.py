@@ -232,3 +232,27 @@ def test_fused_se_under_bf16_autocast_and_retained_graph() -> None:
         results.append((out.float(), leaf.grad, module.fc1.weight.grad))
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("cache", ["huggingface", "torch_hub"])
+def test_pretrained_true_reads_timm_weights_from_the_local_cache(
+        cache: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Both caches timm fills, laid out as timm leaves them (weights from a random-init donor)."""
+    import huggingface_hub.constants
+    from safetensors.torch import save_file
+
+    donor = _build("resnet18", classes=1000, in_chans=3)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    if cache == "huggingface":  # timm's default tag for resnet18 is timm/resnet18.a1_in1k
+        repo = tmp_path / "hf" / "models--timm--resnet18.a1_in1k"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text("0123abcd")
+        (repo / "snapshots" / "0123abcd").mkdir(parents=True)
+        save_file(donor.state_dict(), str(repo / "snapshots" / "0123abcd" / "model.safetensors"))
+    else:
+        (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+        torch.save(donor.state_dict(), tmp_path / "torch" / "hub" / "checkpoints" / "resnet18_a1_0-d63eafa0.pth")
+    model = build_model(REGISTRY, "resnet18", "none", {}, num_classes=4, in_chans=3, image_size=32, pretrained=True)
+    assert torch.equal(model.layer4[1].conv2.weight, donor.layer4[1].conv2.weight)
+    assert "fc.weight" in " ".join(model.harness_notes)  # 1000 -> 4 classes: a new head
