@@ -19,25 +19,22 @@ GATES: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-class _Handoff:
-    """Carries ``(grad_out, weights, buffer for grad_x)`` from :class:`_Scale`'s backward to :class:`_Squeeze`'s."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[Tensor, Tensor, Tensor]] = []
+# (grad_out, weights, buffer for grad_x), from _Scale's backward to _Squeeze's
+Handoff = list[tuple[Tensor, Tensor, Tensor]]
 
 
 class _Squeeze(torch.autograd.Function):
     """``mean_hw(x)``; its backward writes the whole ``grad_x`` in one pass (see :class:`_Scale`)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, handoff: _Handoff) -> Tensor:
+    def forward(ctx: Any, x: Tensor, handoff: Handoff) -> Tensor:
         ctx.handoff, ctx.area = handoff, x.shape[2] * x.shape[3]
         return x.mean((2, 3))
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_pooled: Tensor) -> tuple[Tensor, None]:
-        grad_out, scale, buffer = ctx.handoff.pending.pop()
+        grad_out, scale, buffer = ctx.handoff.pop()
         pooled_term = (grad_pooled / ctx.area).to(grad_out.dtype)[:, :, None, None]
         return torch.addcmul(pooled_term, grad_out, scale, out=buffer), None
 
@@ -54,7 +51,7 @@ class _Scale(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weights: Tensor, handoff: _Handoff) -> Tensor:
+    def forward(ctx: Any, x: Tensor, weights: Tensor, handoff: Handoff) -> Tensor:
         ctx.save_for_backward(x, weights)
         ctx.handoff = handoff
         return x * weights[:, :, None, None].to(x.dtype)
@@ -64,7 +61,7 @@ class _Scale(torch.autograd.Function):
     def backward(ctx: Any, grad_out: Tensor) -> tuple[None, Tensor, None]:
         x, weights = ctx.saved_tensors
         product = grad_out * x  # reused as grad_x's storage: no second full-size allocation
-        ctx.handoff.pending.append((grad_out, weights[:, :, None, None].to(grad_out.dtype), product))
+        ctx.handoff.append((grad_out, weights[:, :, None, None].to(grad_out.dtype), product))
         return None, product.sum((2, 3)).to(weights.dtype), None
 
 
@@ -107,7 +104,7 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.fused and x.requires_grad and torch.is_grad_enabled() and not torch.compiler.is_compiling():
-            handoff = _Handoff()
+            handoff: Handoff = []
             return _Scale.apply(x, self.excite(_Squeeze.apply(x, handoff)), handoff)
         pooled = x.mean((2, 3)) if self.squeeze == "avg" else torch.amax(x, dim=(2, 3))
         return x * self.excite(pooled)[:, :, None, None].to(x.dtype)
