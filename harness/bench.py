@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.models import build_model
-from harness.plugins import Registry
-from harness.runner import resolve_device
-from harness.schema import AugmentSpec, TrainingSpec
-from harness.train import FoldInputs, FoldTrainer
+from harness.models.build import build_model
+from harness.registry import Registry
+from harness.run.runner import resolve_device
+from harness.study.schema import AugmentSpec, TrainingSpec
+from harness.run.trainer import FoldInputs, FoldTrainer
 
 
 @dataclass(frozen=True)

@@ -130,14 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _registry(args: argparse.Namespace, modules: Sequence[str] = ()):  # type: ignore[no-untyped-def]
-    from harness.plugins import load_registry
+    from harness.registry import load_registry
 
     return load_registry(modules, strict=args.strict_plugins)
 
 
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from harness.study import load_study
-    from harness.validate import validate_study
+    from harness.study.loader import load_study
+    from harness.study.validate import validate_study
 
     study = load_study(args.study, args.overrides)
     registry = _registry(args, study.spec.plugins)
@@ -152,7 +152,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.runner import RunOptions, run_study
+    from harness.run.runner import RunOptions, run_study
 
     study, registry = _load(args)
     out = (args.out or Path("runs") / study.name).resolve()
@@ -163,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         study, registry = _load(args)  # with the per-worker thread count
     options = RunOptions(out, fresh=args.fresh and not args.storage, quiet=args.quiet, report=not args.no_report)
     if args.storage:
-        from harness.distributed import run_with_storage
+        from harness.run.distributed import run_with_storage
 
         results = run_with_storage(study, registry, options, args.storage)
         for worker in getattr(args, "extra_workers", []):
@@ -177,9 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from harness.runner import RunOptions, run_study
-    from harness.study import load_study
-    from harness.tune import TuneOptions, best_overrides, tune_study
+    from harness.run.runner import RunOptions, run_study
+    from harness.study.loader import load_study
+    from harness.tuning.search import TuneOptions, best_overrides, tune_study
 
     study, registry = _load(args)
     out = (args.out or Path("runs") / study.name).resolve()
@@ -232,7 +232,7 @@ def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None) 
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from harness.plugins import KINDS
+    from harness.registry import KINDS
 
     registry = _registry(args)
     rows = []
@@ -262,7 +262,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_model(args: argparse.Namespace) -> int:
     import yaml
 
-    from harness.models import build_model, model_cost
+    from harness.models.build import build_model, model_cost
 
     registry = _registry(args)
     attention = yaml.safe_load(args.attention)
@@ -290,7 +290,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import compare_run, format_comparison, write_stats
+    from harness.stats.compare import compare_run, format_comparison, write_stats
 
     comparison = compare_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha, rope=args.rope)
     write_stats(args.run_dir, comparison)
@@ -299,7 +299,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from harness.prepare import make_patches
+    from harness.data.patches import make_patches
 
     summary = make_patches(args.src, args.dst, size=args.size, max_white=args.max_white, white_level=args.white_level,
                            test_fraction=args.test_fraction, seed=args.seed, pattern=args.pattern)
@@ -347,7 +347,7 @@ def _bench_data(args: argparse.Namespace) -> int:
     import tempfile
 
     from harness.bench import data_share
-    from harness.runner import RunOptions, run_study
+    from harness.run.runner import RunOptions, run_study
 
     if args.study is None:
         raise HarnessError("harness bench data needs a study file: harness bench data STUDY [--set ...]")
@@ -367,7 +367,7 @@ def _bench_data(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import write_comparison, write_report
+    from harness.report.render import write_comparison, write_report
 
     if len(args.run_dirs) == 1:
         print(write_report(args.run_dirs[0], None, args.out))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from harness.components import (
+    from harness.contracts import (
         AttentionInfo,
         BackboneInfo,
         DatasetInfo,

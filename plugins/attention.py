@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from harness import hookimpl
-from harness.components import PLACEMENTS, AttentionInfo, AttentionPlan
+from harness.contracts import PLACEMENTS, AttentionInfo, AttentionPlan
 from harness.errors import HarnessError, did_you_mean
 
 EXCITATIONS = ("sigmoid", "tanh", "relu", "hard_sigmoid")

@@ -3,7 +3,7 @@
 3x3 stem with 16 channels; three stages of 16/32/64 channels with n basic blocks each
 (depth = 6n + 2); stride 2 at the first block of stages 2 and 3; 1x1 conv + BN shortcut when
 the shape changes; global average pooling; linear head; Kaiming-normal conv init.
-Blocks use timm's attribute names so :func:`harness.surgery.apply_attention` can place SE.
+Blocks use timm's attribute names so :func:`harness.models.surgery.apply_attention` can place SE.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Dataset loaders: ``csv`` (incl. the unmodified FETAL_PLANES_DB download), ``folder``,
-``filename`` and the synthetic ``phantom``. Each returns an :class:`~harness.data.ImageTable`."""
+``filename`` and the synthetic ``phantom``. Each returns an :class:`~harness.data.images.ImageTable`."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import hookimpl
-from harness.components import DatasetInfo, DatasetRequest
+from harness.contracts import DatasetInfo, DatasetRequest
 from harness.errors import HarnessError, did_you_mean
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from harness.data import ImageTable
+    from harness.data.images import ImageTable
 
 IMAGE_COLUMNS = ("image_path", "image_name", "image", "path", "filename", "file")
 LABEL_COLUMNS = ("plane", "label", "class", "target", "y")
@@ -114,7 +114,7 @@ def _encode_labels(values: list[str]) -> tuple[np.ndarray, list[str]]:
 
 
 def load_csv(request: DatasetRequest) -> ImageTable:
-    from harness.data import ImageTable
+    from harness.data.images import ImageTable
 
     opts = _options(request.options, ("path", "image_column", "label_column", "group_column",
                                       "split_column", "test_value", "images_dir", "extension"), "csv")
@@ -156,7 +156,7 @@ def load_csv(request: DatasetRequest) -> ImageTable:
 
 
 def load_folder(request: DatasetRequest) -> ImageTable:
-    from harness.data import ImageTable
+    from harness.data.images import ImageTable
 
     opts = _options(request.options, ("path",), "folder")
     if "path" not in opts:
@@ -180,7 +180,7 @@ def load_folder(request: DatasetRequest) -> ImageTable:
 def load_filename(request: DatasetRequest) -> ImageTable:
     import pandas as pd
 
-    from harness.data import ImageTable
+    from harness.data.images import ImageTable
 
     opts = _options(request.options, ("path", "pattern", "group_pattern"), "filename")
     root = Path(str(opts.get("path", "."))).expanduser()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from harness import hookimpl
-from harness.components import BackboneInfo, BackboneRequest
+from harness.contracts import BackboneInfo, BackboneRequest
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -40,8 +40,8 @@ def _timm_builder(name: str, attention_allowed: bool) -> Callable[[BackboneReque
     def build(request: BackboneRequest) -> nn.Module:
         import timm
 
-        from harness.surgery import apply_attention
-        from harness.weights import load_pretrained
+        from harness.models.surgery import apply_attention
+        from harness.models.weights import load_pretrained
 
         if request.attention.layer is not None and not attention_allowed:
             base = name.replace("legacy_", "").replace("se", "", 1)
@@ -66,7 +66,7 @@ def _cifar_builder(depth: int, se: bool) -> Callable[[BackboneRequest], nn.Modul
         from harness_plugins.attention import make_se
         from harness_plugins.cifar_resnet import CifarResNet
 
-        from harness.surgery import apply_attention
+        from harness.models.surgery import apply_attention
 
         if request.pretrained:
             raise HarnessError(f"no pretrained weights exist for the CIFAR ResNet-{depth}; set pretrained: false")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness import hookimpl
-from harness.components import OptimizerInfo, SchedulerInfo
+from harness.contracts import OptimizerInfo, SchedulerInfo
 from harness.errors import HarnessError, did_you_mean
 
 if TYPE_CHECKING:

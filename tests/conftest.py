@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.study import _deep_merge as deep_update
+from harness.study.loader import _deep_merge as deep_update
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

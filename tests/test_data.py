@@ -13,8 +13,8 @@ from harness_plugins.datasets import load_csv
 from PIL import Image
 
 from harness.cli import main
-from harness.components import DatasetRequest
-from harness.data import decode_images
+from harness.contracts import DatasetRequest
+from harness.data.images import decode_images
 from harness.errors import HarnessError
 
 RNG = np.random.default_rng(0)

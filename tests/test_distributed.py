@@ -123,7 +123,7 @@ def test_parallel_local_workers_give_the_sequential_numbers(write_study, tmp_pat
 
 
 def test_failed_cells_are_retried_then_given_up() -> None:
-    from harness.distributed import MAX_ATTEMPTS, _requeue
+    from harness.run.distributed import MAX_ATTEMPTS, _requeue
 
     cells = {("plain", 0, 0): None, ("plain", 0, 1): None}
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.models import build_model
-from harness.plugins import load_registry
-from harness.schema import AugmentSpec, TrainingSpec
-from harness.train import FoldInputs, FoldTrainer
+from harness.models.build import build_model
+from harness.registry import load_registry
+from harness.study.schema import AugmentSpec, TrainingSpec
+from harness.run.trainer import FoldInputs, FoldTrainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

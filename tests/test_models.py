@@ -10,8 +10,8 @@ import torch
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.models import build_model, model_cost
-from harness.plugins import load_registry
+from harness.models.build import build_model, model_cost
+from harness.registry import load_registry
 
 REGISTRY = load_registry()
 ATTENTION_SPECS = {

@@ -6,7 +6,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.plugins import PluginLoadWarning, load_registry
+from harness.registry import PluginLoadWarning, load_registry
 
 
 def test_builtins_register_through_entry_points() -> None:

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from harness.cli import main
-from harness.report import build_report_data, render_report, write_comparison
+from harness.report.render import build_report_data, render_report, write_comparison
 
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
 
@@ -52,8 +52,8 @@ def test_report_data_values(finished_run: Path) -> None:
 
 def test_plugin_sections_and_filters_are_rendered_escaped(finished_run: Path) -> None:
     from harness import hookimpl
-    from harness.components import ReportSection
-    from harness.plugins import build_registry, make_plugin_manager
+    from harness.contracts import ReportSection
+    from harness.registry import build_registry, make_plugin_manager
 
     class Extra:
         @hookimpl

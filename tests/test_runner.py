@@ -103,7 +103,7 @@ def test_killed_mid_fold_resumes_to_identical_results(write_study, tmp_path: Pat
 
 
 def test_second_process_on_same_run_dir_is_refused(write_study, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
-    from harness.runner import run_lock
+    from harness.run.runner import run_lock
 
     out = tmp_path / "run"
     with run_lock(out):

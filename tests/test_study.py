@@ -6,7 +6,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import StudyError
-from harness.study import expand_grid, load_study
+from harness.study.loader import expand_grid, load_study
 
 BROKEN = """\
 name: broken

@@ -84,7 +84,7 @@ def test_invalid_space_is_a_validation_error_with_line(write_study, capsys: pyte
 def test_nested_cv_tunes_inside_outer_training_parts_only(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import pandas as pd
 
-    from harness.nested import inner_sample_ids
+    from harness.tuning.nested import inner_sample_ids
 
     study = write_study({"cv": {"folds": 2}, "tune": {
         "arms": ["plain", "se"], "trials": 2, "nested": True, "pruner": "none", "sampler": "random",

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.study import load_study
+from harness.study.loader import load_study
 
 CASES: list[tuple[str, dict[str, Any], list[str], str]] = [
     ("unknown key", {"training": {"epoch": 2}}, [], r"training\.epoch: unknown key 'epoch' \(did you mean 'epochs'"),

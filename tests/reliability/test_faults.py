@@ -62,7 +62,7 @@ def test_truncated_checkpoint_restarts_the_fold_to_the_same_numbers(write_study,
 
 
 def test_corrupt_checkpoint_message(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from harness.study import load_study
+    from harness.study.loader import load_study
 
     out = tmp_path / "run"
     study_path = write_study({"training": {"epochs": 1}})
@@ -70,8 +70,8 @@ def test_corrupt_checkpoint_message(write_study, tmp_path: Path) -> None:  # typ
     cell = out / "cells" / "plain" / "r0-f0"
     (cell / "result.json").unlink()
     (cell / "last.pt").write_bytes(b"not a checkpoint")
-    from harness.plugins import load_registry
-    from harness.runner import RunOptions, StudyRunner
+    from harness.registry import load_registry
+    from harness.run.runner import RunOptions, StudyRunner
 
     messages: list[str] = []
     runner = StudyRunner(load_study(study_path), load_registry(), RunOptions(out, quiet=True, report=False))
@@ -112,7 +112,7 @@ def test_cuda_out_of_memory_fails_the_fold_names_a_batch_size_and_rerun_retries(
     """The OOM is injected (no GPU in CI); everything after it is the runner's real handling."""
     import torch
 
-    from harness.train import FoldTrainer
+    from harness.run.trainer import FoldTrainer
 
     study = write_study({"training": {"epochs": 2}})
     reference = tmp_path / "reference"
@@ -142,12 +142,12 @@ def test_fold_images_that_do_not_fit_on_the_gpu_are_not_blamed_on_the_batch(
     """OOM injected while the fold's images are placed on the device (no GPU in CI)."""
     import torch
 
-    import harness.runner
+    import harness.run.runner
 
     def placement_out_of_memory(**fields: object) -> None:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(harness.runner, "FoldInputs", placement_out_of_memory)
+    monkeypatch.setattr(harness.run.runner, "FoldInputs", placement_out_of_memory)
     assert _run(write_study(), tmp_path / "run") == 2
     err = capsys.readouterr().err
     # 24 phantom images of 32 x 32, one channel: every image is in the fold's train, val or test part

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from harness.schema import AugmentSpec
+from harness.study.schema import AugmentSpec
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:

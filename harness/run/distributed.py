@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError, Interrupted
-from harness.plugins import Registry
-from harness.runner import RunOptions, StudyRunner
-from harness.study import LoadedStudy
-from harness.tune import storage_for
+from harness.registry import Registry
+from harness.run.runner import RunOptions, StudyRunner
+from harness.study.loader import LoadedStudy
+from harness.tuning.search import storage_for
 
 POLL_SECONDS = 1.0
 READY_TIMEOUT = 300.0
@@ -40,8 +40,8 @@ def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions
     storage = storage_for(storage_url, options.out_dir)
     runner = StudyRunner(study, registry, options)
     data, costs = runner.setup()
-    from harness.runner import cell_fingerprint
-    from harness.train import seed_for
+    from harness.run.runner import cell_fingerprint
+    from harness.run.trainer import seed_for
 
     # one coordinating study per study configuration: changed settings never reuse stale cells
     name = f"run:{study.name}:{seed_for(*(cell_fingerprint(study, arm) for arm in runner.arms)) % 10**8:08d}"

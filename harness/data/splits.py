@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.data import ImageTable
+from harness.data.images import ImageTable
 from harness.errors import HarnessError
-from harness.schema import CVSpec
+from harness.study.schema import CVSpec
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.atomic import atomic_save_torch
-from harness.augment import augment_batch
-from harness.schema import AugmentSpec, TrainingSpec
+from harness.data.augment import augment_batch
+from harness.study.schema import AugmentSpec, TrainingSpec
 
 CHECKPOINT_VERSION = 1
 
@@ -154,7 +154,7 @@ class FoldTrainer:
         """Load the last checkpoint if there is one. Raises CorruptCheckpoint for one that is damaged."""
         if not self.last_path.exists():
             return ""
-        from harness.weights import safe_torch_load
+        from harness.models.weights import safe_torch_load
 
         try:
             ckpt: Any = torch.load(self.last_path, map_location="cpu", weights_only=True)

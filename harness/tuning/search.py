@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
-from harness.plugins import Registry
-from harness.schema import ParamSpec, TuneSpec
-from harness.study import TUNE_METRICS, LoadedStudy, load_study, set_line
-from harness.train import seed_for
+from harness.registry import Registry
+from harness.study.schema import ParamSpec, TuneSpec
+from harness.study.loader import TUNE_METRICS, LoadedStudy, load_study, set_line
+from harness.run.trainer import seed_for
 
 HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_INTERVAL", "10"))  # seconds between worker heartbeats
 GRACE_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_GRACE", "30"))  # silence after which a worker counts as dead
@@ -131,7 +131,7 @@ class ArmObjective:
     def __call__(self, trial: Any) -> float:
         import optuna
 
-        from harness.runner import RunOptions, StudyRunner
+        from harness.run.runner import RunOptions, StudyRunner
 
         params = {key: suggest(trial, key, p) for key, p in self.tune.space.items()}
         study = load_study(self.study.source, [*self.base_overrides, *arm_overrides(self.arm, params)])
@@ -188,7 +188,7 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
     summary: dict[str, Any] = {"metric": tune.metric, "direction": direction, "pruner": tune.pruner,
                                "sampler": tune.sampler, "protocol": "", "arms": {}}
     if tune.nested:
-        from harness.nested import nested_tune
+        from harness.tuning.nested import nested_tune
 
         return nested_tune(study, registry, options, list(overrides), storage, total, direction, summary)
     for arm in tune.arms or list(study.arms):
@@ -235,7 +235,7 @@ def describe_study(optuna_study: Any) -> dict[str, Any]:
     """Best value and params, trial counts by state, and matplotlib plots as base64 PNG."""
     from collections import Counter
 
-    from harness.report_plots import to_png
+    from harness.report.plots import to_png
 
     counts = Counter(t.state.name for t in optuna_study.trials)
     complete = [t for t in optuna_study.trials if t.state.name == "COMPLETE"]

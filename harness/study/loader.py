@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, Problem, StudyError, did_you_mean
-from harness.schema import ID_PATTERN, ArmSpec, Study, TrainingSpec
+from harness.study.schema import ID_PATTERN, ArmSpec, Study, TrainingSpec
 
 Path_ = tuple[str | int, ...]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness.report_plots import excitation_png, image_grid_png
+from harness.report.plots import excitation_png, image_grid_png
 
 MAX_GALLERY = 12
 
@@ -25,8 +25,8 @@ class RunImages:
 
 
 def load_run_images(run_dir: Path, study: Any, registry: Any, study_dir: Path | None = None) -> RunImages:
-    from harness.data import decode_images
-    from harness.prepared import load_table
+    from harness.data.images import decode_images
+    from harness.data.prepared import load_table
 
     table = load_table(study, registry, run_dir / "cache", study_dir)
     decoded = decode_images(table.paths, study.spec.dataset.image_size, run_dir / "cache")
@@ -47,8 +47,8 @@ def misclassified_gallery(predictions: pd.DataFrame, images: RunImages, class_na
 
 
 def _fold_model(run_dir: Path, arm_spec: dict[str, Any], registry: Any, classes: int, channels: int, size: int):  # type: ignore[no-untyped-def]
-    from harness.models import build_model
-    from harness.weights import safe_torch_load
+    from harness.models.build import build_model
+    from harness.models.weights import safe_torch_load
 
     attention = dict(arm_spec["attention"])
     model = build_model(registry, arm_spec["backbone"], attention.pop("name"), attention, num_classes=classes,
@@ -60,7 +60,7 @@ def _fold_model(run_dir: Path, arm_spec: dict[str, Any], registry: Any, classes:
 
 
 def _normalized(pixels: torch.Tensor, train: torch.Tensor, pretrained: bool) -> torch.Tensor:
-    from harness.prepared import normalization
+    from harness.data.prepared import normalization
 
     mean, std = normalization(train, pixels.shape[1], pretrained)
     return (pixels.float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)

@@ -1,7 +1,7 @@
 """Frozen info objects that plugins register, and the context objects lifecycle hooks receive.
 
 A registration hook returns a list of these; the core flattens and validates them
-(see :mod:`harness.plugins`). Factories take one request/option object so they can grow.
+(see :mod:`harness.registry`). Factories take one request/option object so they can grow.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from torch.optim import Optimizer
     from torch.optim.lr_scheduler import LRScheduler
 
-    from harness.data import ImageTable
+    from harness.data.images import ImageTable
 
 
 PLACEMENTS = ("standard", "pre", "post", "identity")  # SE, SE-PRE, SE-POST, SE-Identity (Hu et al., Fig. 5)

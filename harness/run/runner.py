@@ -22,14 +22,14 @@ import yaml
 
 from harness import __version__
 from harness.atomic import atomic_write_text
-from harness.components import FoldContext, StudyContext
+from harness.contracts import FoldContext, StudyContext
 from harness.errors import HarnessError, Interrupted
-from harness.metrics import classification_metrics
-from harness.models import build_model, model_cost
-from harness.plugins import Registry
-from harness.prepared import PreparedData, normalization, prepare_data, write_data_files
-from harness.study import Arm, LoadedStudy
-from harness.train import CorruptCheckpoint, FoldInputs, FoldTrainer, seed_for
+from harness.stats.metrics import classification_metrics
+from harness.models.build import build_model, model_cost
+from harness.registry import Registry
+from harness.data.prepared import PreparedData, normalization, prepare_data, write_data_files
+from harness.study.loader import Arm, LoadedStudy
+from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldTrainer, seed_for
 
 RESULT_FILE = "result.json"
 
@@ -230,7 +230,7 @@ class StudyRunner:
             self._write_stats(results)
         self.registry.hook().study_finished(context=StudyContext(spec.name, self.run_dir, results))
         if self.options.report:
-            from harness.report import write_report
+            from harness.report.render import write_report
 
             write_report(self.run_dir, self.registry)
         if self.failures:
@@ -253,7 +253,7 @@ class StudyRunner:
 
     def _write_stats(self, results: pd.DataFrame) -> None:
         """stats.json: every arm vs the baseline with CV-valid tests (skipped for a single arm)."""
-        from harness.compare import compare_run, write_stats
+        from harness.stats.compare import compare_run, write_stats
 
         if results.empty or results["arm"].nunique() < 2:
             return

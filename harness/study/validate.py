@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import HarnessError, Problem, StudyError, unknown_name
-from harness.plugins import Registry
-from harness.study import LoadedStudy
+from harness.registry import Registry
+from harness.study.loader import LoadedStudy
 
 
 def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
@@ -30,7 +30,7 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
             add((*where, "attention"), unknown_name("attention variant", arm.attention_name, registry.names("attention")))
         else:
             try:
-                from harness.models import build_model
+                from harness.models.build import build_model
 
                 with torch.device("meta"):
                     build_model(registry, arm.backbone, arm.attention_name, arm.attention_options,

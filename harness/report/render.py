@@ -20,7 +20,7 @@ import pandas as pd
 from harness import __version__
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
-from harness.report_plots import curves_png
+from harness.report.plots import curves_png
 
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "roc_auc_ovr")
@@ -67,7 +67,7 @@ class ReportData:
     confusion_normalized: dict[str, list[list[float]]]
     per_class: dict[str, list[dict[str, Any]]]
     curves: dict[str, str]  # arm -> base64 PNG
-    significance: dict[str, Any] | None = None  # stats.json (harness.compare)
+    significance: dict[str, Any] | None = None  # stats.json (harness.stats.compare)
     gallery: dict[str, str] = field(default_factory=dict)
     insight: dict[str, dict[str, str]] = field(default_factory=dict)
     tuning: dict[str, Any] | None = None
@@ -192,9 +192,9 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
 
 def _add_insight(data: ReportData, run_dir: Path, study_dict: dict[str, Any], registry: Any, predictions: pd.DataFrame) -> None:
     """Misclassified gallery, SE excitations and Grad-CAM; a failure here is a warning, never a lost report."""
-    from harness.plugins import load_registry
-    from harness.report_insight import attention_insight, load_run_images, misclassified_gallery
-    from harness.study import load_study
+    from harness.registry import load_registry
+    from harness.report.insight import attention_insight, load_run_images, misclassified_gallery
+    from harness.study.loader import load_study
 
     try:
         registry = registry or load_registry(study_dict.get("plugins", []))
@@ -234,7 +234,7 @@ def _environment(registry: Any = None):  # type: ignore[no-untyped-def]
 def render_report(data: ReportData, registry: Any = None, run_dir: Path | None = None) -> str:
     env = _environment(registry)
     if registry is not None and run_dir is not None:
-        from harness.components import ReportContext
+        from harness.contracts import ReportContext
 
         for sections in registry.hook().report_sections(context=ReportContext(run_dir, data)):
             for section in sections or []:
@@ -245,7 +245,7 @@ def render_report(data: ReportData, registry: Any = None, run_dir: Path | None =
 
 def write_report(run_dir: Path, registry: Any = None, out: Path | None = None) -> Path:
     if registry is None:
-        from harness.plugins import load_registry
+        from harness.registry import load_registry
 
         with pywarnings.catch_warnings():
             pywarnings.simplefilter("ignore")

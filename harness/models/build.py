@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from harness.components import AttentionPlan, BackboneRequest
+from harness.contracts import AttentionPlan, BackboneRequest
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
-    from harness.plugins import Registry
+    from harness.registry import Registry
 
 
 @dataclass(frozen=True)

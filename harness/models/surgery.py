@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from harness.components import PLACEMENTS, AttentionPlan
+from harness.contracts import PLACEMENTS, AttentionPlan
 from harness.errors import HarnessError
 
 

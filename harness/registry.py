@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.components import (
+from harness.contracts import (
     AttentionInfo,
     BackboneInfo,
     DatasetInfo,
@@ -32,7 +32,7 @@ ENTRY_POINT_GROUP = "harness"
 
 
 class PluginLoadWarning(UserWarning):
-    """A plugin could not be loaded; silence with ``-W ignore::harness.plugins.PluginLoadWarning``."""
+    """A plugin could not be loaded; silence with ``-W ignore::harness.registry.PluginLoadWarning``."""
 
 
 @dataclass(frozen=True)

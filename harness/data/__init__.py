@@ -1,0 +1,1 @@
+"""Data: the image table, decoding once, splits, augmentation, patches."""

@@ -1,0 +1,1 @@
+"""Models: building from plugins, attention surgery, pretrained weights, cost."""

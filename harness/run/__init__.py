@@ -1,0 +1,1 @@
+"""Running a study: runner, fold trainer, distributed workers."""

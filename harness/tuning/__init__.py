@@ -1,0 +1,1 @@
+"""Hyperparameter search: search machinery, flat and nested protocols."""
