@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as metadata
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -23,8 +23,12 @@ from harness.contracts import (
     AttentionInfo,
     BackboneInfo,
     DatasetInfo,
+    FoldContext,
     OptimizerInfo,
+    ReportContext,
+    ReportSection,
     SchedulerInfo,
+    StudyContext,
 )
 from harness.errors import HarnessError, unknown_name
 
@@ -87,8 +91,62 @@ class Registry:
     def optimizer(self, name: str) -> OptimizerInfo:
         return self.get("optimizers", name)  # type: ignore[no-any-return]
 
-    def hook(self) -> Any:
-        return self.plugin_manager.hook
+    # -- typed hook calls: each implementation is called on its own, so an error names its plugin
+
+    def _call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """``(plugin name, result)`` of every implementation of ``hook_name``; errors name the plugin."""
+        results = []
+        for impl in reversed(getattr(self.plugin_manager.hook, hook_name).get_hookimpls()):
+            try:
+                results.append((impl.plugin_name, impl.function(**kwargs)))
+            except HarnessError as exc:
+                raise HarnessError(f"plugin {impl.plugin_name!r}, hook {hook_name}: {exc}") from exc
+            except Exception as exc:
+                raise HarnessError(
+                    f"plugin {impl.plugin_name!r} failed in hook {hook_name}: {type(exc).__name__}: {exc}"
+                ) from exc
+        return results
+
+    def fold_finished(self, context: FoldContext) -> None:
+        """Tell every plugin that one cell finished."""
+        self._call_each("fold_finished", context=context)
+
+    def study_finished(self, context: StudyContext) -> None:
+        """Tell every plugin that the study finished."""
+        self._call_each("study_finished", context=context)
+
+    def report_sections(self, context: ReportContext) -> list[ReportSection]:
+        """Every plugin's extra report sections, type-checked."""
+        sections: list[ReportSection] = []
+        for plugin, returned in self._call_each("report_sections", context=context):
+            for section in returned or []:
+                if not isinstance(section, ReportSection):
+                    raise HarnessError(f"plugin {plugin!r}: report_sections returned {section!r}, "
+                                       "expected ReportSection objects")
+                sections.append(section)
+        return sections
+
+    def report_filters(self, reserved: Iterable[str] = ()) -> dict[str, Callable[..., Any]]:
+        """Every plugin's Jinja filters; a plugin may not replace a built-in (``reserved``) filter."""
+        merged: dict[str, Callable[..., Any]] = {}
+        owners: dict[str, str] = {}
+        taken = set(reserved)
+        for plugin, returned in self._call_each("report_filters"):
+            if returned is None:
+                continue
+            if not isinstance(returned, Mapping):
+                raise HarnessError(f"plugin {plugin!r}: report_filters returned {returned!r}, expected a dict")
+            for name, function in returned.items():
+                if not callable(function):
+                    raise HarnessError(f"plugin {plugin!r}: report filter {name!r} is not callable")
+                if name in taken:
+                    raise HarnessError(f"plugin {plugin!r}: report filter {name!r} would replace the built-in "
+                                       "filter of that name; give it another name")
+                if name in owners:
+                    raise HarnessError(f"report filter {name!r} is registered by plugin {owners[name]!r} "
+                                       f"and by plugin {plugin!r}; rename one of them")
+                merged[name], owners[name] = function, plugin
+        return merged
 
 
 _SINGULAR = {
@@ -119,7 +177,13 @@ def make_plugin_manager(
         if module is not None and _register(pm, module, dotted, strict):
             version = str(getattr(module, "__version__", ""))
             records.append(PluginRecord(dotted, version, "study file"))
-    pm.check_pending()
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise HarnessError(
+            f"plugin {pm.get_name(exc.plugin)!r}: {exc}; hook implementations must use a name from "
+            "harness/hookspecs.py (`harness plugins` lists them)"
+        ) from None
     return pm, records
 
 
@@ -160,7 +224,13 @@ def build_registry(pm: pluggy.PluginManager, records: list[PluginRecord]) -> Reg
         owners: dict[str, str] = {}
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():
-            for info in impl.function() or []:
+            try:
+                returned = impl.function() or []
+            except Exception as exc:
+                raise HarnessError(
+                    f"plugin {impl.plugin_name!r} failed in hook {hook_name}: {type(exc).__name__}: {exc}"
+                ) from exc
+            for info in returned:
                 if not isinstance(info, info_type) or not isinstance(getattr(info, "name", None), str):
                     raise HarnessError(
                         f"plugin {impl.plugin_name!r}: {hook_name} returned {info!r}, "

@@ -11,8 +11,8 @@ import torch
 from harness.cli import main
 from harness.models.build import build_model
 from harness.registry import load_registry
-from harness.study.schema import AugmentSpec, TrainingSpec
 from harness.run.trainer import FoldInputs, FoldTrainer
+from harness.study.schema import AugmentSpec, TrainingSpec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -226,8 +226,7 @@ def _environment(registry: Any = None):  # type: ignore[no-untyped-def]
     env.filters["num"] = lambda v, f="%.3f": "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f % v
     env.filters["thousands"] = lambda v: f"{v:,}"
     if registry is not None:
-        for filters in registry.hook().report_filters():
-            env.filters.update(filters or {})
+        env.filters.update(registry.report_filters(reserved=env.filters))
     return env
 
 
@@ -236,20 +235,22 @@ def render_report(data: ReportData, registry: Any = None, run_dir: Path | None =
     if registry is not None and run_dir is not None:
         from harness.contracts import ReportContext
 
-        for sections in registry.hook().report_sections(context=ReportContext(run_dir, data)):
-            for section in sections or []:
-                html = env.from_string(section.template).render(**section.context, data=data)
-                data.sections.append({"title": section.title, "html": html})
+        for section in registry.report_sections(ReportContext(run_dir, data)):
+            html = env.from_string(section.template).render(**section.context, data=data)
+            data.sections.append({"title": section.title, "html": html})
     return env.get_template("report.html.j2").render(data=data, metrics=METRICS)
 
 
 def write_report(run_dir: Path, registry: Any = None, out: Path | None = None) -> Path:
     if registry is None:
+        import yaml
+
         from harness.registry import load_registry
 
+        study = yaml.safe_load((run_dir / "study.yaml").read_text()) or {}
         with pywarnings.catch_warnings():
             pywarnings.simplefilter("ignore")
-            registry = load_registry()
+            registry = load_registry(study.get("plugins") or [])  # the study's own plugins too
     target = out or run_dir / "report.html"
     data = build_report_data(run_dir, registry)
     atomic_write_text(target, render_report(data, registry, run_dir))

@@ -23,13 +23,13 @@ import yaml
 from harness import __version__
 from harness.atomic import atomic_write_text
 from harness.contracts import FoldContext, StudyContext
+from harness.data.prepared import PreparedData, normalization, prepare_data, write_data_files
 from harness.errors import HarnessError, Interrupted
-from harness.stats.metrics import classification_metrics
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
-from harness.data.prepared import PreparedData, normalization, prepare_data, write_data_files
-from harness.study.loader import Arm, LoadedStudy
 from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldTrainer, seed_for
+from harness.stats.metrics import classification_metrics
+from harness.study.loader import Arm, LoadedStudy
 
 RESULT_FILE = "result.json"
 
@@ -228,7 +228,7 @@ class StudyRunner:
         atomic_write_text(self.run_dir / "run.json", json.dumps(run_info, indent=1, default=str))
         if self.options.stats:
             self._write_stats(results)
-        self.registry.hook().study_finished(context=StudyContext(spec.name, self.run_dir, results))
+        self.registry.study_finished(StudyContext(spec.name, self.run_dir, results))
         if self.options.report:
             from harness.report.render import write_report
 
@@ -408,7 +408,7 @@ class StudyRunner:
                   "params": cost["params"], "flops": cost["flops"], "note": outcome.note,
                   "fingerprint": fingerprint}
         atomic_write_text(cell / RESULT_FILE, json.dumps(result, indent=1))  # written last: marks the cell done
-        self.registry.hook().fold_finished(context=FoldContext(
+        self.registry.fold_finished(FoldContext(
             self.study.spec.name, self.run_dir, arm.name, fold.repeat, fold.fold,
             {k: v for k, v in metrics.items() if isinstance(v, float)}))
         if outcome.status != "ok":

@@ -19,7 +19,13 @@ from harness.atomic import atomic_write_text
 from harness.registry import Registry
 from harness.run.runner import RunOptions, StudyRunner
 from harness.study.loader import TUNE_METRICS, LoadedStudy, load_study
-from harness.tuning.search import ArmObjective, TuneOptions, arm_overrides, describe_study, optimize_arm
+from harness.tuning.search import (
+    ArmObjective,
+    TuneOptions,
+    arm_overrides,
+    describe_study,
+    optimize_arm,
+)
 
 
 def nested_tune(study: LoadedStudy, registry: Registry, options: TuneOptions, overrides: list[str], storage: Any,

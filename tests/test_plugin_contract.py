@@ -1,0 +1,102 @@
+"""The plugin contract: every hook call is typed and any plugin error names the plugin and the hook."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import hookimpl
+from harness.contracts import FoldContext, ReportContext, ReportSection
+from harness.errors import HarnessError
+from harness.registry import build_registry, make_plugin_manager
+
+
+def _registry(*plugins: object):  # type: ignore[no-untyped-def]
+    pm, records = make_plugin_manager(entry_points=False)
+    for index, plugin in enumerate(plugins):
+        pm.register(plugin, name=f"p{index}")
+    return build_registry(pm, records)
+
+
+def test_registration_hook_that_raises_names_plugin_and_hook() -> None:
+    class Broken:
+        @hookimpl
+        def register_backbones(self):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+    with pytest.raises(HarnessError, match=r"plugin 'p0' failed in hook register_backbones: RuntimeError: boom"):
+        _registry(Broken())
+
+
+def test_misspelled_hook_is_a_harness_error_naming_the_plugin() -> None:
+    import sys
+    import types
+
+    module = types.ModuleType("harness_test_misspelled")
+
+    @hookimpl
+    def register_backbone():  # type: ignore[no-untyped-def]  # missing "s"
+        return []
+
+    module.register_backbone = register_backbone  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        with pytest.raises(HarnessError, match=r"plugin 'harness_test_misspelled'.*register_backbone"):
+            make_plugin_manager([module.__name__], entry_points=False)
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_lifecycle_hook_error_names_plugin(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    calls = []
+
+    class Logger:
+        @hookimpl
+        def fold_finished(self, context):  # type: ignore[no-untyped-def]
+            calls.append(context.arm)
+
+    class Faulty:
+        @hookimpl
+        def study_finished(self, context):  # type: ignore[no-untyped-def]
+            raise KeyError("results")
+
+    registry = _registry(Logger(), Faulty())
+    registry.fold_finished(FoldContext("s", tmp_path, "arm-a", 0, 1, {}))
+    assert calls == ["arm-a"]
+    with pytest.raises(HarnessError, match=r"plugin 'p1' failed in hook study_finished: KeyError"):
+        from harness.contracts import StudyContext
+
+        registry.study_finished(StudyContext("s", tmp_path, None))  # type: ignore[arg-type]
+
+
+def test_report_sections_are_type_checked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    class Good:
+        @hookimpl
+        def report_sections(self, context):  # type: ignore[no-untyped-def]
+            return [ReportSection("Notes", "<p>x</p>")]
+
+    class Bad:
+        @hookimpl
+        def report_sections(self, context):  # type: ignore[no-untyped-def]
+            return ["<p>raw html</p>"]
+
+    assert [s.title for s in _registry(Good()).report_sections(ReportContext(tmp_path, None))] == ["Notes"]
+    with pytest.raises(HarnessError, match=r"plugin 'p0': report_sections returned '<p>raw html</p>'"):
+        _registry(Bad()).report_sections(ReportContext(tmp_path, None))
+
+
+def test_report_filters_cannot_replace_builtins_or_each_other() -> None:
+    class Pct:
+        @hookimpl
+        def report_filters(self):  # type: ignore[no-untyped-def]
+            return {"pct": lambda v: "hacked"}
+
+    class Shout:
+        @hookimpl
+        def report_filters(self):  # type: ignore[no-untyped-def]
+            return {"shout": str.upper}
+
+    with pytest.raises(HarnessError, match=r"plugin 'p0': report filter 'pct' would replace the built-in"):
+        _registry(Pct()).report_filters(reserved={"pct", "num"})
+    assert list(_registry(Shout()).report_filters(reserved={"pct"})) == ["shout"]
+    with pytest.raises(HarnessError, match=r"'shout' is registered by plugin 'p\d' and by plugin 'p\d'"):
+        _registry(Shout(), Shout()).report_filters()
