@@ -19,6 +19,31 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+def _floors() -> list[str]:
+    """``name==floor`` for every dependency of pyproject.toml written as ``name>=floor``."""
+    import re
+    import tomllib
+
+    with open("pyproject.toml", "rb") as handle:
+        project = tomllib.load(handle)["project"]
+    pins = []
+    for requirement in project["dependencies"]:
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)>=([0-9][^,;\s]*)", requirement.strip())
+        if match:
+            pins.append(f"{match[1]}=={match[2]}")
+    return pins
+
+
+@nox.session(python=PYTHON, default=False)
+def lowest(session: nox.Session) -> None:
+    """Install the declared floors exactly and run the fast tests: the floors must be true."""
+    constraints = session.create_tmp() + "/floors.txt"
+    with open(constraints, "w") as handle:
+        handle.write("\n".join(_floors()) + "\n")
+    session.install("-c", constraints, "-e", ".[test]")
+    session.run("pytest", "-m", "not slow", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Lint with ruff."""
