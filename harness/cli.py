@@ -22,7 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Declarative, seeded, statistically honest ablation studies for image classifiers.")
     parser.add_argument("--version", action="version", version=f"ablation-harness {__version__}")
     parser.add_argument("--strict-plugins", action="store_true", help="a plugin that fails to load is an error")
+    # global flags are accepted after the subcommand too (SUPPRESS keeps a value given before it)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--strict-plugins", action="store_true", default=argparse.SUPPRESS,
+                        help="a plugin that fails to load is an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: add_parser(*a, parents=[common], **k)  # type: ignore[method-assign]
 
     run = sub.add_parser("run", help="run every arm of a study on identical seeded folds")
     run.add_argument("study", type=Path)
@@ -33,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--no-report", action="store_true", help="skip writing report.html")
     run.add_argument("--storage", help="Optuna storage URL: workers sharing it split the cells between them")
-    run.add_argument("--parallel", type=int, default=1, metavar="N",
+    run.add_argument("--workers", "--parallel", dest="workers", type=int, default=1, metavar="N",
                      help="N worker processes on this machine share the cells (small models do not fill a GPU)")
 
     tune = sub.add_parser("tune", help="Optuna search (lr, step size, any key) per arm with fold-aware pruning")
@@ -156,10 +162,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     study, registry = _load(args)
     out = (args.out or Path("runs") / study.name).resolve()
-    if args.parallel > 1:
-        if args.fresh:
-            (out / "cells.db").unlink(missing_ok=True)
-        args.storage = args.storage or _parallel_workers(args, out, study.spec.training.threads)
+    if args.fresh and (args.workers > 1 or args.storage):  # start over before any worker starts
+        from harness.run.runner import run_lock
+        from harness.run.rundir import RunDir
+
+        with run_lock(out):
+            RunDir(out).clear()
+    if args.workers > 1:
+        args.storage = _parallel_workers(args, out, study.spec.training.threads, args.storage)
         study, registry = _load(args)  # with the per-worker thread count
     options = RunOptions(out, fresh=args.fresh and not args.storage, quiet=args.quiet, report=not args.no_report)
     if args.storage:
@@ -207,7 +217,8 @@ def _spawn_workers(args: argparse.Namespace, command: str, out: Path, storage: s
     import subprocess
 
     line = [sys.executable, "-m", "harness.cli", command, str(args.study), "--out", str(out), "--storage", storage,
-            "--quiet", *extra, *[a for o in args.overrides for a in ("--set", o)]]
+            "--quiet", *extra, *[a for o in args.overrides for a in ("--set", o)],
+            *(["--strict-plugins"] if args.strict_plugins else [])]
     args.extra_workers = [subprocess.Popen(line, stdout=subprocess.DEVNULL) for _ in range(count)]
 
 
@@ -218,16 +229,16 @@ def _tune_workers(args: argparse.Namespace, out: Path) -> None:
                    *(["--trials", str(args.trials)] if args.trials else []))
 
 
-def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None) -> str:
-    """Start ``--parallel N`` - 1 extra workers on a SQLite storage in the run directory; this process is one.
-    Unless the study sets training.threads, the CPU threads are split between the workers."""
+def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, storage: str | None) -> str:
+    """Start ``--workers N`` - 1 extra workers on ``storage`` (default: SQLite in the run directory);
+    this process is one. Unless the study sets training.threads, the CPU threads are split between them."""
     import os
 
     out.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{out / 'cells.db'}"
+    storage = storage or f"sqlite:///{out / 'cells.db'}"
     if threads is None:
-        args.overrides = [*args.overrides, f"training.threads={max(1, (os.cpu_count() or 1) // args.parallel)}"]
-    _spawn_workers(args, "run", out, storage, args.parallel - 1, "--no-report")
+        args.overrides = [*args.overrides, f"training.threads={max(1, (os.cpu_count() or 1) // args.workers)}"]
+    _spawn_workers(args, "run", out, storage, args.workers - 1, "--no-report")
     return storage
 
 

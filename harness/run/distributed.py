@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness.errors import HarnessError, Interrupted
 from harness.registry import Registry
-from harness.run.runner import RunOptions, StudyRunner
+from harness.run.runner import RunOptions, StudyRunner, run_lock
 from harness.study.loader import LoadedStudy
 from harness.tuning.search import storage_for
 
@@ -37,6 +37,14 @@ def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions
     from optuna.storages import fail_stale_trials
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with run_lock(options.out_dir, shared=True):  # shared with the other workers, never with a plain run
+        return _work(study, registry, options, storage_url)
+
+
+def _work(study: LoadedStudy, registry: Registry, options: RunOptions, storage_url: str) -> pd.DataFrame:
+    import optuna
+    from optuna.storages import fail_stale_trials
+
     storage = storage_for(storage_url, options.out_dir)
     runner = StudyRunner(study, registry, options)
     data, costs = runner.setup()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import signal
 import time
 import warnings
@@ -27,6 +25,7 @@ from harness.data.prepared import PreparedData, normalization, prepare_data, wri
 from harness.errors import HarnessError, Interrupted
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
+from harness.run.rundir import RunDir
 from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldTrainer, seed_for
 from harness.stats.metrics import classification_metrics
 from harness.study.loader import Arm, LoadedStudy
@@ -63,24 +62,10 @@ class _Interrupt:
 
 
 @contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """One ``harness run`` per run directory at a time."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(run_dir / ".lock", "w")  # noqa: SIM115
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise HarnessError(
-            f"{run_dir} is in use by another harness process; wait for it, or use --out for a separate run"
-        ) from None
-    try:
-        handle.write(str(os.getpid()))
-        handle.flush()
+def run_lock(run_dir: Path, *, shared: bool = False) -> Iterator[None]:
+    """One ``harness run`` per run directory at a time (storage workers share it among themselves)."""
+    with RunDir(run_dir).lock(shared=shared):
         yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,12 +127,14 @@ class StudyRunner:
             tqdm.write(message)
 
     def cell_dir(self, arm: str, repeat: int, fold: int) -> Path:
-        return self.run_dir / "cells" / arm / f"r{repeat}-f{fold}"
+        return RunDir(self.run_dir).cell(arm, repeat, fold)
 
     def run(self) -> pd.DataFrame:
         with run_lock(self.run_dir):
             if self.options.fresh:
                 self._clear()
+            else:
+                RunDir(self.run_dir).remove_temp_files()  # leftovers of a killed write
             with self.interruptible():
                 return self._run()
 
@@ -162,14 +149,7 @@ class StudyRunner:
             signal.signal(signal.SIGINT, previous)
 
     def _clear(self) -> None:
-        import shutil
-
-        for name in ("cells", "results.csv", "predictions.csv", "report.html", "splits.csv", "run.json", "stats.json"):
-            target = self.run_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
+        RunDir(self.run_dir).clear()
 
     def setup(self) -> tuple[PreparedData, dict[str, dict[str, Any]]]:
         """Everything before the first cell: resolved study, data decoded once, splits, every arm built once."""

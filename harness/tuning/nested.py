@@ -53,7 +53,7 @@ def nested_tune(study: LoadedStudy, registry: Registry, options: TuneOptions, ov
             cell = final_dir / "cells" / arm / f"r{fold.repeat}-f{fold.fold}"
             target = outer.cell_dir(arm, fold.repeat, fold.fold)
             shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(cell, target, ignore=shutil.ignore_patterns("*.pt.tmp"))
+            shutil.copytree(cell, target, ignore=shutil.ignore_patterns("*.tmp"))
             result = json.loads((cell / "result.json").read_text())
             result.pop("fingerprint", None)
             rows.append({**result, "tuned_params": json.dumps(best)})

@@ -1,0 +1,130 @@
+"""The run directory: every file name the harness writes there, the lock, clearing and clean-up.
+
+One owner, so the names cannot drift between modules: a run directory holds the resolved study,
+the data files, one folder per cell, the aggregated results and the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from harness.errors import HarnessError
+
+# files at the top of a run directory
+STUDY = "study.yaml"
+RUN_INFO = "run.json"
+ARMS = "arms.json"
+SPLITS = "splits.csv"
+LABELS = "labels.csv"
+CLASSES = "classes.json"
+SKIPPED = "skipped_images.csv"
+RESULTS = "results.csv"
+PREDICTIONS = "predictions.csv"
+STATS = "stats.json"
+TUNING = "tuning.json"
+REPORT = "report.html"
+LOG = "run.log"
+CELLS = "cells"
+CACHE = "cache"
+LOCK = ".lock"
+CELL_QUEUE = "cells.db"  # the local workers' shared queue (``run --workers N``)
+
+# files inside one cell's folder
+RESULT = "result.json"
+HISTORY = "history.csv"
+CELL_PREDICTIONS = "predictions.csv"
+FINGERPRINT = "fingerprint"
+LAST = "last.pt"
+BEST = "best.pt"
+
+TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the target
+
+# what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
+OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, RESULTS, PREDICTIONS, STATS, TUNING,
+           REPORT, LOG, CELLS, CELL_QUEUE)
+
+
+class RunDir:
+    """Paths and housekeeping of one run directory."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name
+
+    def cell(self, arm: str, repeat: int, fold: int) -> Path:
+        """The folder of one arm x repeat x fold cell."""
+        return self.root / CELLS / arm / f"r{repeat}-f{fold}"
+
+    def prepare(self) -> None:
+        """Create the folder, refusing a path that is a file or cannot be written."""
+        if self.root.exists() and not self.root.is_dir():
+            raise HarnessError(f"{self.root} is a file, not a run directory; give --out a folder path")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(f"cannot create run directory {self.root}: {exc.strerror}") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise HarnessError(f"run directory {self.root} is not writable; choose another --out")
+
+    @contextlib.contextmanager
+    def lock(self, *, shared: bool = False) -> Iterator[None]:
+        """Exclusive for a plain run; ``shared`` for the workers of one storage, which share the folder
+        with each other but never with a plain run."""
+        self.prepare()
+        handle = open(self.root / LOCK, "a+")  # noqa: SIM115
+        try:
+            _flock(handle, shared)
+        except BlockingIOError:
+            handle.close()
+            holder = "other storage workers" if not shared else "a plain harness run"
+            raise HarnessError(
+                f"{self.root} is in use by {holder}; wait for it, or use --out for a separate run"
+            ) from None
+        try:
+            yield
+        finally:
+            _flock(handle, None)
+            handle.close()
+
+    def clear(self) -> None:
+        """Remove every output of an earlier run (``--fresh``), so nothing stale reaches the report."""
+        for name in OUTPUTS:
+            target = self.root / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        self.remove_temp_files()
+
+    def remove_temp_files(self) -> int:
+        """Delete temp files left by a killed atomic write; how many there were."""
+        removed = 0
+        if not self.root.is_dir():
+            return removed
+        for path in self.root.rglob(f".*{TEMP_SUFFIX}"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def _flock(handle: IO[str], shared: bool | None) -> None:
+    """flock on POSIX (``None`` unlocks); where there is no fcntl (Windows) the folder is not locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        if shared is not None:
+            warnings.warn("no fcntl on this platform: the run directory is not locked", stacklevel=3)
+        return
+    if shared is None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    else:
+        fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
