@@ -163,8 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     study, registry = _load(args)
     out = (args.out or Path("runs") / study.name).resolve()
     if args.fresh and (args.workers > 1 or args.storage):  # start over before any worker starts
-        from harness.run.runner import run_lock
         from harness.run.rundir import RunDir
+        from harness.run.runner import run_lock
 
         with run_lock(out):
             RunDir(out).clear()

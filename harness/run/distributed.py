@@ -34,7 +34,6 @@ def _cell_key(params: dict[str, Any]) -> tuple[str, int, int]:
 def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions, storage_url: str) -> pd.DataFrame:
     """Work through the study's cells with the other workers; the worker that sees them all done writes the outputs."""
     import optuna
-    from optuna.storages import fail_stale_trials
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with run_lock(options.out_dir, shared=True):  # shared with the other workers, never with a plain run
