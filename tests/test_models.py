@@ -11,9 +11,11 @@ import torch
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.models.build import build_model, model_cost
-from harness.registry import load_registry
+from harness.registry import build_registry, make_plugin_manager
 
-REGISTRY = load_registry()
+# the built-in model plugins only, on their own plugin manager: never whatever else is installed
+REGISTRY = build_registry(*make_plugin_manager(["harness_plugins.models", "harness_plugins.attention"],
+                                               entry_points=False))
 ATTENTION_SPECS = {
     "none": {}, "se": {"reduction": 4}, "eca": {}, "cbam": {}, "ese": {}, "gc": {},
 }
