@@ -285,7 +285,8 @@ def cmd_model(args: argparse.Namespace) -> int:
               for n, m in model.named_children()]
     stages: dict[str, set[float]] = {}
     for row in cost.attention:
-        stages.setdefault(row["module"].split(".")[0], set()).add(row["ratio"])
+        if row["ratio"] is not None:  # variants without a bottleneck (eca, ...) have no ratio
+            stages.setdefault(row["module"].split(".")[0], set()).add(row["ratio"])
     if args.json:
         print(json.dumps({"backbone": args.backbone, "params": cost.params, "flops": cost.flops, "layers": layers,
                           "attention": {"name": name, **options, "modules": cost.attention,
@@ -296,7 +297,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     for layer in layers:
         print(f"  {layer['name']:<14} {layer['type']:<20} {layer['params']:>12,}")
     for stage, ratios in stages.items():
-        print(f"  effective SE ratio in {stage}: {', '.join(f'{r:g}' for r in sorted(ratios))}")
+        print(f"  effective attention ratio in {stage}: {', '.join(f'{r:g}' for r in sorted(ratios))}")
     return 0
 
 

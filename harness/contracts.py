@@ -29,12 +29,44 @@ class AttentionPlan:
 
     ``layer(channels)`` builds one attention module; ``None`` means no attention.
     ``stages`` is ``None`` for "every stage", else the stage numbers (paper numbering).
+    The rest tells the core what it built, so any variant gets cost rows, the excitation plot and
+    pretrained-weights warnings: ``describe(channels)`` one line for the cost table,
+    ``hidden(channels)`` the bottleneck width (``None``: no bottleneck) and ``gate`` the name of the
+    submodule whose output is the per-channel excitation (``None``: nothing to plot).
     """
 
     layer: Callable[[int], nn.Module] | None
     placement: str = "standard"
     stages: tuple[int, ...] | None = None
     describe: Callable[[int], str] = field(default=lambda c: "")
+    hidden: Callable[[int], int] | None = None
+    gate: str | None = None
+
+
+@dataclass(frozen=True)
+class AttentionTag:
+    """What the core knows of one attention module in a network (set by :func:`mark_attention`)."""
+
+    channels: int
+    hidden: int | None = None
+    gate: str | None = None  # submodule whose output is the per-channel excitation
+    description: str = ""
+
+
+ATTENTION_ATTRIBUTE = "harness_attention"
+
+
+def mark_attention(module: nn.Module, tag: AttentionTag) -> nn.Module:
+    """Tag ``module`` as attention. Surgery tags what it inserts; a backbone with built-in attention
+    tags its own modules, so the core never recognises attention by class name."""
+    object.__setattr__(module, ATTENTION_ATTRIBUTE, tag)  # a plain attribute, not a submodule or buffer
+    return module
+
+
+def attention_modules(model: nn.Module) -> list[tuple[str, nn.Module, AttentionTag]]:
+    """Every tagged attention module of ``model`` with its qualified name, in module order."""
+    return [(name, module, getattr(module, ATTENTION_ATTRIBUTE)) for name, module in model.named_modules()
+            if isinstance(getattr(module, ATTENTION_ATTRIBUTE, None), AttentionTag)]
 
 
 @dataclass(frozen=True)
@@ -50,16 +82,15 @@ class BackboneRequest:
 
 @dataclass(frozen=True)
 class BackboneInfo:
-    """A backbone: ``build(request) -> nn.Module``.
+    """A backbone: ``build(request) -> nn.Module``; ``family`` groups related backbones in listings.
 
-    ``stage_numbers`` are the stage numbers its blocks use (ResNet: 2..5, CIFAR ResNet: 1..3).
+    A backbone with attention built in tags those modules with :func:`mark_attention`.
     """
 
     name: str
     build: Callable[[BackboneRequest], nn.Module]
     summary: str
     family: str = "resnet"
-    stage_numbers: tuple[int, ...] = (2, 3, 4, 5)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,8 @@ def make_se(options: Mapping[str, Any]) -> AttentionPlan:
         placement=placement,
         stages=stages,
         describe=lambda c: f"SE hidden {c // reduction} of {c} (r = {c / max(c // reduction, 1):g})",
+        hidden=lambda c: c // reduction,
+        gate="gate",
     )
 
 

@@ -54,11 +54,27 @@ def _timm_builder(name: str, attention_allowed: bool) -> Callable[[BackboneReque
         )
         stages = {n: getattr(model, f"layer{n - 1}") for n in (2, 3, 4, 5)}
         apply_attention(stages, request.attention)
+        if not attention_allowed:
+            _tag_builtin_se(model)
         if request.pretrained:
             load_pretrained(model, name, request.pretrained, request.in_chans)
         return model
 
     return build
+
+
+def _tag_builtin_se(model: nn.Module) -> None:
+    """Tag the SE modules timm builds into seresnet*/legacy_seresnet* (``se``/``se_module`` of each block)."""
+    from harness.contracts import AttentionTag, mark_attention
+
+    for module in list(model.modules()):
+        se = getattr(module, "se", None) or getattr(module, "se_module", None)
+        fc1 = getattr(se, "fc1", None)
+        if se is None or fc1 is None or not hasattr(fc1, "in_channels"):
+            continue
+        channels, hidden = int(fc1.in_channels), int(fc1.out_channels)
+        gate = "gate" if hasattr(se, "gate") else "sigmoid" if hasattr(se, "sigmoid") else None
+        mark_attention(se, AttentionTag(channels, hidden, gate, f"timm's built-in SE: hidden {hidden} of {channels}"))
 
 
 def _cifar_builder(depth: int, se: bool) -> Callable[[BackboneRequest], nn.Module]:
@@ -90,8 +106,8 @@ def register_backbones() -> list[BackboneInfo]:
         n = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}[depth]
         infos.append(BackboneInfo(f"resnet{depth}", _cifar_builder(depth, False),
                                   f"CIFAR-style ResNet-{depth}: 16/32/64 channels, {n} basic blocks per stage",
-                                  family="cifar-resnet", stage_numbers=(1, 2, 3)))
+                                  family="cifar-resnet"))
         infos.append(BackboneInfo(f"se_resnet{depth}", _cifar_builder(depth, True),
                                   f"CIFAR-style SE-ResNet-{depth}: exact SE (r = 16, no bias) before the addition",
-                                  family="cifar-resnet-se", stage_numbers=(1, 2, 3)))
+                                  family="cifar-resnet-se"))
     return infos

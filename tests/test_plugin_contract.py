@@ -100,3 +100,58 @@ def test_report_filters_cannot_replace_builtins_or_each_other() -> None:
     assert list(_registry(Shout()).report_filters(reserved={"pct"})) == ["shout"]
     with pytest.raises(HarnessError, match=r"'shout' is registered by plugin 'p\d' and by plugin 'p\d'"):
         _registry(Shout(), Shout()).report_filters()
+
+
+class _Gated(__import__("torch").nn.Module):
+    """A third-party channel attention with its own class name: a gate after one conv."""
+
+    def __init__(self, channels: int):
+        from torch import nn
+
+        super().__init__()
+        self.mix = nn.Conv2d(channels, channels, 1)
+        self.squash = nn.Sigmoid()
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return x * self.squash(self.mix(x.mean((2, 3), keepdim=True)))
+
+
+def _third_party_attention_registry():  # type: ignore[no-untyped-def]
+    from harness.contracts import AttentionInfo, AttentionPlan
+
+    class ThirdParty:
+        @hookimpl
+        def register_attention_variants(self):  # type: ignore[no-untyped-def]
+            plan = AttentionPlan(layer=_Gated, gate="squash", describe=lambda c: f"gated {c}")
+            return [AttentionInfo("gated", lambda options: plan, "a third-party gate")]
+
+    pm, records = make_plugin_manager(["harness_plugins.models", "harness_plugins.attention"], entry_points=False)
+    pm.register(ThirdParty(), name="thirdparty")
+    return build_registry(pm, records)
+
+
+def test_third_party_attention_gets_cost_rows_and_gates() -> None:
+    from harness.contracts import attention_modules
+    from harness.models.build import build_model, model_cost
+
+    registry = _third_party_attention_registry()
+    model = build_model(registry, "resnet20", "gated", {}, num_classes=2, in_chans=1, image_size=16)
+    cost = model_cost(model, 1, 16)
+    assert len(cost.attention) == 9  # 3 stages x 3 blocks, found without knowing the class
+    assert cost.attention[0]["description"] == "gated 16" and cost.attention[0]["params"] == 16 * 16 + 16
+    assert all(tag.gate == "squash" for _, _, tag in attention_modules(model))
+
+
+def test_pretrained_warning_names_new_third_party_attention_tensors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from harness.models.build import build_model
+
+    registry = _third_party_attention_registry()
+    plain = build_model(registry, "resnet18", "none", {}, num_classes=2, in_chans=3, image_size=32)
+    weights = tmp_path / "plain.pt"
+    torch.save(plain.state_dict(), weights)
+    model = build_model(registry, "resnet18", "gated", {}, num_classes=2, in_chans=3, image_size=32,
+                        pretrained=str(weights))
+    notes = " ".join(model.harness_notes)
+    assert "attention tensors are newly initialised" in notes and ".se.mix." in notes

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from harness.contracts import AttentionPlan, BackboneRequest
+from harness.contracts import AttentionPlan, BackboneRequest, attention_modules
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -48,26 +48,16 @@ def build_model(
         raise
     except Exception as exc:
         raise HarnessError(f"backbone {backbone!r} with attention {attention!r} failed to build: {exc}") from exc
-    model.harness_attention = plan  # type: ignore[assignment]
     return model
 
 
 def attention_summary(model: nn.Module) -> list[dict[str, Any]]:
-    """Every attention module with its channels, hidden width and effective reduction ratio."""
+    """Every attention module (as tagged by its plugin) with channels, hidden width and effective ratio."""
     rows = []
-    for name, module in model.named_modules():
-        fc1 = getattr(module, "fc1", None)
-        if type(module).__name__ in {"SqueezeExcite", "SEModule", "SEModule_"} or (
-            name.endswith(".se") and isinstance(fc1, nn.Linear | nn.Conv2d)
-        ):
-            if isinstance(fc1, nn.Linear):
-                channels, hidden = fc1.in_features, fc1.out_features
-            elif isinstance(fc1, nn.Conv2d):
-                channels, hidden = fc1.in_channels, fc1.out_channels
-            else:
-                continue
-            rows.append({"module": name, "channels": channels, "hidden": hidden,
-                         "ratio": channels / hidden, "params": sum(p.numel() for p in module.parameters())})
+    for name, module, tag in attention_modules(model):
+        rows.append({"module": name, "channels": tag.channels, "hidden": tag.hidden,
+                     "ratio": tag.channels / tag.hidden if tag.hidden else None,
+                     "params": sum(p.numel() for p in module.parameters()), "description": tag.description})
     return rows
 
 

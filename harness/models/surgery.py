@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from harness.contracts import PLACEMENTS, AttentionPlan
+from harness.contracts import PLACEMENTS, AttentionPlan, AttentionTag, mark_attention
 from harness.errors import HarnessError
 
 
@@ -47,19 +47,24 @@ def apply_attention(stages: Mapping[int, nn.Sequential], plan: AttentionPlan) ->
             raise HarnessError(
                 f"attention stages {unknown} do not exist in this backbone; its stages are {sorted(stages)}"
             )
+    def layer(channels: int) -> nn.Module:
+        assert plan.layer is not None
+        hidden = plan.hidden(channels) if plan.hidden else None
+        return mark_attention(plan.layer(channels), AttentionTag(channels, hidden, plan.gate, plan.describe(channels)))
+
     for number, stage in stages.items():
         if plan.stages is not None and number not in plan.stages:
             continue
         for index, block in enumerate(list(stage)):
             out_channels = branch_out_channels(block)
             if plan.placement == "standard":
-                block.se = plan.layer(out_channels)
+                block.se = layer(out_channels)
             elif plan.placement == "pre":
                 conv1 = block.conv1
                 assert isinstance(conv1, nn.Conv2d)
-                block.conv1 = nn.Sequential(plan.layer(conv1.in_channels), conv1)
+                block.conv1 = nn.Sequential(layer(conv1.in_channels), conv1)
             elif plan.placement == "identity":
                 parts = [block.downsample] if isinstance(block.downsample, nn.Module) else []
-                block.downsample = nn.Sequential(*parts, plan.layer(out_channels))
+                block.downsample = nn.Sequential(*parts, layer(out_channels))
             else:
-                stage[index] = PostAttention(block, plan.layer(out_channels))
+                stage[index] = PostAttention(block, layer(out_channels))

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness.contracts import attention_modules
 from harness.errors import HarnessError
 
 
@@ -58,11 +59,12 @@ def load_pretrained(model: nn.Module, name: str, pretrained: bool | str, in_chan
         del state[key]
     result = model.load_state_dict(state, strict=False)
     notes = list(getattr(model, "harness_notes", []))
-    new_attention = [k for k in result.missing_keys if ".se." in k or ".attention." in k or "conv1.0." in k]
+    prefixes = tuple(f"{name}." for name, _, _ in attention_modules(model))
+    new_attention = [k for k in result.missing_keys if prefixes and k.startswith(prefixes)]
     if new_attention:
         notes.append(
             f"pretrained backbone but {len(new_attention)} attention tensors are newly initialised "
-            "(e.g. " + new_attention[0] + "): the SE arm starts partly untrained, which confounds the ablation"
+            "(e.g. " + new_attention[0] + "): the attention arm starts partly untrained, which confounds the ablation"
         )
     other_missing = [k for k in result.missing_keys if k not in new_attention]
     if other_missing or mismatched:

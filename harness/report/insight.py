@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from harness.contracts import attention_modules
 from harness.report.plots import excitation_png, image_grid_png
 
 MAX_GALLERY = 12
@@ -80,7 +81,7 @@ def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], re
     val_idx = torch.tensor([images.index[s] for s in val.sample_id])
     x = _normalized(images.pixels[val_idx], images.pixels[train_idx], bool(arm_spec.get("pretrained")))
     out: dict[str, str] = {}
-    gates = [(n, m.gate) for n, m in model.named_modules() if type(m).__name__ == "SqueezeExcite"]
+    gates = [(f"{n}.{tag.gate}", m.get_submodule(tag.gate)) for n, m, tag in attention_modules(model) if tag.gate]
     if gates:
         chosen = [gates[0], gates[len(gates) // 2], gates[-1]] if len(gates) >= 3 else gates
         captured: dict[str, torch.Tensor] = {}

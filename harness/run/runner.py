@@ -254,7 +254,7 @@ class StudyRunner:
             cost = model_cost(model, data.images.channels, self.study.spec.dataset.image_size)
             costs[arm.name] = {"backbone": arm.backbone, "attention": arm.attention_name,
                                "attention_options": arm.attention_options, "params": cost.params,
-                               "flops": cost.flops, "se_modules": len(cost.attention),
+                               "flops": cost.flops, "attention_modules": len(cost.attention),
                                "notes": list(getattr(model, "harness_notes", []))}
         atomic_write_text(self.run_dir / "arms.json", json.dumps(costs, indent=1, default=str))
         return costs
