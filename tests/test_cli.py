@@ -39,9 +39,9 @@ def test_global_flag_after_the_subcommand(write_study, tmp_path: Path) -> None: 
 def test_run_dir_lock_is_exclusive_against_workers_and_shared_between_them(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
     with run.lock(shared=True), run.lock(shared=True):
-        with pytest.raises(HarnessError, match="in use by other storage workers"), run.lock():
+        with pytest.raises(HarnessError, match=r"in use by another harness process \(a run or its workers\)"), run.lock():
             pass
-    with run.lock(), pytest.raises(HarnessError, match="in use by a plain harness run"), run.lock(shared=True):
+    with run.lock(), pytest.raises(HarnessError, match=r"in use by another harness process \(a plain harness run\)"), run.lock(shared=True):
         pass
 
 

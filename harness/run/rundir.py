@@ -84,9 +84,10 @@ class RunDir:
             _flock(handle, shared)
         except BlockingIOError:
             handle.close()
-            holder = "other storage workers" if not shared else "a plain harness run"
+            holder = "a plain harness run" if shared else "a run or its workers"
             raise HarnessError(
-                f"{self.root} is in use by {holder}; wait for it, or use --out for a separate run"
+                f"{self.root} is in use by another harness process ({holder}); wait for it, "
+                "or use --out for a separate run"
             ) from None
         try:
             yield

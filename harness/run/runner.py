@@ -22,11 +22,12 @@ from harness import __version__
 from harness.atomic import atomic_write_text
 from harness.contracts import FoldContext, StudyContext
 from harness.data.prepared import PreparedData, normalization, prepare_data, write_data_files
+from harness.data.splits import Fold
 from harness.errors import HarnessError, Interrupted
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
 from harness.run.rundir import RunDir
-from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldTrainer, seed_for
+from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldOutcome, FoldTrainer, seed_for
 from harness.stats.metrics import classification_metrics
 from harness.study.loader import Arm, LoadedStudy
 
@@ -168,7 +169,7 @@ class StudyRunner:
                  f"{data.timings['decode']:.2f}s; fixed overhead {self._overhead:.2f}s")
         return data, costs
 
-    def run_cell(self, arm: Arm, fold: Any, data: PreparedData, costs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    def run_cell(self, arm: Arm, fold: Fold, data: PreparedData, costs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
         """One cell with the fault handling every runner needs; None when it failed (retried on rerun)."""
         try:
             result = self._run_cell(arm, fold, data, costs[arm.name])
@@ -189,8 +190,6 @@ class StudyRunner:
             self.log(message)
             torch.cuda.empty_cache()
             return None
-        finally:
-            self._aggregate(data)
 
     def finish(self, data: PreparedData, costs: dict[str, dict[str, Any]],
                results: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -225,10 +224,15 @@ class StudyRunner:
         if self.options.fold_order is not None:
             folds = [folds[i] for i in self.options.fold_order]
         cells = [(arm, f) for arm in self.arms for f in folds]
-        with tqdm(cells, desc="study", unit="cell", disable=self.options.quiet, position=0) as bar:
-            for arm, fold in bar:
-                bar.set_description(f"{arm.name} r{fold.repeat} f{fold.fold}")
-                self.run_cell(arm, fold, data, costs)
+        try:
+            with tqdm(cells, desc="study", unit="cell", disable=self.options.quiet, position=0) as bar:
+                for arm, fold in bar:
+                    bar.set_description(f"{arm.name} r{fold.repeat} f{fold.fold}")
+                    self.run_cell(arm, fold, data, costs)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the finished cells' results, never hiding the cause
+                self._aggregate(data)
+            raise
         return self.finish(data, costs)
 
     def _write_stats(self, results: pd.DataFrame) -> None:
@@ -274,7 +278,7 @@ class StudyRunner:
             return False
         return bool(stored.get("fingerprint") == fingerprint)
 
-    def _run_cell(self, arm: Arm, fold: Any, data: PreparedData, cost: dict[str, Any]) -> dict[str, Any]:
+    def _run_cell(self, arm: Arm, fold: Fold, data: PreparedData, cost: dict[str, Any]) -> dict[str, Any]:
         """Train and evaluate one cell (or reuse it when done with the same settings); its result."""
         cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
         fingerprint = cell_fingerprint(self.study, arm)
@@ -310,7 +314,7 @@ class StudyRunner:
         except OSError:
             return False
 
-    def _trainer(self, arm: Arm, fold: Any, data: PreparedData, cell: Path, device: torch.device) -> FoldTrainer:
+    def _trainer(self, arm: Arm, fold: Fold, data: PreparedData, cell: Path, device: torch.device) -> FoldTrainer:
         from tqdm import tqdm
 
         # the same initial weights for every arm in a fold: only the architecture differs
@@ -360,8 +364,8 @@ class StudyRunner:
                            cell, seed_for(self.study.spec.seed, fold.repeat, fold.fold), device,
                            should_stop=lambda: self.interrupt.requested, on_epoch=on_epoch)
 
-    def _write_cell(self, arm: Arm, fold: Any, data: PreparedData, cell: Path, fingerprint: str,
-                    outcome: Any, cost: dict[str, Any]) -> dict[str, Any]:
+    def _write_cell(self, arm: Arm, fold: Fold, data: PreparedData, cell: Path, fingerprint: str,
+                    outcome: FoldOutcome, cost: dict[str, Any]) -> dict[str, Any]:
         table, n_classes = data.table, data.num_classes
         frames = []
         metrics = {}
