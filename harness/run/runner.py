@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import signal
@@ -29,7 +28,9 @@ from harness.models.build import build_model, model_cost
 from harness.registry import Registry
 from harness.data.prepared import PreparedData, normalization, prepare_data, write_data_files
 from harness.study.loader import Arm, LoadedStudy
-from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldTrainer, seed_for
+from harness.run.fingerprint import cell_fingerprint, data_fingerprint
+from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldTrainer
+from harness.seeds import stream_seed
 
 RESULT_FILE = "result.json"
 
@@ -101,16 +102,6 @@ def resolved_study(study: LoadedStudy) -> dict[str, Any]:
     return data
 
 
-def cell_fingerprint(study: LoadedStudy, arm: Arm) -> str:
-    """What a cell's numbers depend on; a stored cell is reused only if this matches."""
-    spec = study.spec
-    training = arm.training.model_dump(mode="json", exclude={"device", "threads"})
-    parts = {"dataset": spec.dataset.model_dump(mode="json"), "cv": spec.cv.model_dump(mode="json"),
-             "seed": spec.seed, "backbone": arm.backbone, "attention": [arm.attention_name, arm.attention_options],
-             "pretrained": arm.pretrained, "training": training}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class FoldDataTooLarge(torch.cuda.OutOfMemoryError):
     """The fold's images, not a batch, exhausted GPU memory."""
 
@@ -125,6 +116,7 @@ class StudyRunner:
     _outputs: dict[Path, tuple[int, dict[str, Any], pd.DataFrame]] = field(default_factory=dict)
     _started: float = 0.0
     _overhead: float = 0.0
+    data_key: str = ""  # data_fingerprint of the prepared data, set by setup()
 
     @property
     def run_dir(self) -> Path:
@@ -181,6 +173,7 @@ class StudyRunner:
         data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir,
                             subset=self.options.subset)
         write_data_files(self.run_dir, data)
+        self.data_key = data_fingerprint(data)
         costs = self._preflight(data)
         self._overhead = time.perf_counter() - self._started
         self.log(f"study {spec.name}: {len(self.arms)} arm(s) x {len(data.splits.folds)} fold(s); "
@@ -282,7 +275,8 @@ class StudyRunner:
     def _build(self, arm: Arm, data: PreparedData) -> torch.nn.Module:
         return build_model(self.registry, arm.backbone, arm.attention_name, arm.attention_options,
                            num_classes=data.num_classes, in_chans=data.images.channels,
-                           image_size=self.study.spec.dataset.image_size, pretrained=arm.pretrained)
+                           image_size=self.study.spec.dataset.image_size, pretrained=arm.pretrained,
+                           init=self.study.spec.init)
 
     def _done(self, cell: Path, fingerprint: str) -> bool:
         result = cell / RESULT_FILE
@@ -297,7 +291,7 @@ class StudyRunner:
     def _run_cell(self, arm: Arm, fold: Any, data: PreparedData, cost: dict[str, Any]) -> dict[str, Any]:
         """Train and evaluate one cell (or reuse it when done with the same settings); its result."""
         cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
-        fingerprint = cell_fingerprint(self.study, arm)
+        fingerprint = cell_fingerprint(self.study, arm, self.data_key)
         if self._done(cell, fingerprint):
             return dict(json.loads((cell / RESULT_FILE).read_text()))
         stored = cell / RESULT_FILE
@@ -334,7 +328,7 @@ class StudyRunner:
         from tqdm import tqdm
 
         # the same initial weights for every arm in a fold: only the architecture differs
-        torch.manual_seed(seed_for(self.study.spec.seed, fold.repeat, fold.fold, "init"))
+        torch.manual_seed(stream_seed(self.study.spec.seed, "init", fold.repeat, fold.fold))
         model = self._build(arm, data).to(device)
         channels_last = device.type == "cuda" if arm.training.channels_last is None else arm.training.channels_last
         if channels_last:
@@ -344,23 +338,25 @@ class StudyRunner:
         sched_spec = arm.training.scheduler.model_dump()
         scheduler = self.registry.scheduler(sched_spec.pop("name")).build(optimizer, sched_spec, arm.training.epochs)
         pixels, labels = data.images.pixels, torch.from_numpy(data.table.labels)
-        x_train = pixels[torch.from_numpy(fold.train)]
+        fit, inner = fold.fit, fold.inner  # weights fit on `fit`; choices (if any) made on `inner`, never on val
+        x_train = pixels[torch.from_numpy(fit)]
         mean, std = normalization(x_train, data.images.channels, bool(arm.pretrained))
         test = torch.from_numpy(data.splits.test)
 
         def put(t: torch.Tensor) -> torch.Tensor:
             return t.to(device, non_blocking=True)
 
-        x_val, x_test = pixels[torch.from_numpy(fold.val)], pixels[test]
+        x_val, x_test, x_inner = pixels[torch.from_numpy(fold.val)], pixels[test], pixels[torch.from_numpy(inner)]
         try:
             inputs = FoldInputs(
-                x_train=put(x_train), y_train=put(labels[fold.train]),
+                x_train=put(x_train), y_train=put(labels[fit]),
                 x_val=put(x_val), y_val=put(labels[fold.val]),
                 x_test=put(x_test), y_test=put(labels[test]),
                 mean=put(mean), std=put(std), in_chans=data.images.channels,
+                x_inner=put(x_inner), y_inner=put(labels[inner]),
             )
         except torch.cuda.OutOfMemoryError:
-            nbytes = sum(t.numel() for t in (x_train, x_val, x_test))
+            nbytes = sum(t.numel() for t in (x_train, x_val, x_test, x_inner))
             power = min(3, max(0, (nbytes.bit_length() - 1) // 10))
             size = f"{nbytes / 1024**power:.1f} {['bytes', 'KiB', 'MiB', 'GiB'][power]}"
             raise FoldDataTooLarge(
@@ -377,7 +373,7 @@ class StudyRunner:
                 self.options.on_epoch(arm, fold, row)
 
         return FoldTrainer(model, optimizer, scheduler, arm.training, self.study.spec.dataset.augment, inputs,
-                           cell, seed_for(self.study.spec.seed, fold.repeat, fold.fold), device,
+                           cell, stream_seed(self.study.spec.seed, "fold", fold.repeat, fold.fold), device,
                            should_stop=lambda: self.interrupt.requested, on_epoch=on_epoch)
 
     def _write_cell(self, arm: Arm, fold: Any, data: PreparedData, cell: Path, fingerprint: str,
@@ -403,8 +399,11 @@ class StudyRunner:
         atomic_write_text(cell / "history.csv", pd.DataFrame(outcome.history).to_csv(index=False))
         atomic_write_text(cell / "predictions.csv", pd.concat(frames).to_csv(index=False))
         result = {"arm": arm.name, "repeat": fold.repeat, "fold": fold.fold, "status": outcome.status,
-                  **metrics, "epochs": outcome.epochs_run, "best_epoch": outcome.best_epoch,
-                  "seconds": outcome.seconds, "n_train": len(fold.train), "n_val": len(fold.val),
+                  **metrics, "epochs": outcome.epochs_run,
+                  "best_epoch": outcome.best_epoch if outcome.best_epoch >= 0 else None,
+                  "scored_epoch": outcome.scored_epoch, "selection": arm.training.selection.rule,
+                  "seconds": outcome.seconds, "n_train": len(fold.fit), "n_inner": len(fold.inner),
+                  "n_val": len(fold.val),
                   "params": cost["params"], "flops": cost["flops"], "note": outcome.note,
                   "fingerprint": fingerprint}
         atomic_write_text(cell / RESULT_FILE, json.dumps(result, indent=1))  # written last: marks the cell done
@@ -429,7 +428,7 @@ class StudyRunner:
     def _aggregate(self, data: PreparedData) -> pd.DataFrame:
         rows, predictions = [], []
         for arm in self.arms:
-            fingerprint = cell_fingerprint(self.study, arm)
+            fingerprint = cell_fingerprint(self.study, arm, self.data_key)
             for fold in data.splits.folds:
                 cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
                 if not self._done(cell, fingerprint):
