@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"
 
@@ -265,15 +265,17 @@ class Study(StrictModel):
             raise ValueError("a study needs 'arms:' or 'grid:' (at least one arm)")
         return self
 
-    @model_validator(mode="after")
-    def _init_lets_attention_learn(self) -> Study:
-        if self.init != "zero_last_bn":
-            return self
-        arms = list(self.arms.values())
-        attention = [a for a in arms if a.attention not in ("none", {"name": "none"})]
-        if attention or (self.grid and any(v not in ("none", {"name": "none"}) for v in self.grid.get("attention", []))):
+    @field_validator("init")
+    @classmethod
+    def _init_lets_attention_learn(cls, value: str, info: ValidationInfo) -> str:
+        if value != "zero_last_bn":
+            return value
+        plain = ("none", {"name": "none"})
+        arms = info.data.get("arms") or {}
+        grid = info.data.get("grid") or {}
+        if any(a.attention not in plain for a in arms.values()) or any(v not in plain for v in grid.get("attention", [])):
             raise ValueError(
-                "init: zero_last_bn zero-initialises each block's last BatchNorm, so attention placed after it "
-                "starts with zero input and its weights get no gradient: the arms would not compare attention. "
+                "zero_last_bn zero-initialises each block's last BatchNorm, so attention placed after it starts "
+                "with zero input and its weights get no gradient: the arms would not compare attention. "
                 "Use init: standard (the default)")
-        return self
+        return value
