@@ -206,7 +206,7 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         if histories:
             curves[arm.name] = curves_png(histories, arm.name)
     columns = [c for c in ("arm", "repeat", "fold", "status", "accuracy", "f1_macro", "loss", "test_accuracy",
-                           "epochs", "best_epoch", "seconds") if c in results]
+                           "epochs", "scored_epoch", "best_epoch", "seconds") if c in results]
     data = ReportData(
         study_name=study["name"], created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, plugins=run_info.get("plugins", []), git_commit=run_info.get("study_git_commit", ""),
