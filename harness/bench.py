@@ -107,8 +107,8 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = FoldTrainer(model, optimizer, scheduler, training, AugmentSpec(enabled=config.augment),
-                              inputs, Path(tmp), 0, device)
+        augment = AugmentSpec.model_validate("standard" if config.augment else "none")
+        trainer = FoldTrainer(model, optimizer, scheduler, training, augment, inputs, Path(tmp), 0, device)
     batches = [torch.arange(i * config.batch_size, (i + 1) * config.batch_size, device=device)
                for i in range(n // config.batch_size)]
 

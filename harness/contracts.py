@@ -78,6 +78,7 @@ class BackboneRequest:
     image_size: int = 224
     pretrained: bool | str = False
     attention: AttentionPlan = AttentionPlan(layer=None)
+    init: str = "standard"  # the study's init policy: standard (every BN weight 1) | zero_last_bn
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,11 @@
-"""Backbones: timm's ImageNet ResNet family and the CIFAR-style ResNets."""
+"""Backbones: timm's ImageNet ResNet family and the CIFAR-style ResNets.
+
+Init policy (``BackboneRequest.init``, the study's ``init:``), the same for every family and arm:
+``standard`` leaves every BatchNorm weight at 1 — timm's default ``zero_init_last`` is turned
+off, because it zeroes each block's last BatchNorm, so a bias-free SE right after it gets zero
+input and its weights no gradient (the "SE" arm would measure halved residual branches, not SE);
+``zero_last_bn`` zeroes each residual branch's last BatchNorm weight in every family.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,24 @@ from harness.contracts import BackboneInfo, BackboneRequest
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from torch import nn
+
+
+def apply_init(stages: Mapping[int, nn.Sequential], policy: str) -> None:
+    """Apply the init policy to a ResNet's blocks (before attention is placed)."""
+    from torch import nn
+
+    if policy == "standard":
+        return
+    if policy != "zero_last_bn":
+        raise HarnessError(f"unknown init policy {policy!r}; use standard or zero_last_bn")
+    for stage in stages.values():
+        for block in stage:
+            norm = getattr(block, "bn3", None) or getattr(block, "bn2", None)
+            if isinstance(norm, nn.BatchNorm2d):
+                nn.init.zeros_(norm.weight)
 
 TIMM_PLAIN = {
     "resnet18": "ResNet-18 (timm), basic blocks 2-2-2-2",
@@ -49,10 +73,13 @@ def _timm_builder(name: str, attention_allowed: bool) -> Callable[[BackboneReque
                 f"{name} already has SE built in; to vary attention use backbone {base!r} "
                 "with an attention: entry, so the arms differ in exactly one thing"
             )
+        # timm's ResNet zero-inits each block's last BN by default; the policy decides instead (see top)
+        extra = {} if name.startswith("legacy_") else {"zero_init_last": False}
         model = timm.create_model(
-            name, pretrained=False, num_classes=request.num_classes, in_chans=request.in_chans
+            name, pretrained=False, num_classes=request.num_classes, in_chans=request.in_chans, **extra
         )
         stages = {n: getattr(model, f"layer{n - 1}") for n in (2, 3, 4, 5)}
+        apply_init(stages, request.init)
         apply_attention(stages, request.attention)
         if not attention_allowed:
             _tag_builtin_se(model)
@@ -92,6 +119,7 @@ def _cifar_builder(depth: int, se: bool) -> Callable[[BackboneRequest], nn.Modul
             if plan.layer is not None:
                 raise HarnessError(f"se_resnet{depth} already has SE; use resnet{depth} with an attention: entry")
             plan = make_se({"reduction": 16})
+        apply_init(model.stages(), request.init)
         apply_attention(model.stages(), plan)
         return model
 

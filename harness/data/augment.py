@@ -1,5 +1,6 @@
 """Batched, per-sample augmentation on tensors (on the training device): flips, one affine warp
-(rotation, zoom as a random-resized crop, shift) and brightness/contrast. Off in evaluation."""
+(rotation, zoom as a random-resized crop, shift) and brightness/contrast. Off in evaluation, and
+off in training unless the study declares it (``dataset.augment``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
 
 def augment_batch(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator) -> torch.Tensor:
     """Augment a float batch ``(B, C, H, W)`` in [0, 1]; randomness drawn from ``generator`` (CPU)."""
-    if not spec.enabled:
+    if not spec.active:  # nothing declared: the batch is used as is
         return x
     b = x.shape[0]
     flip_h = torch.rand(b, generator=generator) < spec.hflip

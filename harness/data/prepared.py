@@ -76,7 +76,7 @@ def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: Cal
         keep[subset] = True
         table = table.subset(keep)
         images = DecodedImages(images.pixels[torch.from_numpy(keep)], [])
-    splits = make_splits(table, study.spec.cv, study.spec.seed)
+    splits = make_splits(table, study.spec.cv, study.spec.seed, study.spec.training.selection.inner_fraction)
     return PreparedData(table, images, splits, skipped, timings)
 
 

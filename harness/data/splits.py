@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from harness.data.images import ImageTable
 from harness.errors import HarnessError
+from harness.seeds import sklearn_seed
 from harness.study.schema import CVSpec
 
 
@@ -16,8 +18,14 @@ from harness.study.schema import CVSpec
 class Fold:
     repeat: int
     fold: int
-    train: np.ndarray  # sample indices
+    train: np.ndarray  # sample indices: the fold's whole training part (inner split included)
     val: np.ndarray
+    inner: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))  # selection split, within train
+
+    @property
+    def fit(self) -> np.ndarray:
+        """The samples the weights are fitted on: the training part minus the inner selection split."""
+        return np.setdiff1d(self.train, self.inner) if len(self.inner) else self.train
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,12 @@ def _check_feasible(labels: np.ndarray, groups: np.ndarray | None, folds: int, n
             raise HarnessError(f"{where}: the group column has {n_groups} distinct group(s), fewer than cv.folds = {folds}")
 
 
-def make_splits(table: ImageTable, cv: CVSpec, seed: int) -> Splits:
-    """Held-out test part (official split or ``test_fraction``), then repeated (grouped) stratified k-fold."""
+def make_splits(table: ImageTable, cv: CVSpec, seed: int, inner_fraction: float | None = None) -> Splits:
+    """Held-out test part (official split or ``test_fraction``), then repeated (grouped) stratified k-fold.
+
+    With ``inner_fraction`` each fold's training part also gets an inner selection split (see
+    :func:`inner_split`); it is made here, once, so every arm gets the same indices.
+    """
     from sklearn.model_selection import (
         GroupShuffleSplit,
         KFold,
@@ -72,10 +84,11 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int) -> Splits:
     everything = np.arange(n)
     if cv.test_fraction > 0:
         if groups is not None:
-            splitter = GroupShuffleSplit(n_splits=1, test_size=cv.test_fraction, random_state=seed)
+            splitter = GroupShuffleSplit(n_splits=1, test_size=cv.test_fraction, random_state=sklearn_seed(seed, "split"))
             pool, test = next(splitter.split(everything, labels, groups))
         else:
-            splitter = StratifiedShuffleSplit(n_splits=1, test_size=cv.test_fraction, random_state=seed)
+            splitter = StratifiedShuffleSplit(n_splits=1, test_size=cv.test_fraction,
+                                              random_state=sklearn_seed(seed, "split"))
             pool, test = next(splitter.split(everything, labels))
     elif table.official_test is not None and table.official_test.any():
         test, pool = np.flatnonzero(table.official_test), np.flatnonzero(~table.official_test)
@@ -86,7 +99,7 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int) -> Splits:
     folds: list[Fold] = []
     rows = []
     for repeat in range(cv.repeats):
-        rs = seed + 1000 * repeat
+        rs = sklearn_seed(seed, "split", repeat)  # independent per repeat (not seed + 1000 r)
         if groups is not None:
             kfold = StratifiedGroupKFold(cv.folds, shuffle=True, random_state=rs) if cv.stratify else None
             iterator = (kfold.split(pool, labels[pool], pool_groups) if kfold else
@@ -97,8 +110,13 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int) -> Splits:
             iterator = KFold(cv.folds, shuffle=True, random_state=rs).split(pool)
         for fold, (train_pos, val_pos) in enumerate(iterator):
             train, val = np.sort(pool[train_pos]), np.sort(pool[val_pos])
-            folds.append(Fold(repeat, fold, train, val))
-            for role, idx in (("train", train), ("val", val), ("test", test)):
+            inner = (inner_split(train, labels, groups, inner_fraction, seed, repeat, fold, cv.stratify)
+                     if inner_fraction else np.array([], dtype=np.int64))
+            folds.append(Fold(repeat, fold, train, val, inner))
+            roles = (("train", folds[-1].fit), ("inner", inner), ("val", val), ("test", test))
+            for role, idx in roles:
+                if role == "inner" and not len(idx):
+                    continue
                 rows.append(pd.DataFrame({"sample_id": [table.sample_ids[i] for i in idx], "group": groups[idx] if groups is not None else "",
                                           "repeat": repeat, "fold": fold, "role": role}))
     return Splits(folds, np.sort(test), pd.concat(rows, ignore_index=True))
@@ -108,3 +126,44 @@ def _group_kfold(groups: np.ndarray, folds: int, seed: int):  # type: ignore[no-
     from sklearn.model_selection import GroupKFold
 
     return GroupKFold(folds, shuffle=True, random_state=seed).split(groups, groups=groups)
+
+
+def inner_split(train: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int,
+                repeat: int, fold: int, stratify: bool = True) -> np.ndarray:
+    """The inner selection split of one fold's training part (sorted sample indices).
+
+    Stratified by label, grouped by the same group column as the folds (so no group straddles it),
+    seeded by (seed, repeat, fold) alone: every arm gets the same indices. With groups the split is
+    the first fold of a ``round(1 / fraction)``-fold grouped split, so its size is approximate.
+    """
+    from sklearn.model_selection import (
+        GroupKFold,
+        ShuffleSplit,
+        StratifiedGroupKFold,
+        StratifiedShuffleSplit,
+    )
+
+    rs = sklearn_seed(seed, "inner", repeat, fold)
+    y = labels[train]
+    where = f"training.selection.inner_fraction ({fraction:g}), repeat {repeat} fold {fold}"
+    try:
+        if groups is not None:
+            parts = max(2, round(1 / fraction))
+            train_groups = groups[train]
+            if len(np.unique(train_groups)) < parts:
+                raise HarnessError(
+                    f"{where}: the fold's training part has {len(np.unique(train_groups))} group(s), too few for "
+                    f"an inner split of 1/{parts} by group; raise inner_fraction or add groups")
+            splitter = (StratifiedGroupKFold(parts, shuffle=True, random_state=rs) if stratify
+                        else GroupKFold(parts, shuffle=True, random_state=rs))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "least populated class" is expected
+                _, inner_pos = next(splitter.split(train, y, train_groups))
+        else:
+            splitter = (StratifiedShuffleSplit(1, test_size=fraction, random_state=rs) if stratify
+                        else ShuffleSplit(1, test_size=fraction, random_state=rs))
+            _, inner_pos = next(splitter.split(train, y))
+    except ValueError as exc:
+        raise HarnessError(f"{where}: cannot carve the inner split from {len(train)} training samples ({exc}); "
+                           "raise inner_fraction or add data") from None
+    return np.sort(train[inner_pos])

@@ -37,11 +37,15 @@ def build_model(
     in_chans: int,
     image_size: int,
     pretrained: bool | str = False,
+    init: str = "standard",
 ) -> nn.Module:
-    """The arm's network; HarnessError (naming the arm's parts) for anything the user can fix."""
+    """The arm's network; HarnessError (naming the arm's parts) for anything the user can fix.
+
+    ``init`` is the study's init policy, the same for every arm (see ``Study.init``).
+    """
     info = registry.backbone(backbone)
     plan = attention_plan(registry, attention, attention_options)
-    request = BackboneRequest(num_classes, in_chans, image_size, pretrained, plan)
+    request = BackboneRequest(num_classes, in_chans, image_size, pretrained, plan, init)
     try:
         model = info.build(request)
     except HarnessError:

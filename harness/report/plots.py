@@ -28,12 +28,14 @@ def to_png(fig) -> str:  # type: ignore[no-untyped-def]
 
 
 def curves_png(histories: Sequence[pd.DataFrame], title: str) -> str:
-    """Train/val loss and accuracy per fold (thin), their mean ± sd band, and the LR schedule."""
+    """Train/inner/val loss and accuracy per fold (thin), their mean ± sd band, and the LR schedule."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
+        for split, color in (("train", "tab:blue"), ("inner", "tab:green"), ("val", "tab:orange")):
             column = f"{split}_{metric}"
+            if not all(column in h for h in histories):  # the inner (selection) split exists only when declared
+                continue
             for h in histories:
                 ax.plot(h["epoch"], h[column], color=color, alpha=0.25, linewidth=0.8)
             frame = pd.concat([h.set_index("epoch")[column] for h in histories], axis=1)

@@ -76,6 +76,7 @@ class ReportData:
 
 
 def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
+    """One line a reviewer needs: CV design, test split, selection rule, augmentation and init policy."""
     cv = study["cv"]
     kind = "stratified " if cv.get("stratify", True) else ""
     text = f"{cv['folds']}-fold {kind}CV"
@@ -86,7 +87,36 @@ def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
         parts.append(f"held-out test {cv['test_fraction'] * 100:g} %")
     elif has_test:
         parts.append("held-out test: the dataset's official split")
+    parts.append(_selection_text(study.get("training", {})))
+    augment = study.get("dataset", {}).get("augment")
+    if isinstance(augment, dict) and "preset" in augment:
+        from harness.study.schema import AugmentSpec
+
+        parts.append(f"augmentation: {AugmentSpec.model_validate(augment).describe()}")
+    elif augment is not None:
+        parts.append("augmentation: the older default (flips, rotation, zoom, shift, brightness, contrast)")
+    init = study.get("init")
+    parts.append({"standard": "init: standard (every BatchNorm weight 1; timm's zero_init_last off)",
+                  "zero_last_bn": "init: zero_last_bn (each residual branch's last BatchNorm weight 0)",
+                  None: "init: the backbone's own default"}.get(init, f"init: {init}"))
     return ", ".join(parts)
+
+
+def _selection_text(training: dict[str, Any]) -> str:
+    selection = training.get("selection")
+    if selection is None:  # a run from before selection was declared: it restored the best validation epoch
+        return "model selection: best epoch on the scored fold itself (older run: optimistic)"
+    stopping = training.get("early_stopping") or {}
+    fraction = selection.get("inner_fraction")
+    rule = ("the best inner epoch is scored" if selection.get("rule") == "best" else "the last epoch is scored")
+    if fraction is None:
+        return "model selection: none, the last epoch is scored"
+    chosen = []
+    if stopping.get("patience"):
+        chosen.append(f"early stopping on {stopping.get('monitor')} (patience {stopping['patience']})")
+    chosen.append(rule)
+    return (f"model selection on an inner split ({fraction * 100:g} % of each fold's training part, "
+            f"never the scored fold): {'; '.join(chosen)}")
 
 
 def summarize(values: pd.Series) -> MetricSummary:
@@ -176,7 +206,7 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         if histories:
             curves[arm.name] = curves_png(histories, arm.name)
     columns = [c for c in ("arm", "repeat", "fold", "status", "accuracy", "f1_macro", "loss", "test_accuracy",
-                           "epochs", "best_epoch", "seconds") if c in results]
+                           "epochs", "scored_epoch", "best_epoch", "seconds") if c in results]
     data = ReportData(
         study_name=study["name"], created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, plugins=run_info.get("plugins", []), git_commit=run_info.get("study_git_commit", ""),

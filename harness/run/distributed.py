@@ -51,7 +51,7 @@ def _work(study: LoadedStudy, registry: Registry, options: RunOptions, storage_u
     from harness.run.trainer import seed_for
 
     # one coordinating study per study configuration: changed settings never reuse stale cells
-    name = f"run:{study.name}:{seed_for(*(cell_fingerprint(study, arm) for arm in runner.arms)) % 10**8:08d}"
+    name = f"run:{study.name}:{seed_for(*(cell_fingerprint(study, arm, runner.data_key) for arm in runner.arms)) % 10**8:08d}"
     cells = {(arm.name, fold.repeat, fold.fold): (arm, fold) for arm in runner.arms for fold in data.splits.folds}
     try:
         coordinator = optuna.create_study(storage=storage, study_name=name, direction="maximize")

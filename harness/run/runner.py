@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import signal
 import time
@@ -26,8 +25,10 @@ from harness.data.splits import Fold
 from harness.errors import HarnessError, Interrupted
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
+from harness.run.fingerprint import cell_fingerprint, data_fingerprint
 from harness.run.rundir import RunDir
-from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldOutcome, FoldTrainer, seed_for
+from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldOutcome, FoldTrainer
+from harness.seeds import stream_seed
 from harness.stats.metrics import classification_metrics
 from harness.study.loader import Arm, LoadedStudy
 
@@ -87,16 +88,6 @@ def resolved_study(study: LoadedStudy) -> dict[str, Any]:
     return data
 
 
-def cell_fingerprint(study: LoadedStudy, arm: Arm) -> str:
-    """What a cell's numbers depend on; a stored cell is reused only if this matches."""
-    spec = study.spec
-    training = arm.training.model_dump(mode="json", exclude={"device", "threads"})
-    parts = {"dataset": spec.dataset.model_dump(mode="json"), "cv": spec.cv.model_dump(mode="json"),
-             "seed": spec.seed, "backbone": arm.backbone, "attention": [arm.attention_name, arm.attention_options],
-             "pretrained": arm.pretrained, "training": training}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class FoldDataTooLarge(torch.cuda.OutOfMemoryError):
     """The fold's images, not a batch, exhausted GPU memory."""
 
@@ -111,6 +102,7 @@ class StudyRunner:
     _outputs: dict[Path, tuple[int, dict[str, Any], pd.DataFrame]] = field(default_factory=dict)
     _started: float = 0.0
     _overhead: float = 0.0
+    data_key: str = ""  # data_fingerprint of the prepared data, set by setup()
 
     @property
     def run_dir(self) -> Path:
@@ -162,6 +154,7 @@ class StudyRunner:
         data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir,
                             subset=self.options.subset)
         write_data_files(self.run_dir, data)
+        self.data_key = data_fingerprint(data)
         costs = self._preflight(data)
         self._overhead = time.perf_counter() - self._started
         self.log(f"study {spec.name}: {len(self.arms)} arm(s) x {len(data.splits.folds)} fold(s); "
@@ -266,7 +259,8 @@ class StudyRunner:
     def _build(self, arm: Arm, data: PreparedData) -> torch.nn.Module:
         return build_model(self.registry, arm.backbone, arm.attention_name, arm.attention_options,
                            num_classes=data.num_classes, in_chans=data.images.channels,
-                           image_size=self.study.spec.dataset.image_size, pretrained=arm.pretrained)
+                           image_size=self.study.spec.dataset.image_size, pretrained=arm.pretrained,
+                           init=self.study.spec.init)
 
     def _done(self, cell: Path, fingerprint: str) -> bool:
         result = cell / RESULT_FILE
@@ -281,7 +275,7 @@ class StudyRunner:
     def _run_cell(self, arm: Arm, fold: Fold, data: PreparedData, cost: dict[str, Any]) -> dict[str, Any]:
         """Train and evaluate one cell (or reuse it when done with the same settings); its result."""
         cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
-        fingerprint = cell_fingerprint(self.study, arm)
+        fingerprint = cell_fingerprint(self.study, arm, self.data_key)
         if self._done(cell, fingerprint):
             return dict(json.loads((cell / RESULT_FILE).read_text()))
         stored = cell / RESULT_FILE
@@ -318,7 +312,7 @@ class StudyRunner:
         from tqdm import tqdm
 
         # the same initial weights for every arm in a fold: only the architecture differs
-        torch.manual_seed(seed_for(self.study.spec.seed, fold.repeat, fold.fold, "init"))
+        torch.manual_seed(stream_seed(self.study.spec.seed, "init", fold.repeat, fold.fold))
         model = self._build(arm, data).to(device)
         channels_last = device.type == "cuda" if arm.training.channels_last is None else arm.training.channels_last
         if channels_last:
@@ -328,23 +322,25 @@ class StudyRunner:
         sched_spec = arm.training.scheduler.model_dump()
         scheduler = self.registry.scheduler(sched_spec.pop("name")).build(optimizer, sched_spec, arm.training.epochs)
         pixels, labels = data.images.pixels, torch.from_numpy(data.table.labels)
-        x_train = pixels[torch.from_numpy(fold.train)]
+        fit, inner = fold.fit, fold.inner  # weights fit on `fit`; choices (if any) made on `inner`, never on val
+        x_train = pixels[torch.from_numpy(fit)]
         mean, std = normalization(x_train, data.images.channels, bool(arm.pretrained))
         test = torch.from_numpy(data.splits.test)
 
         def put(t: torch.Tensor) -> torch.Tensor:
             return t.to(device, non_blocking=True)
 
-        x_val, x_test = pixels[torch.from_numpy(fold.val)], pixels[test]
+        x_val, x_test, x_inner = pixels[torch.from_numpy(fold.val)], pixels[test], pixels[torch.from_numpy(inner)]
         try:
             inputs = FoldInputs(
-                x_train=put(x_train), y_train=put(labels[fold.train]),
+                x_train=put(x_train), y_train=put(labels[fit]),
                 x_val=put(x_val), y_val=put(labels[fold.val]),
                 x_test=put(x_test), y_test=put(labels[test]),
                 mean=put(mean), std=put(std), in_chans=data.images.channels,
+                x_inner=put(x_inner), y_inner=put(labels[inner]),
             )
         except torch.cuda.OutOfMemoryError:
-            nbytes = sum(t.numel() for t in (x_train, x_val, x_test))
+            nbytes = sum(t.numel() for t in (x_train, x_val, x_test, x_inner))
             power = min(3, max(0, (nbytes.bit_length() - 1) // 10))
             size = f"{nbytes / 1024**power:.1f} {['bytes', 'KiB', 'MiB', 'GiB'][power]}"
             raise FoldDataTooLarge(
@@ -361,7 +357,7 @@ class StudyRunner:
                 self.options.on_epoch(arm, fold, row)
 
         return FoldTrainer(model, optimizer, scheduler, arm.training, self.study.spec.dataset.augment, inputs,
-                           cell, seed_for(self.study.spec.seed, fold.repeat, fold.fold), device,
+                           cell, stream_seed(self.study.spec.seed, "fold", fold.repeat, fold.fold), device,
                            should_stop=lambda: self.interrupt.requested, on_epoch=on_epoch)
 
     def _write_cell(self, arm: Arm, fold: Fold, data: PreparedData, cell: Path, fingerprint: str,
@@ -387,8 +383,11 @@ class StudyRunner:
         atomic_write_text(cell / "history.csv", pd.DataFrame(outcome.history).to_csv(index=False))
         atomic_write_text(cell / "predictions.csv", pd.concat(frames).to_csv(index=False))
         result = {"arm": arm.name, "repeat": fold.repeat, "fold": fold.fold, "status": outcome.status,
-                  **metrics, "epochs": outcome.epochs_run, "best_epoch": outcome.best_epoch,
-                  "seconds": outcome.seconds, "n_train": len(fold.train), "n_val": len(fold.val),
+                  **metrics, "epochs": outcome.epochs_run,
+                  "best_epoch": outcome.best_epoch if outcome.best_epoch >= 0 else None,
+                  "scored_epoch": outcome.scored_epoch, "selection": arm.training.selection.rule,
+                  "seconds": outcome.seconds, "n_train": len(fold.fit), "n_inner": len(fold.inner),
+                  "n_val": len(fold.val),
                   "params": cost["params"], "flops": cost["flops"], "note": outcome.note,
                   "fingerprint": fingerprint}
         atomic_write_text(cell / RESULT_FILE, json.dumps(result, indent=1))  # written last: marks the cell done
@@ -413,7 +412,7 @@ class StudyRunner:
     def _aggregate(self, data: PreparedData) -> pd.DataFrame:
         rows, predictions = [], []
         for arm in self.arms:
-            fingerprint = cell_fingerprint(self.study, arm)
+            fingerprint = cell_fingerprint(self.study, arm, self.data_key)
             for fold in data.splits.folds:
                 cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
                 if not self._done(cell, fingerprint):

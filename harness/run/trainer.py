@@ -1,8 +1,14 @@
-"""Train and evaluate one arm on one fold: early stopping, best/last checkpoints, exact resume.
+"""Train and evaluate one arm on one fold: selection on an inner split, best/last checkpoints, exact resume.
 
-Randomness per epoch comes from a generator seeded by (seed, repeat, fold, epoch), saved with
-mid-epoch checkpoints, so a resumed fold reproduces an uninterrupted one exactly on CPU.
-Losses and accuracy are accumulated on the device and read once per epoch.
+A fold's score never comes from data a choice was made on: early stopping and best-epoch
+restore (``training.selection.rule: best``) watch the inner selection split carved from the
+fold's training part; without one, the last epoch is scored. The fold's validation part is
+evaluated every epoch for the curves only.
+
+Sample order and augmentation draw from separate streams seeded by (fold seed, epoch)
+(:mod:`harness.seeds`); the augmentation generator is saved with mid-epoch checkpoints, so a
+resumed fold reproduces an uninterrupted one exactly on CPU. Losses and accuracy are
+accumulated on the device and read once per epoch.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from torch import nn
 
 from harness.atomic import atomic_save_torch
 from harness.data.augment import augment_batch
+from harness.seeds import stream_seed
 from harness.study.schema import AugmentSpec, TrainingSpec
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: separate order/augment streams, inner selection split
 
 
 def seed_for(*parts: object) -> int:
@@ -52,18 +59,25 @@ class FoldInputs:
     mean: torch.Tensor
     std: torch.Tensor
     in_chans: int
+    x_inner: torch.Tensor | None = None  # the inner selection split (part of the fold's training part)
+    y_inner: torch.Tensor | None = None
+
+    @property
+    def has_inner(self) -> bool:
+        return self.y_inner is not None and len(self.y_inner) > 0
 
 
 @dataclass
 class FoldOutcome:
     status: str  # ok | diverged
     history: list[dict[str, float]]
-    best_epoch: int
+    best_epoch: int  # best epoch on the inner split (-1 without one)
     epochs_run: int
     val_probs: np.ndarray
     test_probs: np.ndarray
     seconds: float
     note: str = ""
+    scored_epoch: int = 0  # the epoch whose weights were scored
 
 
 @dataclass
@@ -124,7 +138,10 @@ class FoldTrainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.mean = inputs.mean.view(1, -1, 1, 1)
         self.std = inputs.std.view(1, -1, 1, 1)
-        self.minimize = training.early_stopping.monitor == "val_loss"
+        self.minimize = training.early_stopping.monitor == "inner_loss"
+        self.restore_best = training.selection.rule == "best"
+        if (self.restore_best or training.early_stopping.patience) and not inputs.has_inner:
+            raise ValueError("early stopping and selection.rule: best need the inner selection split in FoldInputs")
         self.state = _State()
         self.best_weights: dict[str, torch.Tensor] | None = None
         self._resume_generator: torch.Tensor | None = None
@@ -168,7 +185,7 @@ class FoldTrainer:
             self.state = _State(**ckpt["state"], history=list(ckpt["history"]))
             torch.set_rng_state(ckpt["torch_rng"])
             self._resume_generator = ckpt["generator"]
-            if self.state.best_epoch >= 0:
+            if self.restore_best and self.state.best_epoch >= 0:
                 best = safe_torch_load(self.best_path)
                 assert isinstance(best, dict)
                 self.best_weights = best
@@ -188,21 +205,22 @@ class FoldTrainer:
             return torch.autocast("cpu", enabled=False)
         return torch.autocast("cuda", dtype=self.amp_dtype)
 
-    def _epoch_generator(self, epoch: int) -> torch.Generator:
+    def _epoch_generator(self, purpose: str, epoch: int) -> torch.Generator:
+        """The epoch's ``order`` or ``augment`` stream, independent of each other and of every other epoch."""
         generator = torch.Generator()
-        generator.manual_seed(seed_for(self.seed, "epoch", epoch))
+        generator.manual_seed(stream_seed(self.seed, purpose, epoch))
         return generator
 
     def run(self) -> FoldOutcome:
-        """Train (from the resumed state), then evaluate the best weights on validation and test."""
+        """Train (from the resumed state), then score the selected weights on validation and test."""
         s, inputs = self.state, self.inputs
         n = len(inputs.y_train)
         batch = self.training.batch_size
         patience = self.training.early_stopping.patience
         status, note = "ok", ""
         while s.epoch < self.training.epochs:
-            generator = self._epoch_generator(s.epoch)
-            order = torch.randperm(n, generator=generator).to(self.device)  # one copy per epoch, none per step
+            order = torch.randperm(n, generator=self._epoch_generator("order", s.epoch)).to(self.device)
+            generator = self._epoch_generator("augment", s.epoch)  # one copy per epoch, none per step
             saved = self._resume_generator
             if s.step > 0 and saved is not None and saved.numel():
                 generator.set_state(saved)  # continue the augmentation draws where they stopped
@@ -228,43 +246,57 @@ class FoldTrainer:
             train_acc = (s.correct + int(correct)) / n
             lr = float(self.optimizer.param_groups[0]["lr"])
             self.scheduler.step()
-            val_loss, val_probs = self.evaluate(inputs.x_val, inputs.y_val)
+            row = {"epoch": s.epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc}
+            inner_loss = math.nan
+            if inputs.has_inner:  # the only numbers any choice is made on
+                assert inputs.x_inner is not None and inputs.y_inner is not None
+                inner_loss, inner_probs = self.evaluate(inputs.x_inner, inputs.y_inner)
+                inner_acc = float((inner_probs.argmax(1) == inputs.y_inner.cpu().numpy()).mean())
+                row.update(inner_loss=inner_loss, inner_accuracy=inner_acc)
+            val_loss, val_probs = self.evaluate(inputs.x_val, inputs.y_val)  # curves only: never drives a choice
             val_acc = float((val_probs.argmax(1) == inputs.y_val.cpu().numpy()).mean())
             s.seconds += time.perf_counter() - started
-            row = {"epoch": s.epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
-                   "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr,
-                   "seconds": s.seconds, "data_seconds": s.data_seconds}
+            row.update(val_loss=val_loss, val_accuracy=val_acc, lr=lr, seconds=s.seconds, data_seconds=s.data_seconds)
             s.history.append(row)
             s.epoch, s.step = s.epoch + 1, 0
             self.on_epoch(row)
-            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                status, note = "diverged", f"loss became {train_loss if not math.isfinite(train_loss) else val_loss} at epoch {s.epoch}"
+            if not (math.isfinite(train_loss) and (math.isfinite(inner_loss) or not inputs.has_inner)):
+                bad = train_loss if not math.isfinite(train_loss) else inner_loss
+                status, note = "diverged", f"loss became {bad} at epoch {s.epoch}"
                 self._save(None)
                 break
-            value = val_loss if self.minimize else val_acc
-            improved = s.best_epoch < 0 or (
-                value < s.best_value - self.training.early_stopping.min_delta if self.minimize
-                else value > s.best_value + self.training.early_stopping.min_delta)
-            if improved:
-                s.best_value, s.best_epoch, s.bad_epochs = value, s.epoch, 0
-                self.best_weights = copy.deepcopy(self.model.state_dict())
-                atomic_save_torch(self.best_path, self.best_weights)
-            else:
-                s.bad_epochs += 1
-            stop_early = patience is not None and s.bad_epochs >= patience
+            stop_early = False
+            if inputs.has_inner:
+                value = row["inner_loss"] if self.minimize else row["inner_accuracy"]
+                delta = self.training.early_stopping.min_delta
+                improved = s.best_epoch < 0 or (
+                    value < s.best_value - delta if self.minimize else value > s.best_value + delta)
+                if improved:
+                    s.best_value, s.best_epoch, s.bad_epochs = value, s.epoch, 0
+                    if self.restore_best:
+                        self.best_weights = copy.deepcopy(self.model.state_dict())
+                        atomic_save_torch(self.best_path, self.best_weights)
+                else:
+                    s.bad_epochs += 1
+                stop_early = patience is not None and s.bad_epochs >= patience
             self._save(None)
             if stop_early:
-                note = f"early stop after epoch {s.epoch} (best epoch {s.best_epoch})"
+                note = f"early stop after epoch {s.epoch} (best inner epoch {s.best_epoch})"
                 break
             if self.should_stop():
                 raise KeyboardInterrupt
-        if self.best_weights is not None:
+        scored_epoch = s.epoch
+        if self.restore_best and self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
+            scored_epoch = s.best_epoch
+        else:  # best.pt always holds the scored weights (here: the last epoch's)
+            atomic_save_torch(self.best_path, self.model.state_dict())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _, val_probs = self.evaluate(inputs.x_val, inputs.y_val)
             _, test_probs = self.evaluate(inputs.x_test, inputs.y_test)
-        return FoldOutcome(status, s.history, s.best_epoch, s.epoch, val_probs, test_probs, s.seconds, note)
+        return FoldOutcome(status, s.history, s.best_epoch, s.epoch, val_probs, test_probs, s.seconds, note,
+                           scored_epoch)
 
     def train_step(self, idx: torch.Tensor, generator: torch.Generator, loss_sum: torch.Tensor,
                    correct: torch.Tensor) -> None:

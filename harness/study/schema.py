@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"
 
@@ -13,17 +13,51 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AugmentSpec(StrictModel):
-    """Training-time augmentation, applied on tensors (on the GPU when training there); off in eval."""
+AUGMENT_PRESETS: dict[str, dict[str, Any]] = {
+    "none": {"hflip": 0.0, "vflip": 0.0, "rotate": 0.0, "scale": (1.0, 1.0), "translate": 0.0,
+             "brightness": 0.0, "contrast": 0.0},
+    "light": {"hflip": 0.5, "vflip": 0.0, "rotate": 0.0, "scale": (0.9, 1.0), "translate": 0.05,
+              "brightness": 0.0, "contrast": 0.0},
+    "standard": {"hflip": 0.5, "vflip": 0.0, "rotate": 10.0, "scale": (0.9, 1.0), "translate": 0.05,
+                 "brightness": 0.1, "contrast": 0.1},
+}
 
+
+class AugmentSpec(StrictModel):
+    """Training-time augmentation, applied on tensors (on the GPU when training there); off in eval.
+
+    Nothing is applied unless the study declares it: ``augment: light`` (a preset name), or a
+    mapping whose ``preset`` (default ``none``) is the starting point for the transforms it names.
+    The resolved study lists every value, so what ran is on record.
+    """
+
+    preset: Literal["none", "light", "standard"] = "none"
     enabled: bool = True
-    hflip: float = Field(0.5, ge=0, le=1, description="probability of a horizontal flip")
+    hflip: float = Field(0.0, ge=0, le=1, description="probability of a horizontal flip")
     vflip: float = Field(0.0, ge=0, le=1, description="probability of a vertical flip")
-    rotate: float = Field(10.0, ge=0, le=180, description="max rotation in degrees")
-    scale: tuple[float, float] = Field((0.9, 1.0), description="zoom range (random-resized-crop)")
-    translate: float = Field(0.05, ge=0, le=0.5, description="max shift as a fraction of size")
-    brightness: float = Field(0.1, ge=0, le=1)
-    contrast: float = Field(0.1, ge=0, le=1)
+    rotate: float = Field(0.0, ge=0, le=180, description="max rotation in degrees")
+    scale: tuple[float, float] = Field((1.0, 1.0), description="zoom range (random-resized-crop)")
+    translate: float = Field(0.0, ge=0, le=0.5, description="max shift as a fraction of size")
+    brightness: float = Field(0.0, ge=0, le=1)
+    contrast: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_preset(cls, value: Any) -> Any:
+        if value is None or value is False:
+            return {"preset": "none"}
+        if isinstance(value, str):
+            value = {"preset": value}
+        if not isinstance(value, dict):
+            return value
+        preset = value.get("preset", "none")
+        if preset not in AUGMENT_PRESETS:
+            return value  # the Literal reports it with the allowed names
+        named = set(value) - {"preset", "enabled"}
+        if value.get("enabled") is True and preset == "none" and not named:
+            raise ValueError("augment: {enabled: true} names no transform; use a preset (augment: light or "
+                             "augment: standard) or name the transforms, e.g. {hflip: 0.5}")
+        return {**AUGMENT_PRESETS[preset], **value}
 
     @field_validator("scale")
     @classmethod
@@ -33,12 +67,32 @@ class AugmentSpec(StrictModel):
             raise ValueError("scale must be [low, high] with 0 < low <= high")
         return value
 
+    @property
+    def active(self) -> bool:
+        """Whether any transform runs."""
+        return self.enabled and bool(
+            self.hflip or self.vflip or self.rotate or self.translate or self.brightness or self.contrast
+            or tuple(self.scale) != (1.0, 1.0))
+
+    def describe(self) -> str:
+        """What runs, for the report's protocol line ("none" when nothing does)."""
+        if not self.active:
+            return "none"
+        parts = [f"hflip p={self.hflip:g}" if self.hflip else "", f"vflip p={self.vflip:g}" if self.vflip else "",
+                 f"rotate ±{self.rotate:g}°" if self.rotate else "",
+                 f"zoom {self.scale[0]:g}-{self.scale[1]:g}" if tuple(self.scale) != (1.0, 1.0) else "",
+                 f"shift ±{self.translate * 100:g} %" if self.translate else "",
+                 f"brightness ±{self.brightness:g}" if self.brightness else "",
+                 f"contrast ±{self.contrast:g}" if self.contrast else ""]
+        name = f"{self.preset} preset: " if self.preset != "none" else ""
+        return name + ", ".join(p for p in parts if p)
+
 
 class DatasetSpec(StrictModel):
     name: str
     image_size: int = Field(64, ge=8, le=4096)
     options: dict[str, Any] = Field(default_factory=dict)
-    augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    augment: AugmentSpec = Field(default_factory=AugmentSpec, description="none unless declared")
     on_bad_image: Literal["error", "skip"] = "error"
 
 
@@ -66,9 +120,31 @@ class SchedulerSpec(BaseModel):
 
 
 class EarlyStoppingSpec(StrictModel):
+    """Stop when the monitored value on the INNER selection split stops improving (never the scored fold)."""
+
     patience: int | None = Field(None, ge=1)
-    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    monitor: Literal["inner_loss", "inner_accuracy", "val_loss", "val_accuracy"] = "inner_loss"
     min_delta: float = Field(0.0, ge=0)
+
+    @field_validator("monitor")
+    @classmethod
+    def _inner(cls, value: str) -> str:
+        # "val_*" is the older spelling; it always meant the split used for selection, which is now
+        # the inner split carved from the fold's training part, so it is stored under its true name
+        return value.replace("val_", "inner_")
+
+
+class SelectionSpec(StrictModel):
+    """Which epoch's weights a fold scores, and the inner split any choice is made on.
+
+    ``rule: last`` scores the last epoch trained; ``rule: best`` restores the epoch that was best on
+    the inner split. ``inner_fraction`` carves that split from the fold's training part (stratified,
+    grouped like the folds, seeded, the same for every arm); the fold's own validation part never
+    drives a choice.
+    """
+
+    rule: Literal["last", "best"] = "last"
+    inner_fraction: float | None = Field(None, gt=0, lt=0.5)
 
 
 class TrainingSpec(StrictModel):
@@ -77,11 +153,23 @@ class TrainingSpec(StrictModel):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
+    selection: SelectionSpec = Field(default_factory=SelectionSpec)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     amp: bool | None = None
     channels_last: bool | None = None
     threads: int | None = Field(None, ge=1, description="CPU threads for torch")
+
+    @model_validator(mode="after")
+    def _selection_has_inner_split(self) -> TrainingSpec:
+        needs = [what for what, on in (("early stopping (early_stopping.patience)", self.early_stopping.patience),
+                                       ("selection.rule: best", self.selection.rule == "best")) if on]
+        if needs and self.selection.inner_fraction is None:
+            raise ValueError(
+                f"{' and '.join(needs)}: choosing an epoch needs data the fold is not scored on; add "
+                "training.selection.inner_fraction (e.g. 0.1) to carve an inner selection split from the "
+                "fold's training part, or drop the choice (the last epoch is then scored)")
+        return self
 
 
 class ArmSpec(StrictModel):
@@ -89,6 +177,14 @@ class ArmSpec(StrictModel):
     attention: str | dict[str, Any] = "none"
     pretrained: bool | str = False
     training: dict[str, Any] = Field(default_factory=dict, description="overrides of training.*")
+
+    @field_validator("training")
+    @classmethod
+    def _same_selection_for_all(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "selection" in value:
+            raise ValueError("training.selection is set once for the study (every arm is scored by the same "
+                             "rule on the same inner split); move it to the study's training: section")
+        return value
 
     @field_validator("attention")
     @classmethod
@@ -150,7 +246,7 @@ class TuneSpec(StrictModel):
 
 class Study(StrictModel):
     name: str = Field(pattern=ID_PATTERN)
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="root of every random stream (numpy SeedSequence)")
     plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
     dataset: DatasetSpec
     cv: CVSpec = Field(default_factory=CVSpec)
@@ -159,9 +255,27 @@ class Study(StrictModel):
     grid: dict[str, list[Any]] | None = None
     compare: CompareSpec = Field(default_factory=CompareSpec)
     tune: TuneSpec | None = None
+    init: Literal["standard", "zero_last_bn"] = Field(
+        "standard", description="weight init for every arm: standard (every BatchNorm weight 1) or zero_last_bn "
+        "(each residual branch's last BatchNorm weight 0, timm's zero_init_last; refused with attention)")
 
     @model_validator(mode="after")
     def _has_arms(self) -> Study:
         if not self.arms and not self.grid:
             raise ValueError("a study needs 'arms:' or 'grid:' (at least one arm)")
         return self
+
+    @field_validator("init")
+    @classmethod
+    def _init_lets_attention_learn(cls, value: str, info: ValidationInfo) -> str:
+        if value != "zero_last_bn":
+            return value
+        plain = ("none", {"name": "none"})
+        arms = info.data.get("arms") or {}
+        grid = info.data.get("grid") or {}
+        if any(a.attention not in plain for a in arms.values()) or any(v not in plain for v in grid.get("attention", [])):
+            raise ValueError(
+                "zero_last_bn zero-initialises each block's last BatchNorm, so attention placed after it starts "
+                "with zero input and its weights get no gradient: the arms would not compare attention. "
+                "Use init: standard (the default)")
+        return value

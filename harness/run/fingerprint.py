@@ -1,0 +1,46 @@
+"""What a finished cell's numbers depend on: its settings and the data's content.
+
+A stored cell is reused only when its fingerprint matches, so changed settings, a relabelled
+CSV or replaced images retrain it instead of reusing stale numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from harness.data.prepared import PreparedData
+from harness.study.loader import Arm, LoadedStudy
+
+
+def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "") -> str:
+    """What a cell's numbers depend on; a stored cell is reused only if this matches.
+
+    ``data_key`` (:func:`data_fingerprint`) covers the data's content: labels, groups, splits and pixels.
+    """
+    spec = study.spec
+    training = arm.training.model_dump(mode="json", exclude={"device", "threads"})
+    parts = {"dataset": spec.dataset.model_dump(mode="json"), "cv": spec.cv.model_dump(mode="json"),
+             "seed": spec.seed, "backbone": arm.backbone, "attention": [arm.attention_name, arm.attention_options],
+             "pretrained": arm.pretrained, "training": training, "init": spec.init, "data": data_key}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def data_fingerprint(data: PreparedData) -> str:
+    """A content hash of what the cells train and score on: the label table (sample ids, labels, class
+    names), the splits with their groups, and the decoded image bytes (so a relabelled CSV or an image
+    replaced under the same name and time stamp is noticed)."""
+    digest = hashlib.blake2b(digest_size=16)
+    table = data.table
+    digest.update(json.dumps([table.class_names, table.sample_ids], default=str).encode())
+    digest.update(np.ascontiguousarray(table.labels, dtype=np.int64).tobytes())
+    digest.update(data.splits.table.to_csv(index=False).encode())
+    digest.update(np.ascontiguousarray(data.splits.test, dtype=np.int64).tobytes())
+    pixels = data.images.pixels
+    digest.update(str(tuple(pixels.shape)).encode())
+    step = max(1, (64 * 1024**2) // max(1, pixels[0].numel()))  # about 64 MiB at a time (memory-mapped sets)
+    for start in range(0, len(pixels), step):
+        digest.update(np.ascontiguousarray(pixels[start:start + step].numpy()).tobytes())
+    return digest.hexdigest()
