@@ -38,9 +38,13 @@ def min_detectable(sd: float, n: int, test_train_ratio: float, alpha: float = 0.
     critical = stats.t.ppf(1 - alpha / 2, df)
 
     def shortfall(nc: float) -> float:
-        return float(stats.nct.sf(critical, df, nc) + stats.nct.cdf(-critical, df, nc)) - power
+        achieved = float(stats.nct.sf(critical, df, nc) + stats.nct.cdf(-critical, df, nc))
+        return (1.0 if math.isnan(achieved) else achieved) - power  # NaN far in the tail: power is 1 there
 
-    nc = optimize.brentq(shortfall, 0.0, 100.0)
+    high = 4.0
+    while shortfall(high) < 0:
+        high *= 2
+    nc = optimize.brentq(shortfall, 0.0, high)
     return float(nc * scale)
 
 
