@@ -98,8 +98,8 @@ def bayesian_correlated_ttest(a: ArrayLike, b: ArrayLike, *, test_train_ratio: f
                            "the posterior is a point mass there")
     var = float(np.var(d, ddof=1))
     scale = math.sqrt((1 / n + ratio) * var)
-    posterior = stats.t(df=n - 1, loc=float(np.mean(d)), scale=scale)
-    below, above = float(posterior.cdf(-rope)), float(posterior.sf(rope))
+    mean = float(np.mean(d))  # posterior: Student t(n - 1, mean, scale)
+    below, above = float(stats.t.cdf((-rope - mean) / scale, n - 1)), float(stats.t.sf((rope - mean) / scale, n - 1))
     return BayesResult(above, max(0.0, 1 - above - below), below, rope, float(np.mean(d)), scale, n - 1, n,
                        f"correlation rho = {ratio / (1 + ratio):.4g}, flat prior")
 
