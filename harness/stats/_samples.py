@@ -95,9 +95,11 @@ def test_set_tests(predictions: pd.DataFrame, groups: dict[str, str] | None, arm
     tests["bayes"] = {"p_a_better": float(np.mean(oriented > rope)), "p_rope": float(np.mean(np.abs(oriented) <= rope)),
                       "p_b_better": float(np.mean(oriented < -rope)), "rope": rope, "mean": interval.estimate,
                       "assumption": "share of bootstrap resamples of the test samples above/inside/below the rope"}
-    se = float(np.std(replicates, ddof=1))
-    tests["min_detectable"] = float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)) * se)
+    se = float(np.std(replicates, ddof=1))  # 0: every resample agrees, so the noise cannot be estimated
+    tests["min_detectable"] = float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)) * se) if se > 0 else None
     tests["samples"] = {"n": len(y), "groups": None if g is None else int(len(np.unique(g))),
+                        "score": metric_value(info.name, y, pa, n_classes),
+                        "baseline_score": metric_value(info.name, y, pb, n_classes),
                         "models_averaged": int(predictions[(predictions["arm"] == arm) & (predictions["role"] == "test")]
                                                .groupby(["repeat", "fold"]).ngroups),
                         "scope": "held-out test set, " + CONDITIONAL}

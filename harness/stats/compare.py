@@ -193,7 +193,7 @@ def _cv_arm(c: Comparison, run: RunScores, item: ArmComparison, a: np.ndarray, b
     bounds = (info.low, info.high)
     item.interval, item.baseline_interval = _interval(a, ratio, bounds), _interval(b, ratio, bounds)
     item.difference_interval = _interval(a - b, ratio, (-info.span, info.span))
-    if len(a) >= 2:
+    if len(a) >= 2 and "error" not in item.tests["corrected_t"]:  # a constant difference has no noise to scale by
         sd = float(np.std(a - b, ddof=1))
         item.min_detectable = min_detectable(sd, len(a), ratio, run.alpha)
         item.detectable_floor = min_detectable(sd, math.inf, ratio, run.alpha)
@@ -274,8 +274,10 @@ def format_comparison(c: Comparison) -> str:
     lines = [f"{c.metric} ({'higher' if c.higher_is_better else 'lower'} is better): each arm vs {c.baseline}; {c.method}"]
     for item in c.arms:
         p = item.tests.get("test_set" if c.scope == "held-out test set" else "corrected_t", {})
-        lines.append(f"  {item.arm}: {item.mean:.4f} {_ci(item.interval)} vs {item.baseline_mean:.4f} "
-                     f"{_ci(item.baseline_interval)}; difference {item.difference:+.4f} {_ci(item.difference_interval)}; "
+        samples = item.tests.get("samples")
+        scores = (f"{samples['score']:.4f} vs {samples['baseline_score']:.4f} (fold models averaged)" if samples else
+                  f"{item.mean:.4f} {_ci(item.interval)} vs {item.baseline_mean:.4f} {_ci(item.baseline_interval)}")
+        lines.append(f"  {item.arm}: {scores}; difference {item.difference:+.4f} {_ci(item.difference_interval)}; "
                      f"{primary} p = {_num(p.get('pvalue'))} (Holm {_num(item.holm_p)}); "
                      f"min detectable {_num(item.min_detectable, '.3g')}")
         if "error" in p:
