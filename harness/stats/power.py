@@ -17,7 +17,7 @@ POWER = 0.8
 MAX_REPEATS = 100
 
 
-def min_detectable(sd: float, n: int, test_train_ratio: float, alpha: float = 0.05, power: float = POWER) -> float:
+def min_detectable(sd: float, n: float, test_train_ratio: float, alpha: float = 0.05, power: float = POWER) -> float:
     """Smallest true mean difference the two-sided corrected t detects with probability ``power``.
 
     ``sd``: the sd of the paired per-fold differences; exact under the equicorrelated-normal model

@@ -54,19 +54,18 @@ class MetricInfo:
         return float(min(max(value, -self.span), self.span))
 
 
-_UNIT = dict(low=0.0, high=1.0)
 METRICS: tuple[MetricInfo, ...] = (
-    MetricInfo("accuracy", True, kind="per-sample", aliases=("acc",), summary="share of samples right", **_UNIT),
+    MetricInfo("accuracy", True, kind="per-sample", aliases=("acc",), summary="share of samples right", low=0.0, high=1.0),
     MetricInfo("balanced_accuracy", True, kind="per-fold", aliases=("balanced_acc",),
-               summary="mean recall over the classes present in y_true", **_UNIT),
-    MetricInfo("precision_macro", True, kind="per-fold", aliases=("precision",), **_UNIT),
-    MetricInfo("recall_macro", True, kind="per-fold", aliases=("recall",), **_UNIT),
-    MetricInfo("f1_macro", True, kind="per-fold", aliases=("f1",), **_UNIT),
-    MetricInfo("precision_weighted", True, kind="per-fold", **_UNIT),
-    MetricInfo("recall_weighted", True, kind="per-fold", **_UNIT),
-    MetricInfo("f1_weighted", True, kind="per-fold", **_UNIT),
+               summary="mean recall over the classes present in y_true", low=0.0, high=1.0),
+    MetricInfo("precision_macro", True, kind="per-fold", aliases=("precision",), low=0.0, high=1.0),
+    MetricInfo("recall_macro", True, kind="per-fold", aliases=("recall",), low=0.0, high=1.0),
+    MetricInfo("f1_macro", True, kind="per-fold", aliases=("f1",), low=0.0, high=1.0),
+    MetricInfo("precision_weighted", True, kind="per-fold", low=0.0, high=1.0),
+    MetricInfo("recall_weighted", True, kind="per-fold", low=0.0, high=1.0),
+    MetricInfo("f1_weighted", True, kind="per-fold", low=0.0, high=1.0),
     MetricInfo("roc_auc_ovr", True, kind="per-fold", aliases=("roc_auc", "auc"),
-               summary="one-vs-rest ROC-AUC averaged over the classes present", **_UNIT),
+               summary="one-vs-rest ROC-AUC averaged over the classes present", low=0.0, high=1.0),
     MetricInfo("loss", False, low=0.0, high=math.inf, kind="per-sample", aliases=("cross_entropy", "nll"),
                summary="mean cross-entropy (lower is better)"),
 )

@@ -19,10 +19,10 @@ from typing import Any, Literal
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.registry import Registry
-from harness.study.schema import ParamSpec, TuneSpec
+from harness.run.trainer import seed_for
 from harness.stats.registry import resolve_metric
 from harness.study.loader import TUNE_METRICS, LoadedStudy, load_study, set_line
-from harness.run.trainer import seed_for
+from harness.study.schema import ParamSpec, TuneSpec
 
 HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_INTERVAL", "10"))  # seconds between worker heartbeats
 GRACE_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_GRACE", "30"))  # silence after which a worker counts as dead
