@@ -214,3 +214,14 @@ def test_run_verdict_lines_and_plan(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["plan", str(run), "--effect", "0.0001"]) == 0
     assert "no number of repeats can" in capsys.readouterr().out
     assert main(["plan", str(run), "--effect", "-1"]) == 2
+
+
+def test_harness_run_ends_with_the_verdict(write_study, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """A real tiny run (ResNet-20, 32 px, 2 folds, 1 epoch): the last lines answer the question, not only a table."""
+    study = write_study({"training": {"epochs": 1}})
+    assert main(["run", str(study), "--out", str(tmp_path / "run"), "--quiet", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict (accuracy, higher is better, cross-validation; vs plain):" in out
+    assert "  se: difference " in out and "P(equivalent)" in out
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert "min_detectable" in stats["arms"][0] and stats["arms"][0]["difference_interval"] is not None
