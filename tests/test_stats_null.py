@@ -76,3 +76,31 @@ def test_held_out_test_set_needs_the_per_sample_test() -> None:
         per_sample += mcnemar(y_test, predicted_a, predicted_b, exact=True).pvalue < ALPHA
     assert per_sample / DESIGNS <= ALPHA + NOISE
     assert cv_test_on_test_scores / DESIGNS > 0.3
+
+
+def test_grouped_predictions_need_the_clustered_tests() -> None:
+    """40 patients x 8 images, each arm good or bad on a patient by chance (same distribution for both arms):
+    McNemar over images treats them as independent and rejects too often; the clustered McNemar (Durkalski)
+    and the cluster bootstrap hold their level."""
+    from harness.stats import clustered_mcnemar
+    from harness.stats.testset import cluster_bootstrap
+
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(40), 8)
+    y = np.ones(len(groups), dtype=int)
+    naive = clustered = bootstrap_misses = 0
+    for design in range(DESIGNS):
+        difficulty = rng.normal(0, 1, 40)[groups]
+        correct = {arm: difficulty + rng.normal(0, 1, 40)[groups] + rng.normal(0, 0.5, len(groups)) > -0.5
+                   for arm in ("a", "b")}
+        pred_a, pred_b = correct["a"].astype(int), correct["b"].astype(int)
+        naive += mcnemar(y, pred_a, pred_b).pvalue < ALPHA
+        clustered += clustered_mcnemar(y, pred_a, pred_b, groups).pvalue < ALPHA
+        if design < 100:  # the bootstrap is slower: its coverage on 100 designs
+            ca, cb = correct["a"].astype(float), correct["b"].astype(float)
+            ci, _ = cluster_bootstrap(lambda idx: float(np.mean(ca[idx]) - np.mean(cb[idx])), len(y), groups,
+                                      n_resamples=300, seed=design)
+            bootstrap_misses += not ci.low <= 0 <= ci.high
+    assert naive / DESIGNS > ALPHA + NOISE
+    assert clustered / DESIGNS <= ALPHA + NOISE
+    assert bootstrap_misses / 100 <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / 100)

@@ -54,11 +54,15 @@ def bootstrap_replicates(statistic: Statistic, n: int, groups: np.ndarray | None
     clusters = _cluster_index(groups, n)
     if len(clusters) < 2:
         raise StatsError(f"a bootstrap needs at least 2 {'groups' if groups is not None else 'samples'}")
+    flat = np.concatenate(clusters)
+    sizes = np.array([len(c) for c in clusters])
+    starts = np.cumsum(sizes) - sizes
     rng = np.random.default_rng(seed)
     out = np.empty(n_resamples)
-    for i in range(n_resamples):
-        picked = rng.integers(0, len(clusters), len(clusters))
-        out[i] = statistic(np.concatenate([clusters[j] for j in picked]))
+    for i, picked in enumerate(rng.integers(0, len(clusters), (n_resamples, len(clusters)))):
+        lengths = sizes[picked]  # the picked clusters' members, laid end to end
+        shift = np.repeat(starts[picked] - (np.cumsum(lengths) - lengths), lengths)
+        out[i] = statistic(flat[shift + np.arange(int(lengths.sum()))])
     return out
 
 
