@@ -116,6 +116,8 @@ def _verdict(c: Comparison, item: ArmComparison) -> tuple[str, str]:
         text += f"; more repeats can lower that only to {item.detectable_floor:.3g} (the n_test/n_train floor)"
         if item.detectable_floor > rope:
             text += ", so below it only more data, a less noisy training recipe or a larger effect would help"
+        else:
+            text += f"; `harness plan RUN_DIR --effect {rope:g}` says how many repeats would detect the rope's size"
     return "inconclusive", text
 
 
@@ -278,7 +280,7 @@ def format_comparison(c: Comparison) -> str:
         scores = (f"{samples['score']:.4f} vs {samples['baseline_score']:.4f} (fold models averaged)" if samples else
                   f"{item.mean:.4f} {_ci(item.interval)} vs {item.baseline_mean:.4f} {_ci(item.baseline_interval)}")
         lines.append(f"  {item.arm}: {scores}; difference {item.difference:+.4f} {_ci(item.difference_interval)}; "
-                     f"{primary} p = {_num(p.get('pvalue'))} (Holm {_num(item.holm_p)}); "
+                     f"{primary} p = {_num(p.get('pvalue'))} (Holm {'not computed' if item.holm_p is None else _num(item.holm_p)}); "
                      f"min detectable {_num(item.min_detectable, '.3g')}")
         if "error" in p:
             lines.append(f"    {primary}: {p['error']}")
