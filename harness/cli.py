@@ -13,6 +13,8 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import HarnessError, Interrupted, StudyError
+from harness.stats.commands import add_parsers as add_stats_parsers
+from harness.stats.commands import cmd_compare, cmd_plan, verdict_lines
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -71,13 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--in-chans", type=int, default=3)
     model.add_argument("--json", action="store_true")
 
-    compare = sub.add_parser("compare", help="significance of each arm vs the baseline (CV-valid tests)")
-    compare.add_argument("run_dir", type=Path)
-    compare.add_argument("--baseline")
-    compare.add_argument("--metric", default="accuracy")
-    compare.add_argument("--alpha", type=float, default=0.05)
-    compare.add_argument("--rope", type=float, default=0.01, help="region of practical equivalence")
-    compare.add_argument("--json", action="store_true")
+    add_stats_parsers(sub)  # compare, plan
 
     prepare = sub.add_parser("prepare", help="preprocess a dataset")
     prepare_sub = prepare.add_subparsers(dest="what", required=True)
@@ -182,6 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         results = run_study(study, registry, options)
     summary = results.groupby("arm", sort=False)[["accuracy", "f1_macro"]].agg(["mean", "std"])
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(verdict_lines(out) or "(one arm: no comparison)")
     print(f"results: {out / 'results.csv'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))
     return 0
 
@@ -301,15 +298,6 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.stats.compare import compare_run, format_comparison, write_stats
-
-    comparison = compare_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha, rope=args.rope)
-    write_stats(args.run_dir, comparison)
-    print(comparison.to_json() if args.json else format_comparison(comparison))
-    return 0
-
-
 def cmd_prepare(args: argparse.Namespace) -> int:
     from harness.data.patches import make_patches
 
@@ -391,7 +379,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "tune": cmd_tune, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
-            "model": cmd_model, "compare": cmd_compare, "prepare": cmd_prepare, "bench": cmd_bench, "report": cmd_report}
+            "model": cmd_model, "compare": cmd_compare, "plan": cmd_plan, "prepare": cmd_prepare, "bench": cmd_bench, "report": cmd_report}
 
 if __name__ == "__main__":
     warnings.simplefilter("default")

@@ -35,8 +35,10 @@ def test_report_data_values(finished_run: Path) -> None:
         summary = arm.metrics["accuracy"]
         assert summary.mean == pytest.approx(accuracy.mean())
         assert summary.sd == pytest.approx(accuracy.std(ddof=1))
-        half = stats.t.ppf(0.975, 2) * accuracy.std(ddof=1) / math.sqrt(3)
-        assert (summary.low, summary.high) == (pytest.approx(accuracy.mean() - half), pytest.approx(accuracy.mean() + half))
+        ratio = float((results.n_val / results.n_train).mean())  # corrected variance: folds share training data
+        half = stats.t.ppf(0.975, 2) * math.sqrt((1 / 3 + ratio) * accuracy.var(ddof=1))
+        assert (summary.low, summary.high) == (pytest.approx(max(0.0, accuracy.mean() - half)),
+                                               pytest.approx(min(1.0, accuracy.mean() + half)))
         assert arm.folds == 3 and arm.params > 11_000_000 and arm.flops > 0 and arm.throughput > 0
     assert data.protocol == "3-fold stratified CV, 1 repeat"
     assert set(data.curves) == {"resnet18", "se-resnet18"}

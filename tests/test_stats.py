@@ -15,6 +15,7 @@ from harness.stats import (
     bootstrap_ci,
     cliffs_delta,
     clopper_pearson,
+    cohens_dz,
     corrected_ttest,
     effect_sizes,
     friedman,
@@ -186,3 +187,146 @@ def test_effect_sizes() -> None:
 def test_clear_errors(a: list[float], b: list[float], message: str) -> None:
     with pytest.raises(StatsError, match=message):
         corrected_ttest(a, b, test_train_ratio=0.25)
+
+
+# -- degenerate inputs (issue 13 item 7) -------------------------------------------------------------
+
+
+def test_differences_equal_up_to_rounding_are_not_t_2e14() -> None:
+    """0.1 + 0.2 - 0.3 style rounding: old code gave t ~ 1e14 and Cohen's d ~ 1e14."""
+    a = np.array([0.8166, 0.7333, 0.9, 0.6, 0.7512, 1 / 3, 0.1 + 0.2])
+    b = a - 0.1
+    d = a - b
+    assert np.ptp(d) > 0  # really not constant in floating point
+    with pytest.raises(StatsError, match="up to rounding"):
+        corrected_ttest(a, b, test_train_ratio=0.25)
+    assert cohens_dz(a, b) == math.inf
+    assert cohens_dz(a, a + 1e-17) == 0.0
+    bayes = bayesian_correlated_ttest(a, b, test_train_ratio=0.25, rope=0.01)
+    assert bayes.p_a_better == 1.0 and bayes.verdict() == "better" and "point mass" in bayes.assumption
+
+
+def test_identical_arms_give_p_rope_one_like_baycomp() -> None:
+    a = [0.81, 0.79, 0.8, 0.83]
+    result = bayesian_correlated_ttest(a, list(a), test_train_ratio=1 / 3, rope=0.01)
+    assert (result.p_a_better, result.p_rope, result.p_b_better) == (0.0, 1.0, 0.0)
+    assert result.verdict() == "equivalent"
+
+
+def test_holm_ignores_nan_p_values() -> None:
+    """Old code counted a NaN in the family (and returned NaN everywhere)."""
+    adjusted = holm([0.01, np.nan, 0.04])
+    assert np.isnan(adjusted[1])
+    assert adjusted[[0, 2]] == pytest.approx(holm([0.01, 0.04]))
+    assert adjusted[0] == pytest.approx(0.02)
+
+
+def test_friedman_with_nan_is_an_explained_error() -> None:
+    with pytest.raises(StatsError, match="b contain NaN"):
+        friedman({"a": [1, 2, 3], "b": [1, np.nan, 2], "c": [3, 2, 1]})
+
+
+def test_friedman_lower_is_better_ranks() -> None:
+    result = friedman({"a": [0.1, 0.2, 0.15], "b": [0.5, 0.6, 0.55], "c": [0.9, 0.8, 0.85]}, higher_is_better=False)
+    assert result.mean_ranks == {"a": 1.0, "b": 2.0, "c": 3.0}
+
+
+@pytest.mark.parametrize("ratio", [-0.25, 0.0, float("nan")])
+def test_bad_ratio_is_a_stats_error(ratio: float) -> None:
+    """Old code: a negative ratio escaped from the Bayesian test as a bare ValueError (math domain)."""
+    with pytest.raises(StatsError, match="n_test / n_train > 0"):
+        bayesian_correlated_ttest([0.8, 0.7, 0.9], [0.7, 0.7, 0.8], test_train_ratio=ratio, rope=0.01)
+
+
+def test_wilcoxon_uses_scipys_method_choice_with_ties_and_zeros() -> None:
+    from scipy import stats
+
+    d = np.array([0.0, 0.01, 0.01, 0.02, -0.01, 0.03, 0.02, 0.0, 0.04, 0.01])
+    result = wilcoxon(d, np.zeros_like(d))
+    reference = stats.wilcoxon(d, zero_method="wilcox", method="auto")
+    assert result.pvalue == pytest.approx(reference.pvalue) and result.statistic == reference.statistic
+    assert result.n == 8 and "n = 8" in result.assumption and "2 zero difference(s) dropped" in result.assumption
+    assert min_wilcoxon_p(8) == pytest.approx(2 / 256)
+
+
+# -- intervals, power, clustered tests -----------------------------------------------------------------
+
+
+def test_corrected_interval_hand_derivation() -> None:
+    from harness.stats import corrected_interval
+
+    x = np.array(NO_SE)
+    ci = corrected_interval(x, test_train_ratio=1 / 3)
+    half = 3.182446305284263 * math.sqrt((1 / 4 + 1 / 3) * statistics.variance(NO_SE))  # t_{0.975, 3}
+    assert (ci.low, ci.high) == (pytest.approx(x.mean() - half), pytest.approx(x.mean() + half))
+    clipped = corrected_interval([0.99, 1.0, 0.98, 1.0], test_train_ratio=1 / 3, bounds=(0.0, 1.0))
+    assert clipped.high == 1.0 and "clipped" in clipped.method
+
+
+def test_min_detectable_matches_statsmodels_power_without_correlation() -> None:
+    """With n_test/n_train -> 0 the corrected test is the one-sample t: statsmodels' TTestPower solves the same."""
+    from statsmodels.stats.power import TTestPower
+
+    from harness.stats.power import min_detectable
+
+    for n in (5, 10, 30):
+        effect = TTestPower().solve_power(nobs=n, alpha=0.05, power=0.8, alternative="two-sided")
+        assert min_detectable(0.02, n, 1e-12) == pytest.approx(effect * 0.02, rel=1e-4)
+    floor = min_detectable(0.02, math.inf, 0.25)
+    assert floor == pytest.approx((1.959964 + 0.841621) * 0.5 * 0.02, rel=1e-5)
+    assert min_detectable(0.02, 10, 0.25) > min_detectable(0.02, 100, 0.25) > floor
+
+
+def test_plan_finds_repeats_or_says_none_can() -> None:
+    from harness.stats.power import min_detectable, plan_designs
+
+    options = {o.folds: o for o in plan_designs(0.02, 5, 0.03)}
+    five = options[5]
+    assert five.repeats is not None and five.detectable <= 0.03
+    if five.repeats > 1:
+        assert min_detectable(0.02, 5 * (five.repeats - 1), 0.25) > 0.03  # the fewest repeats
+    none = {o.folds: o for o in plan_designs(0.02, 5, 0.005)}[5]
+    assert none.repeats is None and none.floor > 0.005
+
+
+def test_clustered_mcnemar_with_singletons_is_uncorrected_mcnemar() -> None:
+    from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
+
+    from harness.stats import clustered_mcnemar
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 200)
+    a = np.where(rng.random(200) < 0.8, y, (y + 1) % 3)
+    b = np.where(rng.random(200) < 0.7, y, (y + 1) % 3)
+    ca, cb = a == y, b == y
+    table = [[np.sum(ca & cb), np.sum(ca & ~cb)], [np.sum(~ca & cb), np.sum(~ca & ~cb)]]
+    reference = sm_mcnemar(table, exact=False, correction=False)
+    result = clustered_mcnemar(y, a, b, np.arange(200))
+    assert result.statistic == pytest.approx(reference.statistic) and result.pvalue == pytest.approx(reference.pvalue)
+
+
+# -- metrics (item 6) --------------------------------------------------------------------------------
+
+
+def test_macro_metrics_over_classes_present() -> None:
+    """A fold without class 2, predicted perfectly: old code gave macro F1 0.667 (absent class counted as 0)."""
+    from harness.stats.metrics import classification_metrics
+
+    y = np.array([0, 0, 1, 1, 1])
+    probs = np.eye(3)[y] * 0.9 + 0.05
+    m = classification_metrics(y, probs, 3)
+    assert m["f1_macro"] == 1.0 and m["precision_macro"] == 1.0 and m["recall_macro"] == 1.0
+    assert m["balanced_accuracy"] == m["recall_macro"] == 1.0
+
+
+def test_roc_auc_undefined_says_why() -> None:
+    from harness.stats.metrics import classification_metrics
+
+    notes: list[str] = []
+    m = classification_metrics(np.array([1, 1, 1]), np.array([[0.2, 0.8], [0.4, 0.6], [0.7, 0.3]]), 2, notes)
+    assert math.isnan(m["roc_auc_ovr"])
+    assert any("roc_auc_ovr undefined: only one class" in n for n in notes)
+    notes.clear()
+    bad = np.array([[0.5, np.nan], [0.4, 0.6], [0.7, 0.3]])
+    assert math.isnan(classification_metrics(np.array([0, 1, 0]), bad, 2, notes)["roc_auc_ovr"])
+    assert any("scikit-learn refused it" in n for n in notes)

@@ -64,6 +64,19 @@ def _check_feasible(labels: np.ndarray, groups: np.ndarray | None, folds: int, n
             raise HarnessError(f"{where}: the group column has {n_groups} distinct group(s), fewer than cv.folds = {folds}")
 
 
+def _check_group_overlap(groups: np.ndarray, test: np.ndarray, pool: np.ndarray) -> None:
+    """The official test split must not share a group (patient, video) with the CV pool: that leaks."""
+    shared = np.intersect1d(groups[test], groups[pool])
+    if len(shared):
+        examples = ", ".join(repr(str(g)) for g in shared[:3])
+        raise HarnessError(
+            f"cv.group: {len(shared)} of {len(np.unique(groups[test]))} group(s) of the official test split also occur "
+            f"in the cross-validation data (e.g. {examples}), so test scores would see those groups in training; "
+            "fix the split column, or set cv.allow_group_overlap: true to accept it (the report's test scores are "
+            "then optimistic)"
+        )
+
+
 def make_splits(table: ImageTable, cv: CVSpec, seed: int, inner_fraction: float | None = None) -> Splits:
     """Held-out test part (official split or ``test_fraction``), then repeated (grouped) stratified k-fold.
 
@@ -92,6 +105,8 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int, inner_fraction: float 
             pool, test = next(splitter.split(everything, labels))
     elif table.official_test is not None and table.official_test.any():
         test, pool = np.flatnonzero(table.official_test), np.flatnonzero(~table.official_test)
+        if groups is not None and not cv.allow_group_overlap:
+            _check_group_overlap(groups, test, pool)
     else:
         pool, test = everything, np.array([], dtype=np.int64)
     pool_groups = None if groups is None else groups[pool]

@@ -30,7 +30,7 @@ METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "
 class MetricSummary:
     mean: float
     sd: float
-    low: float  # 95 % t-interval of the mean over folds (folds are correlated: read it as descriptive)
+    low: float  # 95 % interval of the mean over folds (corrected variance for CV scores)
     high: float
 
 
@@ -119,13 +119,24 @@ def _selection_text(training: dict[str, Any]) -> str:
             f"never the scored fold): {'; '.join(chosen)}")
 
 
-def summarize(values: pd.Series) -> MetricSummary:
+def summarize(values: pd.Series, test_train_ratio: float | None = None, metric: str | None = None) -> MetricSummary:
+    """Mean, sd and the 95 % interval of the mean: with ``test_train_ratio`` (CV scores) the corrected variance
+    s^2 (1/n + n_test/n_train) and t(n-1), clipped to the metric's range; without it, t with sd/sqrt(n)."""
     from scipy import stats
+
+    from harness.stats import StatsError, corrected_interval, resolve_metric
 
     clean = values.dropna()
     n = len(clean)
     mean = float(clean.mean()) if n else math.nan
     sd = float(clean.std(ddof=1)) if n > 1 else math.nan
+    if test_train_ratio is not None and n > 1:
+        info = resolve_metric(metric or "accuracy")
+        try:
+            ci = corrected_interval(clean.to_numpy(), test_train_ratio=test_train_ratio, bounds=(info.low, info.high))
+            return MetricSummary(mean, sd, ci.low, ci.high)
+        except StatsError:
+            return MetricSummary(mean, sd, math.nan, math.nan)
     half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
     return MetricSummary(mean, sd, mean - half, mean + half)
 
@@ -172,6 +183,7 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
     better = {c["arm"] for c in (significance or {}).get("arms", [])
               if c["verdict"] == "better" and c.get("holm_p") is not None and c["holm_p"] < significance["alpha"]}
     arms = []
+    ratio = float((results["n_val"] / results["n_train"]).mean())  # n_test / n_train of the CV folds
     for name, group in results.groupby("arm", sort=False):
         info = arms_info.get(name, {})
         seconds = float(group["seconds"].sum())
@@ -179,7 +191,7 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         arms.append(ArmSummary(
             name=str(name), backbone=info.get("backbone", ""), attention=info.get("attention", ""),
             params=int(info.get("params", 0)), flops=int(info.get("flops", 0)), folds=len(group),
-            metrics={m: summarize(group[m]) for m in METRICS if m in group},
+            metrics={m: summarize(group[m], ratio, m) for m in METRICS if m in group},
             test_metrics={m: summarize(group[f"test_{m}"]) for m in METRICS if f"test_{m}" in group},
             seconds=seconds, throughput=images_seen / seconds if seconds else math.nan, highlight=name in better))
         warnings += [f"{name}: {note}" for note in info.get("notes", [])]

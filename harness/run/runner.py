@@ -365,11 +365,14 @@ class StudyRunner:
         table, n_classes = data.table, data.num_classes
         frames = []
         metrics = {}
+        metric_notes: list[str] = []  # why a metric is undefined (e.g. ROC-AUC with one class)
         for role, idx, probs in (("val", fold.val, outcome.val_probs), ("test", data.splits.test, outcome.test_probs)):
             if len(idx) == 0:
                 continue
             y_true = table.labels[idx]
-            role_metrics = classification_metrics(y_true, probs, n_classes)
+            role_notes: list[str] = []
+            role_metrics = classification_metrics(y_true, probs, n_classes, role_notes)
+            metric_notes += [f"{role}: {n}" for n in role_notes]
             eps = 1e-12
             role_metrics["loss"] = float(-np.mean(np.log(probs[np.arange(len(idx)), y_true] + eps)))
             prefix = "" if role == "val" else "test_"
@@ -388,7 +391,8 @@ class StudyRunner:
                   "scored_epoch": outcome.scored_epoch, "selection": arm.training.selection.rule,
                   "seconds": outcome.seconds, "n_train": len(fold.fit), "n_inner": len(fold.inner),
                   "n_val": len(fold.val),
-                  "params": cost["params"], "flops": cost["flops"], "note": outcome.note,
+                  "params": cost["params"], "flops": cost["flops"],
+                  "note": "; ".join(n for n in (outcome.note, *metric_notes) if n),
                   "fingerprint": fingerprint}
         atomic_write_text(cell / RESULT_FILE, json.dumps(result, indent=1))  # written last: marks the cell done
         self.registry.fold_finished(FoldContext(

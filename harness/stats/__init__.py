@@ -1,38 +1,34 @@
-"""Statistics that are valid for cross-validation.
+"""Statistics that are valid for cross-validation and for a held-out test set.
 
 Folds share training data, so their scores are correlated and the plain paired t-test is
-anti-conservative. The primary test here is the Nadeau-Bengio corrected resampled t-test and
-its Bayesian counterpart (Corani & Benavoli); rank and McNemar tests complement them.
+anti-conservative. The primary CV test is the Nadeau-Bengio corrected resampled t-test and its
+Bayesian counterpart (Corani & Benavoli); held-out test scores are compared per sample (McNemar,
+paired bootstrap, clustered by group). Names load lazily so that importing
+``harness.stats.registry`` (study validation) does not import scipy.
 """
 
 from __future__ import annotations
 
-from harness.stats._effects import (
-    EffectSizes,
-    Interval,
-    bootstrap_ci,
-    cliffs_delta,
-    clopper_pearson,
-    cohens_dz,
-    effect_sizes,
-)
-from harness.stats._results import BayesResult, FriedmanResult, StatsError, TestResult
-from harness.stats._tests import (
-    bayesian_correlated_ttest,
-    bonferroni,
-    corrected_ttest,
-    friedman,
-    holm,
-    mcnemar,
-    min_wilcoxon_p,
-    nemenyi_cd,
-    paired_ttest,
-    wilcoxon,
-)
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "BayesResult", "EffectSizes", "FriedmanResult", "Interval", "StatsError", "TestResult",
-    "bayesian_correlated_ttest", "bonferroni", "bootstrap_ci", "cliffs_delta", "clopper_pearson",
-    "cohens_dz", "corrected_ttest", "effect_sizes", "friedman", "holm", "mcnemar", "min_wilcoxon_p",
-    "nemenyi_cd", "paired_ttest", "wilcoxon",
-]
+_WHERE = {
+    "EffectSizes": "_effects", "Interval": "_effects", "bootstrap_ci": "_effects", "cliffs_delta": "_effects",
+    "clopper_pearson": "_effects", "cohens_dz": "_effects", "effect_sizes": "_effects",
+    "corrected_interval": "_effects",
+    "BayesResult": "_results", "FriedmanResult": "_results", "StatsError": "_results", "TestResult": "_results",
+    "bayesian_correlated_ttest": "_tests", "bonferroni": "_tests", "corrected_ttest": "_tests", "friedman": "_tests",
+    "holm": "_tests", "mcnemar": "_tests", "min_wilcoxon_p": "_tests", "nemenyi_cd": "_tests",
+    "paired_ttest": "_tests", "wilcoxon": "_tests",
+    "clustered_mcnemar": "testset", "cluster_bootstrap": "testset",
+    "min_detectable": "power", "MetricInfo": "registry", "resolve_metric": "registry",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'harness.stats' has no attribute {name!r}")
+    value = getattr(import_module(f"harness.stats.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from harness.stats._results import StatsError
-from harness.stats._tests import _paired
+from harness.stats._tests import _paired, check_ratio, constant_difference, tolerance
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,12 @@ class EffectSizes:
 
 
 def cohens_dz(a: Sequence[float], b: Sequence[float]) -> float:
+    """Mean paired difference over its sd; +-inf for a constant non-zero difference, 0 for none (up to rounding)."""
     d = _paired(a, b)
-    sd = float(np.std(d, ddof=1))
-    return float("inf") * np.sign(np.mean(d)) if sd == 0 and np.mean(d) != 0 else (float(np.mean(d) / sd) if sd else 0.0)
+    constant = constant_difference(a, b)
+    if constant is not None:
+        return 0.0 if constant == 0 else math.copysign(math.inf, constant)
+    return float(np.mean(d) / np.std(d, ddof=1))
 
 
 def cliffs_delta(a: Sequence[float], b: Sequence[float]) -> float:
@@ -45,6 +49,7 @@ def cliffs_delta(a: Sequence[float], b: Sequence[float]) -> float:
 
 def effect_sizes(a: Sequence[float], b: Sequence[float]) -> EffectSizes:
     d = _paired(a, b)
+    d = np.where(np.abs(d) <= tolerance(a, b), 0.0, d)
     return EffectSizes(float(np.mean(d) * 100), cohens_dz(a, b), cliffs_delta(a, b),
                        float(np.mean(d > 0) + 0.5 * np.mean(d == 0)))
 
@@ -88,3 +93,24 @@ def bootstrap_ci(
                        confidence_level=confidence, n_resamples=n_resamples, rng=np.random.default_rng(seed))
     return Interval(estimate, float(result.confidence_interval.low), float(result.confidence_interval.high),
                     confidence, "paired BCa bootstrap")
+
+
+def corrected_interval(values: Sequence[float], *, test_train_ratio: float, confidence: float = 0.95,
+                       bounds: tuple[float, float] = (-math.inf, math.inf)) -> Interval:
+    """t(n-1) interval of a mean over CV folds with the Nadeau-Bengio variance s^2 (1/n + n_test/n_train).
+
+    Use it for one arm's mean (bounds: the metric's range) and for a paired difference (bounds:
+    +- the range's width). sd / sqrt(n) would ignore that folds share training data (1.5-3x too narrow).
+    """
+    from scipy import stats
+
+    ratio = check_ratio(test_train_ratio)
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        raise StatsError(f"an interval needs at least 2 finite scores, got {len(x)}")
+    mean = float(np.mean(x))
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * math.sqrt((1 / len(x) + ratio) * np.var(x, ddof=1)))
+    low, high = max(mean - half, bounds[0]), min(mean + half, bounds[1])
+    clipped = " (clipped to the metric's range)" if (low, high) != (mean - half, mean + half) else ""
+    return Interval(mean, low, high, confidence, f"corrected t (1/n + n_test/n_train = {1 / len(x) + ratio:.4g}){clipped}")

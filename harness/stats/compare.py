@@ -1,8 +1,16 @@
-"""Compare every arm of a finished run with its baseline: the statistics table of reports and ``stats.json``."""
+"""Compare every arm of a finished run with its baseline: the statistics of ``harness compare``, ``stats.json``
+and the report.
+
+Cross-validation scores: Nadeau-Bengio corrected t and the Bayesian correlated t (primary), with
+corrected intervals and the minimum detectable difference. Held-out test scores (``test_*``): never the
+CV test (k models on one shared test set are not k independent estimates): the fold models' averaged
+predictions are compared per sample (see :mod:`harness.stats._samples`).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,22 +19,25 @@ import numpy as np
 import pandas as pd
 
 from harness.atomic import atomic_write_text
-from harness.errors import HarnessError, did_you_mean
-from harness.stats import (
-    StatsError,
+from harness.stats._effects import corrected_interval, effect_sizes
+from harness.stats._results import StatsError
+from harness.stats._runfiles import RunScores, load_run
+from harness.stats._samples import oof_tests, test_set_tests
+from harness.stats._tests import (
     bayesian_correlated_ttest,
-    bootstrap_ci,
     corrected_ttest,
-    effect_sizes,
     friedman,
     holm,
-    mcnemar,
     min_wilcoxon_p,
     paired_ttest,
     wilcoxon,
 )
+from harness.stats.power import POWER, min_detectable
 
 MIN_PAIRS = 10
+THRESHOLD = 0.95
+FOLD_CAVEAT = ("on the k fold scores as independent blocks: they share training data, so this is anti-conservative "
+               "(descriptive only; with repeats it runs on per-repeat means)")
 
 
 @dataclass
@@ -43,6 +54,12 @@ class ArmComparison:
     holm_p: float | None = None
     verdict: str = "inconclusive"
     verdict_text: str = ""
+    difference: float = math.nan  # mean of arm - baseline, in metric units
+    interval: dict[str, Any] | None = None  # of the arm's mean
+    baseline_interval: dict[str, Any] | None = None
+    difference_interval: dict[str, Any] | None = None
+    min_detectable: float | None = None  # 80 % power at alpha with this design
+    detectable_floor: float | None = None  # the same with infinitely many repeats
 
 
 @dataclass
@@ -55,6 +72,11 @@ class Comparison:
     arms: list[ArmComparison]
     friedman: dict[str, Any] | None
     warnings: list[str]
+    higher_is_better: bool = True
+    scope: str = "cross-validation"
+    folds: int = 0
+    repeats: int = 0
+    method: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, default=float)
@@ -67,85 +89,156 @@ def _safe(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return {"error": str(exc)}
 
 
-def _verdict(bayes: dict[str, Any], arm: str, baseline: str, metric: str, rope: float) -> tuple[str, str]:
-    if "error" in bayes:
-        return "inconclusive", f"{arm} vs {baseline}: not computable ({bayes['error']})"
+def _orient(bayes: dict[str, Any], higher_is_better: bool) -> dict[str, Any]:
+    """P(better) is P(a - b > rope) when higher is better, P(a - b < -rope) when lower is."""
+    if higher_is_better or "error" in bayes:
+        return bayes
+    return {**bayes, "p_a_better": bayes["p_b_better"], "p_b_better": bayes["p_a_better"],
+            "assumption": bayes.get("assumption", "") + "; lower is better: P(better) = P(a - b < -rope)"}
+
+
+def _verdict(c: Comparison, item: ArmComparison) -> tuple[str, str]:
+    bayes, arm, baseline, metric, rope = item.tests.get("bayes", {}), item.arm, item.baseline, c.metric, c.rope
+    if "error" in bayes or not bayes:
+        return "inconclusive", f"{arm} vs {baseline}: not computable ({bayes.get('error', 'no test')})"
     pa, pr, pb = bayes["p_a_better"], bayes["p_rope"], bayes["p_b_better"]
     for verdict, p, words in (("better", pa, f"better than {baseline}"), ("worse", pb, f"worse than {baseline}"),
                               ("equivalent", pr, f"practically equivalent to {baseline} (within ±{rope:g})")):
-        if p >= 0.95:
+        if p >= THRESHOLD:
             return verdict, f"{arm} is {words} on {metric} with probability {p:.3f}"
-    return "inconclusive", (f"{arm} vs {baseline}: inconclusive on {metric} (P(better) {pa:.2f}, "
-                            f"P(equivalent) {pr:.2f}, P(worse) {pb:.2f}); more folds or repeats would sharpen this")
+    text = (f"{arm} vs {baseline}: inconclusive on {metric} (P(better) {pa:.2f}, P(equivalent) {pr:.2f}, "
+            f"P(worse) {pb:.2f})")
+    if item.min_detectable is not None and math.isfinite(item.min_detectable):
+        text += f"; this design detects differences of about {item.min_detectable:.3g} or more ({POWER:.0%} power)"
+    if c.scope == "held-out test set":
+        return "inconclusive", text + "; a larger (independent) test set would sharpen this"
+    if item.detectable_floor is not None and math.isfinite(item.detectable_floor):
+        text += f"; more repeats can lower that only to {item.detectable_floor:.3g} (the n_test/n_train floor)"
+        if item.detectable_floor > rope:
+            text += ", so below it only more data, a less noisy training recipe or a larger effect would help"
+        else:
+            text += f"; `harness plan RUN_DIR --effect {rope:g}` says how many repeats would detect the rope's size"
+    return "inconclusive", text
 
 
-def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str = "accuracy",
-                alpha: float = 0.05, rope: float = 0.01) -> Comparison:
-    """Each arm vs the baseline on paired (repeat, fold) scores, plus McNemar/bootstrap on predictions."""
-    results_path = run_dir / "results.csv"
-    if not results_path.exists():
-        raise HarnessError(f"{run_dir} has no results.csv; run the study first")
-    results = pd.read_csv(results_path)
-    if metric not in results.columns:
-        raise HarnessError(f"no metric {metric!r} in results.csv{did_you_mean(metric, results.columns)}")
-    arms = list(dict.fromkeys(results["arm"]))
-    if baseline is None:
-        import yaml
-
-        study = yaml.safe_load((run_dir / "study.yaml").read_text())
-        baseline = (study.get("compare") or {}).get("baseline") or arms[0]
-    if baseline not in arms:
-        raise HarnessError(f"baseline {baseline!r} has no results{did_you_mean(baseline, arms)}; arms: {', '.join(arms)}")
-    table = results.pivot_table(index=["repeat", "fold"], columns="arm", values=metric)
-    ratio = float((results["n_val"] / results["n_train"]).mean())
-    predictions = pd.read_csv(run_dir / "predictions.csv") if (run_dir / "predictions.csv").exists() else None
-    warnings: list[str] = []
-    comparisons = []
-    for arm in arms:
-        if arm == baseline:
+def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | None = None,
+                alpha: float | None = None, rope: float | None = None) -> Comparison:
+    """Each arm vs the baseline; settings left None come from the study's ``compare:`` block."""
+    run = load_run(run_dir, baseline=baseline, metric=metric, alpha=alpha, rope=rope)
+    info = run.metric
+    c = Comparison(info.column, run.baseline, run.alpha, run.rope, run.test_train_ratio, [], None, [],
+                   info.higher_is_better, "held-out test set" if info.on_test else "cross-validation",
+                   run.folds, run.repeats)
+    table = run.table()
+    for arm in run.arms:
+        if arm == run.baseline:
             continue
-        pair = table[[arm, baseline]].dropna()
-        a, b = pair[arm].to_numpy(), pair[baseline].to_numpy()
-        item = ArmComparison(arm, baseline, len(a), float(np.mean(a)), float(np.std(a, ddof=1)) if len(a) > 1 else float("nan"),
-                             float(np.mean(b)), float(np.std(b, ddof=1)) if len(b) > 1 else float("nan"), (a - b).tolist())
-        item.tests["corrected_t"] = _safe(corrected_ttest, a, b, test_train_ratio=ratio)
-        item.tests["paired_t"] = _safe(paired_ttest, a, b)
-        item.tests["wilcoxon"] = _safe(wilcoxon, a, b)
-        item.tests["bayes"] = _safe(bayesian_correlated_ttest, a, b, test_train_ratio=ratio, rope=rope)
-        item.tests["effect_sizes"] = _safe(effect_sizes, a, b)
-        if predictions is not None:
-            item.tests.update(_prediction_tests(predictions, arm, baseline))
-        item.verdict, item.verdict_text = _verdict(item.tests["bayes"], arm, baseline, metric, rope)
-        comparisons.append(item)
-        if len(a) < MIN_PAIRS:
-            warnings.append(f"{arm}: only {len(a)} paired scores (< {MIN_PAIRS}); tests have little power")
-        if len(a) >= 2 and min_wilcoxon_p(len(a)) > alpha:
-            warnings.append(f"{arm}: with {len(a)} pairs the Wilcoxon test cannot reach p < {alpha} "
-                            f"(minimum attainable p = {min_wilcoxon_p(len(a)):.3g})")
-    pvalues = [c.tests["corrected_t"].get("pvalue", np.nan) for c in comparisons]
-    finite = [i for i, p in enumerate(pvalues) if np.isfinite(p)]
-    for i, adjusted in zip(finite, holm([pvalues[i] for i in finite]), strict=True):
-        comparisons[i].holm_p = float(adjusted)
-    friedman_result = None
-    if len(arms) >= 3:
-        complete = table[arms].dropna()
-        friedman_result = _safe(friedman, {arm: complete[arm].to_numpy() for arm in arms}, alpha)
-    return Comparison(metric, baseline, alpha, rope, ratio, comparisons, friedman_result, warnings)
+        pair = table[[arm, run.baseline]].dropna()
+        a, b = pair[arm].to_numpy(), pair[run.baseline].to_numpy()
+        dropped = len(table) - len(pair)
+        if dropped:
+            c.warnings.append(f"{arm}: {dropped} (repeat, fold) pair(s) without a finite {info.column} left out")
+        item = ArmComparison(arm, run.baseline, len(a), _mean(a), _sd(a), _mean(b), _sd(b), (a - b).tolist(),
+                             difference=_mean(a - b) if len(a) else math.nan)
+        if info.on_test:
+            _test_set_arm(c, run, item)
+        else:
+            _cv_arm(c, run, item, a, b, pair)
+        item.verdict, item.verdict_text = _verdict(c, item)
+        c.arms.append(item)
+    primary = "test_set" if info.on_test else "corrected_t"
+    adjusted = holm([item.tests.get(primary, {}).get("pvalue", np.nan) for item in c.arms])
+    for item, p in zip(c.arms, adjusted, strict=True):
+        item.holm_p = float(p) if np.isfinite(p) else None
+    if len(run.arms) >= 3 and not info.on_test:
+        c.friedman = _friedman(run, table)
+    if info.on_test:
+        c.method = ("held-out test set: each arm's fold models' probabilities averaged per test sample, paired over "
+                    "samples" + (" and clustered by group" if run.groups else "") + "; the CV (Nadeau-Bengio) test "
+                    "is not used on test scores")
+    else:
+        c.method = (f"cross-validation ({run.folds} folds x {run.repeats} repeat(s)): corrected t (Nadeau-Bengio, "
+                    f"n_test/n_train = {run.test_train_ratio:.3g}) and the Bayesian correlated t; intervals use the "
+                    "corrected variance")
+    return c
 
 
-def _prediction_tests(predictions: pd.DataFrame, arm: str, baseline: str) -> dict[str, dict[str, Any]]:
-    oof = predictions[(predictions["role"] == "val") & (predictions["repeat"] == 0)]
-    keyed = {name: part.set_index(["fold", "sample_id"]).sort_index() for name, part in oof.groupby("arm")
-             if name in (arm, baseline)}
-    if len(keyed) < 2:
-        return {}
-    a, b = keyed[arm], keyed[baseline]
-    if not a.index.equals(b.index):
-        return {"mcnemar": {"error": "the arms were evaluated on different samples (splits differ); not paired"}}
-    return {
-        "mcnemar": _safe(mcnemar, a["y_true"], a["y_pred"], b["y_pred"]),
-        "bootstrap_accuracy": _safe(bootstrap_ci, a["y_true"].to_numpy(), a["y_pred"].to_numpy(), b["y_pred"].to_numpy()),
-    }
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x)) if len(x) else math.nan
+
+
+def _sd(x: np.ndarray) -> float:
+    return float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
+
+
+def _interval(values: np.ndarray, ratio: float, bounds: tuple[float, float]) -> dict[str, Any]:
+    return _safe(corrected_interval, values, test_train_ratio=ratio, bounds=bounds)
+
+
+def _blocks(run: RunScores, pair: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Per-repeat means when there are repeats (folds within a repeat are correlated), else the folds with a caveat."""
+    if run.repeats >= 2:
+        return pair.groupby(level="repeat").mean(), f"on the {run.repeats} per-repeat means"
+    return pair, FOLD_CAVEAT
+
+
+def _cv_arm(c: Comparison, run: RunScores, item: ArmComparison, a: np.ndarray, b: np.ndarray, pair: pd.DataFrame) -> None:
+    info, ratio = run.metric, run.test_train_ratio
+    item.tests["corrected_t"] = _safe(corrected_ttest, a, b, test_train_ratio=ratio)
+    item.tests["paired_t"] = _safe(paired_ttest, a, b)
+    blocks, label = _blocks(run, pair)
+    item.tests["wilcoxon"] = {**_safe(wilcoxon, blocks[item.arm].to_numpy(), blocks[item.baseline].to_numpy()),
+                              "blocks": label}
+    item.tests["bayes"] = _orient(_safe(bayesian_correlated_ttest, a, b, test_train_ratio=ratio, rope=run.rope),
+                                  info.higher_is_better)
+    item.tests["effect_sizes"] = _safe(effect_sizes, a, b)
+    bounds = (info.low, info.high)
+    item.interval, item.baseline_interval = _interval(a, ratio, bounds), _interval(b, ratio, bounds)
+    item.difference_interval = _interval(a - b, ratio, (-info.span, info.span))
+    if len(a) >= 2 and "error" not in item.tests["corrected_t"]:  # a constant difference has no noise to scale by
+        sd = float(np.std(a - b, ddof=1))
+        item.min_detectable = min_detectable(sd, len(a), ratio, run.alpha)
+        item.detectable_floor = min_detectable(sd, math.inf, ratio, run.alpha)
+    if run.predictions is not None:
+        item.tests.update(oof_tests(run.predictions, run.groups, item.arm, item.baseline))
+    if len(a) < MIN_PAIRS:
+        c.warnings.append(f"{item.arm}: only {len(a)} paired scores (< {MIN_PAIRS}); tests have little power")
+    n_blocks = len(blocks)
+    if n_blocks >= 1 and min_wilcoxon_p(n_blocks) > run.alpha:
+        word = "per-repeat means" if run.repeats >= 2 else "folds"
+        c.warnings.append(f"{item.arm}: with {n_blocks} {word} the Wilcoxon test cannot reach "
+                          f"p < {run.alpha} (minimum attainable p = {min_wilcoxon_p(n_blocks):.3g})")
+
+
+def _test_set_arm(c: Comparison, run: RunScores, item: ArmComparison) -> None:
+    item.tests["corrected_t"] = {"error": "not used on held-out test scores: the k fold models share one test set, "
+                                          "so their scores are not k independent estimates (see test_set)"}
+    if run.predictions is None:
+        item.tests["test_set"] = {"error": "predictions.csv is missing: the per-sample test cannot be computed"}
+        return
+    try:
+        tests = test_set_tests(run.predictions, run.groups, item.arm, item.baseline, run.metric, run.rope, run.alpha)
+    except StatsError as exc:
+        item.tests["test_set"] = {"error": str(exc)}
+        return
+    item.min_detectable = tests.pop("min_detectable", None)
+    item.tests.update(tests)
+    boot = tests.get("bootstrap", {})
+    if "estimate" in boot:
+        item.difference = boot["estimate"]
+        span = run.metric.span
+        item.difference_interval = {**boot, "low": max(boot["low"], -span), "high": min(boot["high"], span)}
+
+
+def _friedman(run: RunScores, table: pd.DataFrame) -> dict[str, Any]:
+    complete = table[run.arms].dropna()
+    if len(complete) < len(table):
+        return {"error": f"{len(table) - len(complete)} (repeat, fold) row(s) lack a finite {run.metric.column} for "
+                         "some arm (diverged or failed folds); Friedman needs every arm on every block: rerun them"}
+    blocks, label = _blocks(run, complete)
+    result = _safe(friedman, {arm: blocks[arm].to_numpy() for arm in run.arms}, run.alpha,
+                   higher_is_better=run.metric.higher_is_better)
+    return {**result, "blocks": label}
 
 
 def write_stats(run_dir: Path, comparison: Comparison) -> Path:
@@ -154,15 +247,48 @@ def write_stats(run_dir: Path, comparison: Comparison) -> Path:
     return target
 
 
-def format_comparison(c: Comparison) -> str:
-    lines = [f"{c.metric}: each arm vs {c.baseline} (corrected t is primary; n_test/n_train = {c.test_train_ratio:.3g})"]
+def _num(value: Any, fmt: str = ".4g") -> str:
+    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, fmt)
+
+
+def _ci(interval: dict[str, Any] | None, fmt: str = ".4f") -> str:
+    if not interval or "low" not in interval:
+        return "(no interval" + (f": {interval['error']})" if interval and "error" in interval else ")")
+    return f"[{interval['low']:{fmt}}, {interval['high']:{fmt}}]"
+
+
+def format_verdicts(c: Comparison) -> str:
+    """The answer per arm, as ``harness run`` ends with it: difference, interval, P(better/equivalent/worse), sentence."""
+    direction = "higher" if c.higher_is_better else "lower"
+    lines = [f"verdict ({c.metric}, {direction} is better, {c.scope}; vs {c.baseline}):"]
     for item in c.arms:
-        t = item.tests["corrected_t"]
-        lines.append(f"  {item.arm}: {item.mean:.4f} ± {item.sd:.4f} vs {item.baseline_mean:.4f} ± {item.baseline_sd:.4f}; "
-                     f"corrected t p = {t.get('pvalue', float('nan')):.4g} (Holm {item.holm_p if item.holm_p is not None else float('nan'):.4g})")
+        bayes = item.tests.get("bayes", {})
+        probs = (f"P(better) {bayes['p_a_better']:.3f}, P(equivalent) {bayes['p_rope']:.3f}, "
+                 f"P(worse) {bayes['p_b_better']:.3f}") if "p_rope" in bayes else "probabilities not computable"
+        lines.append(f"  {item.arm}: difference {item.difference:+.4f} {_ci(item.difference_interval)} 95 %; {probs}; "
+                     f"detectable >= {_num(item.min_detectable, '.3g')}")
+        lines.append(f"    {item.verdict_text}")
+    return "\n".join(lines)
+
+
+def format_comparison(c: Comparison) -> str:
+    primary = "held-out test per sample" if c.scope == "held-out test set" else "corrected t"
+    lines = [f"{c.metric} ({'higher' if c.higher_is_better else 'lower'} is better): each arm vs {c.baseline}; {c.method}"]
+    for item in c.arms:
+        p = item.tests.get("test_set" if c.scope == "held-out test set" else "corrected_t", {})
+        samples = item.tests.get("samples")
+        scores = (f"{samples['score']:.4f} vs {samples['baseline_score']:.4f} (fold models averaged)" if samples else
+                  f"{item.mean:.4f} {_ci(item.interval)} vs {item.baseline_mean:.4f} {_ci(item.baseline_interval)}")
+        lines.append(f"  {item.arm}: {scores}; difference {item.difference:+.4f} {_ci(item.difference_interval)}; "
+                     f"{primary} p = {_num(p.get('pvalue'))} (Holm {'not computed' if item.holm_p is None else _num(item.holm_p)}); "
+                     f"min detectable {_num(item.min_detectable, '.3g')}")
+        if "error" in p:
+            lines.append(f"    {primary}: {p['error']}")
         lines.append(f"    {item.verdict_text}")
     if c.friedman and "error" not in c.friedman:
         lines.append(f"  Friedman chi2 = {c.friedman['statistic']:.3f}, p = {c.friedman['pvalue']:.4g}, "
-                     f"Nemenyi CD = {c.friedman['critical_difference']:.3f}")
+                     f"Nemenyi CD = {c.friedman['critical_difference']:.3f} ({c.friedman['blocks']})")
+    elif c.friedman:
+        lines.append(f"  Friedman: {c.friedman['error']}")
     lines += [f"  warning: {w}" for w in c.warnings]
     return "\n".join(lines)

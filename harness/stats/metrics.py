@@ -1,4 +1,10 @@
-"""Classification metrics from out-of-fold predictions (scikit-learn)."""
+"""Classification metrics from one fold's predictions, with scikit-learn's definitions.
+
+Macro averages run over the classes present in ``y_true`` or ``y_pred`` (scikit-learn's default),
+so a class absent from a fold does not count as a 0; balanced accuracy is the mean recall over the
+classes present in ``y_true`` (equal to macro recall unless a class is predicted that never occurs).
+A metric that is undefined is NaN *with a reason* appended to ``notes``.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +12,56 @@ import warnings
 
 import numpy as np
 
+EPS = 1e-12
 
-def classification_metrics(y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> dict[str, float]:
+
+def classification_metrics(y_true: np.ndarray, probs: np.ndarray, n_classes: int,
+                           notes: list[str] | None = None) -> dict[str, float]:
     """Accuracy, macro/weighted precision, recall and F1, balanced accuracy and one-vs-rest ROC-AUC."""
     from sklearn import metrics
 
+    notes = [] if notes is None else notes
+    y_true = np.asarray(y_true)
     y_pred = probs.argmax(axis=1)
-    labels = list(range(n_classes))
-    out = {
-        "accuracy": metrics.accuracy_score(y_true, y_pred),
-        "balanced_accuracy": metrics.balanced_accuracy_score(y_true, y_pred) if len(np.unique(y_true)) > 1 else float("nan"),
-    }
-    for average in ("macro", "weighted"):
-        p, r, f, _ = metrics.precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=average, zero_division=0
-        )
-        out[f"precision_{average}"], out[f"recall_{average}"], out[f"f1_{average}"] = p, r, f
-    out["roc_auc_ovr"] = roc_auc(y_true, probs, n_classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true": documented above
+        out = {"accuracy": metrics.accuracy_score(y_true, y_pred),
+               "balanced_accuracy": metrics.balanced_accuracy_score(y_true, y_pred)}
+        for average in ("macro", "weighted"):
+            p, r, f, _ = metrics.precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
+            out[f"precision_{average}"], out[f"recall_{average}"], out[f"f1_{average}"] = p, r, f
+    out["roc_auc_ovr"] = roc_auc(y_true, probs, n_classes, notes)
     return {k: float(v) for k, v in out.items()}
 
 
-def roc_auc(y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> float:
+def roc_auc(y_true: np.ndarray, probs: np.ndarray, n_classes: int, notes: list[str] | None = None) -> float:
+    """One-vs-rest ROC-AUC over the classes present; NaN with the reason in ``notes`` when undefined."""
     from sklearn.metrics import roc_auc_score
 
+    notes = [] if notes is None else notes
     present = np.unique(y_true)
     if len(present) < 2:
+        notes.append(f"roc_auc_ovr undefined: only one class ({int(present[0]) if len(present) else 'none'}) "
+                     "among the scored samples, so there are no negatives to rank against")
         return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             if n_classes == 2:
                 return float(roc_auc_score(y_true, probs[:, 1]))
-            if len(present) < n_classes:  # a class absent from this fold: average over present ones
+            if len(present) < n_classes:
+                notes.append(f"roc_auc_ovr averaged over the {len(present)} of {n_classes} classes present")
                 return float(np.mean([roc_auc_score(y_true == c, probs[:, c]) for c in present]))
             return float(roc_auc_score(y_true, probs, multi_class="ovr", labels=list(range(n_classes))))
-        except ValueError:
-            return float("nan")
+    except ValueError as exc:
+        notes.append(f"roc_auc_ovr undefined: scikit-learn refused it ({exc})")
+        return float("nan")
+
+
+def metric_value(name: str, y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> float:
+    """One metric (canonical registry name) of one set of predictions."""
+    if name == "loss":
+        return float(-np.mean(np.log(probs[np.arange(len(y_true)), y_true] + EPS)))
+    if name == "accuracy":
+        return float(np.mean(probs.argmax(axis=1) == y_true))
+    return classification_metrics(y_true, probs, n_classes)[name]

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, Problem, StudyError, did_you_mean
+from harness.stats._results import StatsError
+from harness.stats.registry import metric_names, resolve_metric
 from harness.study.schema import ID_PATTERN, ArmSpec, Study, TrainingSpec
 
 Path_ = tuple[str | int, ...]
@@ -256,6 +258,7 @@ def load_study(path: str | Path, overrides: Iterable[str] = ()) -> LoadedStudy:
         arms, arm_problems = _resolve_arms(spec, data, file, lines)
         problems += arm_problems
     problems += _baseline_problems(data, file, lines)
+    problems += _metric_problems(data, file, lines)
     if spec is not None and spec.tune is not None and not problems:
         problems += _tune_problems(spec, data, file, lines)
     if problems or spec is None:
@@ -278,8 +281,23 @@ def _baseline_problems(data: dict[str, Any], file: str, lines: Mapping[Path_, in
     return [_problem(file, lines, ("compare", "baseline"), f"no arm named {baseline!r}{did_you_mean(baseline, names)}")]
 
 
-TUNE_METRICS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1_macro",
-                "f1_macro": "f1_macro", "f1_weighted": "f1_weighted", "roc_auc": "roc_auc_ovr", "loss": "loss"}
+# tune.metric name -> results.csv column; from the metric registry (CV metrics only: tuning never sees the test set)
+TUNE_METRICS = {name: resolve_metric(name).column for name in metric_names(with_test=False)}
+
+
+def _metric_problems(data: dict[str, Any], file: str, lines: Mapping[Path_, int]) -> list[Problem]:
+    """compare.metric and tune.metric must be known metrics (checked on the raw data, beside schema errors)."""
+    problems = []
+    for section, allow_test in (("compare", True), ("tune", False)):
+        block = data.get(section)
+        name = block.get("metric") if isinstance(block, dict) else None
+        if not isinstance(name, str):
+            continue
+        try:
+            resolve_metric(name, allow_test=allow_test)
+        except StatsError as exc:
+            problems.append(_problem(file, lines, (section, "metric"), str(exc)))
+    return problems
 
 
 def _tune_problems(spec: Study, data: dict[str, Any], file: str, lines: Mapping[Path_, int]) -> list[Problem]:
@@ -290,10 +308,6 @@ def _tune_problems(spec: Study, data: dict[str, Any], file: str, lines: Mapping[
     for name in spec.tune.arms or []:
         if name not in arm_names:
             problems.append(_problem(file, lines, ("tune", "arms"), f"no arm named {name!r}{did_you_mean(name, arm_names)}"))
-    if spec.tune.metric not in TUNE_METRICS:
-        problems.append(_problem(file, lines, ("tune", "metric"),
-                                 f"unknown metric {spec.tune.metric!r}{did_you_mean(spec.tune.metric, TUNE_METRICS)}; "
-                                 f"use one of {', '.join(TUNE_METRICS)}"))
     for key, param in spec.tune.space.items():
         samples = param.choices if param.choices is not None else [param.low, param.high]
         for value in samples:

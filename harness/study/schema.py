@@ -102,6 +102,8 @@ class CVSpec(StrictModel):
     repeats: int = Field(1, ge=1, le=100)
     test_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     stratify: bool = True
+    allow_group_overlap: bool = Field(False, description="accept groups (cv.group) found in both the official test "
+                                      "split and the CV pool; otherwise that is an error")
 
 
 class OptimizerSpec(BaseModel):

@@ -20,6 +20,7 @@ from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.registry import Registry
 from harness.run.trainer import seed_for
+from harness.stats.registry import resolve_metric
 from harness.study.loader import TUNE_METRICS, LoadedStudy, load_study, set_line
 from harness.study.schema import ParamSpec, TuneSpec
 
@@ -184,7 +185,7 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     total = options.trials or tune.trials
     storage = storage_for(options.storage or tune.storage, options.out_dir)
-    direction: Literal["minimize", "maximize"] = "minimize" if TUNE_METRICS[tune.metric] == "loss" else "maximize"
+    direction: Literal["minimize", "maximize"] = resolve_metric(tune.metric, allow_test=False).direction
     summary: dict[str, Any] = {"metric": tune.metric, "direction": direction, "pruner": tune.pruner,
                                "sampler": tune.sampler, "protocol": "", "arms": {}}
     if tune.nested:
