@@ -29,6 +29,7 @@ from harness.models.build import build_model, model_cost
 from harness.registry import Registry
 from harness.data.prepared import PreparedData, normalization, prepare_data, write_data_files
 from harness.study.loader import Arm, LoadedStudy
+from harness.run.faults import kill_point
 from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldTrainer, seed_for
 
 RESULT_FILE = "result.json"
@@ -322,6 +323,7 @@ class StudyRunner:
         if resumed:
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: {resumed}")
         outcome = trainer.run()
+        kill_point("evaluated")
         return self._write_cell(arm, fold, data, cell, fingerprint, outcome, cost)
 
     def _same_config(self, cell: Path, fingerprint: str) -> bool:
@@ -378,7 +380,8 @@ class StudyRunner:
 
         return FoldTrainer(model, optimizer, scheduler, arm.training, self.study.spec.dataset.augment, inputs,
                            cell, seed_for(self.study.spec.seed, fold.repeat, fold.fold), device,
-                           should_stop=lambda: self.interrupt.requested, on_epoch=on_epoch)
+                           should_stop=lambda: self.interrupt.requested, on_epoch=on_epoch,
+                           identity=f"{arm.name}/r{fold.repeat}-f{fold.fold}/{cell_fingerprint(self.study, arm)}")
 
     def _write_cell(self, arm: Arm, fold: Any, data: PreparedData, cell: Path, fingerprint: str,
                     outcome: Any, cost: dict[str, Any]) -> dict[str, Any]:
@@ -407,7 +410,9 @@ class StudyRunner:
                   "seconds": outcome.seconds, "n_train": len(fold.train), "n_val": len(fold.val),
                   "params": cost["params"], "flops": cost["flops"], "note": outcome.note,
                   "fingerprint": fingerprint}
+        kill_point("cell-files-written")
         atomic_write_text(cell / RESULT_FILE, json.dumps(result, indent=1))  # written last: marks the cell done
+        kill_point("result-written")
         self.registry.hook().fold_finished(context=FoldContext(
             self.study.spec.name, self.run_dir, arm.name, fold.repeat, fold.fold,
             {k: v for k, v in metrics.items() if isinstance(v, float)}))
