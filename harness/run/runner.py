@@ -125,6 +125,7 @@ class StudyRunner:
     failures: list[str] = field(default_factory=list)
     _outputs: dict[Path, tuple[int, dict[str, Any], pd.DataFrame]] = field(default_factory=dict)
     _started: float = 0.0
+    _finished: list[Path] = field(default_factory=list)  # cells done in this process (checked again at the end)
     _overhead: float = 0.0
 
     @property
@@ -193,6 +194,7 @@ class StudyRunner:
         """One cell with the fault handling every runner needs; None when it failed (retried on rerun)."""
         try:
             result = self._run_cell(arm, fold, data, costs[arm.name])
+            self._finished.append(self.cell_dir(arm.name, fold.repeat, fold.fold))
             if self.options.on_cell is not None:
                 self.options.on_cell(arm, fold, result)
             return result
@@ -219,6 +221,9 @@ class StudyRunner:
         spec = self.study.spec
         if results is None:
             results = self._aggregate(data)
+        for cell in self._finished:
+            if not (cell / RESULT_FILE).exists():
+                self.failures.append(f"{cell} was deleted while the study ran; rerun to train that cell again")
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
                     "device": str(resolve_device(spec.training.device)),
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
@@ -392,9 +397,14 @@ class StudyRunner:
             if len(idx) == 0:
                 continue
             y_true = table.labels[idx]
-            role_metrics = classification_metrics(y_true, probs, n_classes)
-            eps = 1e-12
-            role_metrics["loss"] = float(-np.mean(np.log(probs[np.arange(len(idx)), y_true] + eps)))
+            if np.isfinite(probs).all():
+                role_metrics = classification_metrics(y_true, probs, n_classes)
+                role_metrics["loss"] = float(-np.mean(np.log(probs[np.arange(len(idx)), y_true] + 1e-12)))
+            else:  # diverged before any usable epoch: no score is honest, so none is given
+                keys = [*classification_metrics(y_true, np.nan_to_num(probs), n_classes), "loss"]
+                role_metrics = dict.fromkeys(keys, float("nan"))
+                reason = "metrics are NaN: the model's probabilities are not finite"
+                outcome.note = f"{outcome.note}; {reason}" if reason not in outcome.note else outcome.note
             prefix = "" if role == "val" else "test_"
             metrics.update({prefix + k: v for k, v in role_metrics.items()})
             frame = pd.DataFrame({"arm": arm.name, "repeat": fold.repeat, "fold": fold.fold, "role": role,

@@ -96,7 +96,7 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str = "ac
         baseline = (study.get("compare") or {}).get("baseline") or arms[0]
     if baseline not in arms:
         raise HarnessError(f"baseline {baseline!r} has no results{did_you_mean(baseline, arms)}; arms: {', '.join(arms)}")
-    table = results.pivot_table(index=["repeat", "fold"], columns="arm", values=metric)
+    table = results.pivot_table(index=["repeat", "fold"], columns="arm", values=metric, dropna=False)  # keep all-NaN arms
     ratio = float((results["n_val"] / results["n_train"]).mean())
     predictions = pd.read_csv(run_dir / "predictions.csv") if (run_dir / "predictions.csv").exists() else None
     warnings: list[str] = []
@@ -105,6 +105,9 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str = "ac
         if arm == baseline:
             continue
         pair = table[[arm, baseline]].dropna()
+        if pair.empty:  # e.g. every fold of the arm diverged: its metrics are NaN
+            warnings.append(f"{arm}: no fold with a finite {metric} (see the notes in results.csv); not compared")
+            continue
         a, b = pair[arm].to_numpy(), pair[baseline].to_numpy()
         item = ArmComparison(arm, baseline, len(a), float(np.mean(a)), float(np.std(a, ddof=1)) if len(a) > 1 else float("nan"),
                              float(np.mean(b)), float(np.std(b, ddof=1)) if len(b) > 1 else float("nan"), (a - b).tolist())
