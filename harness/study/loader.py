@@ -242,6 +242,11 @@ def load_study(path: str | Path, overrides: Iterable[str] = ()) -> LoadedStudy:
     """Read, override, expand and schema-check a study file; raise StudyError listing every problem."""
     source = Path(path)
     data, lines = read_yaml_with_lines(source)
+    return study_from_data(data, lines, source, overrides)
+
+
+def study_from_data(data: Any, lines: dict[Path_, int], source: Path, overrides: Iterable[str] = ()) -> LoadedStudy:
+    """:func:`load_study` after the YAML is read (``data`` is changed in place by the overrides)."""
     file = str(source)
     if not isinstance(data, dict):
         raise StudyError([Problem(file, 1, "", "a study file must be a YAML mapping (name:, dataset:, arms: ...)")])

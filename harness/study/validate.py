@@ -70,7 +70,38 @@ def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str
             add((*prefix, "scheduler"), str(exc))
 
 
+def tune_space_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
+    """Each searched key, at its range's ends and at every choice, passes the registry's checks
+    (optimizer and scheduler options, backbones, attention), not only the schema's."""
+    import copy
+
+    from harness.study.loader import study_from_data
+    from harness.tuning.search import arm_overrides
+
+    tune = study.spec.tune
+    if tune is None:
+        return []
+    arm = (tune.arms or list(study.arms))[0]
+    problems = []
+    for key, param in tune.space.items():
+        for value in (param.choices if param.choices is not None else [param.low, param.high]):
+            data = copy.deepcopy(study.data)
+            data.pop("tune", None)
+            try:
+                found = component_problems(study_from_data(data, {}, study.source, arm_overrides(arm, {key: value})),
+                                           registry)
+            except StudyError as exc:
+                found = exc.problems
+            if found:
+                problems.append(Problem(str(study.source), study.line_of(("tune", "space", key)), f"tune.space.{key}",
+                                        f"cannot search {key!r} with value {value!r}: {found[0].path}: {found[0].message}"))
+                break
+    return problems
+
+
 def validate_study(study: LoadedStudy, registry: Registry) -> None:
     problems = component_problems(study, registry)
+    if not problems:
+        problems = tune_space_problems(study, registry)
     if problems:
         raise StudyError(problems)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.atomic import atomic_write_text
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StudyError
 from harness.registry import Registry
 from harness.study.schema import ParamSpec, TuneSpec
 from harness.study.loader import TUNE_METRICS, LoadedStudy, load_study, set_line
@@ -25,6 +25,7 @@ from harness.run.trainer import seed_for
 
 HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_INTERVAL", "10"))  # seconds between worker heartbeats
 GRACE_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_GRACE", "30"))  # silence after which a worker counts as dead
+MAX_CONSECUTIVE_FAILURES = 5  # failed trials in a row (in this process) after which tuning stops
 
 
 @dataclass
@@ -128,7 +129,16 @@ class ArmObjective:
         self.base_overrides = overrides
         self.column = TUNE_METRICS[self.tune.metric]
 
+        self.last_error = ""
+
     def __call__(self, trial: Any) -> float:
+        try:
+            return self._trial(trial)
+        except HarnessError as exc:
+            self.last_error = str(exc)
+            raise
+
+    def _trial(self, trial: Any) -> float:
         import optuna
 
         from harness.run.runner import RunOptions, StudyRunner
@@ -178,11 +188,18 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
     tune = study.spec.tune
     if tune is None:
         raise HarnessError(f"{study.source}: no 'tune:' section; add one with a search space (see the README)")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by FailureGuard, without a traceback
+    from harness.study.validate import tune_space_problems
+
+    problems = tune_space_problems(study, registry)  # before any trial (cmd_tune's validate did it too)
+    if problems:
+        raise StudyError(problems)
     import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    total = options.trials or tune.trials
+    total = tune.trials if options.trials is None else options.trials
+    if total < 1:
+        raise HarnessError(f"--trials must be at least 1 (got {total}): it is the total number of trials per arm")
     storage = storage_for(options.storage or tune.storage, options.out_dir)
     direction: Literal["minimize", "maximize"] = "minimize" if TUNE_METRICS[tune.metric] == "loss" else "maximize"
     summary: dict[str, Any] = {"metric": tune.metric, "direction": direction, "pruner": tune.pruner,
@@ -225,10 +242,35 @@ def optimize_arm(name: str, objective: ArmObjective, storage: Any, total: int, d
             except ValueError:
                 pass
 
+        guard = FailureGuard(objective, name, quiet)
         if done < total:
-            optuna_study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(total, states=counted), progress],
-                                  catch=(HarnessError,), gc_after_trial=True)
+            optuna_study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(total, states=counted), progress,
+                                                        guard], catch=(HarnessError,), gc_after_trial=True)
+    if guard.tripped:
+        raise HarnessError(f"tune {name}: {guard.streak} trials in a row failed, so tuning stopped. "
+                           f"The first of them failed with: {guard.first}")
     return optuna_study
+
+
+class FailureGuard:
+    """An Optuna callback that stops the study after MAX_CONSECUTIVE_FAILURES failed trials in a row."""
+
+    def __init__(self, objective: ArmObjective, name: str, quiet: bool):
+        self.objective, self.name, self.quiet = objective, name, quiet
+        self.streak, self.first, self.tripped = 0, "", False
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        if trial.state.name != "FAIL":
+            self.streak, self.first = 0, ""
+            return
+        self.streak += 1
+        message = self.objective.last_error or "unknown error"
+        self.first = self.first or message
+        if not self.quiet:
+            print(f"tune {self.name}: trial {trial.number} failed: {message.splitlines()[0]}")
+        if self.streak >= MAX_CONSECUTIVE_FAILURES:
+            self.tripped = True
+            study.stop()
 
 
 def describe_study(optuna_study: Any) -> dict[str, Any]:
