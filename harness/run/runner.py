@@ -275,7 +275,7 @@ class StudyRunner:
                 model = self._build(arm, data)
             except HarnessError as exc:
                 line = self.study.line_of(("arms", arm.name))
-                where = f"{self.study.source}:{line}: " if line else ""
+                where = "--set: " if line == -1 else f"{self.study.source}:{line}: " if line else ""
                 raise HarnessError(f"{where}arms.{arm.name}: {exc}") from None
             cost = model_cost(model, data.images.channels, self.study.spec.dataset.image_size)
             costs[arm.name] = {"backbone": arm.backbone, "attention": arm.attention_name,

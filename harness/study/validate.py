@@ -17,7 +17,12 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(path: tuple[str, ...], message: str) -> None:
-        problems.append(Problem(file, study.line_of(path), ".".join(path), message))
+        from harness.study.loader import FROM_SET
+
+        if any(v == FROM_SET and k[:len(path)] == path for k, v in study.lines.items()):  # the value came from --set
+            problems.append(Problem("--set", None, ".".join(path), message))
+        else:
+            problems.append(Problem(file, study.line_of(path), ".".join(path), message))
 
     if study.spec.dataset.name not in registry.components["datasets"]:
         add(("dataset", "name"), unknown_name("dataset", study.spec.dataset.name, registry.names("datasets")))
