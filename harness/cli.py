@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
+from harness.cli_checks import USER_OS_ERRORS, attention_option, os_error_message, run_directory, silence_broken_pipe
 from harness.errors import HarnessError, Interrupted, StudyError
 
 EXIT_USER_ERROR = 2
@@ -127,6 +128,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (| head): not an error of ours or the user's
+        silence_broken_pipe()
+        return 0
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 def _registry(args: argparse.Namespace, modules: Sequence[str] = ()):  # type: ignore[no-untyped-def]
@@ -155,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.run.runner import RunOptions, run_study
 
     study, registry = _load(args)
-    out = (args.out or Path("runs") / study.name).resolve()
+    out = run_directory(args.out or Path("runs") / study.name)
     if args.parallel > 1:
         if args.fresh:
             (out / "cells.db").unlink(missing_ok=True)
@@ -182,7 +191,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from harness.tuning.search import TuneOptions, best_overrides, tune_study
 
     study, registry = _load(args)
-    out = (args.out or Path("runs") / study.name).resolve()
+    out = run_directory(args.out or Path("runs") / study.name)
     if args.workers > 1:
         _tune_workers(args, out)
     options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet)
@@ -260,13 +269,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    import yaml
-
     from harness.models.build import build_model, model_cost
 
     registry = _registry(args)
-    attention = yaml.safe_load(args.attention)
-    name, options = (attention, {}) if isinstance(attention, str) else (attention.pop("name", "none"), attention)
+    name, options = attention_option(args.attention)
     model = build_model(registry, args.backbone, name, options, num_classes=args.classes,
                         in_chans=args.in_chans, image_size=args.image_size)
     cost = model_cost(model, args.in_chans, args.image_size)
@@ -310,8 +316,6 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import yaml
-
     if args.threads:
         import torch
 
@@ -320,8 +324,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _bench_data(args)
     from harness.bench import BenchConfig, run_bench
 
-    attention = yaml.safe_load(args.attention)
-    name, options = (attention, {}) if isinstance(attention, str) else (attention.pop("name", "none"), attention)
+    name, options = attention_option(args.attention)
     config = BenchConfig(args.backbone, name, tuple(sorted(options.items())), args.image_size, args.batch_size,
                          args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, augment=args.augment)

@@ -71,12 +71,16 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int) -> Splits:
     groups = _groups(table, cv)
     everything = np.arange(n)
     if cv.test_fraction > 0:
-        if groups is not None:
-            splitter = GroupShuffleSplit(n_splits=1, test_size=cv.test_fraction, random_state=seed)
-            pool, test = next(splitter.split(everything, labels, groups))
-        else:
-            splitter = StratifiedShuffleSplit(n_splits=1, test_size=cv.test_fraction, random_state=seed)
-            pool, test = next(splitter.split(everything, labels))
+        try:
+            if groups is not None:
+                splitter = GroupShuffleSplit(n_splits=1, test_size=cv.test_fraction, random_state=seed)
+                pool, test = next(splitter.split(everything, labels, groups))
+            else:
+                splitter = StratifiedShuffleSplit(n_splits=1, test_size=cv.test_fraction, random_state=seed)
+                pool, test = next(splitter.split(everything, labels))
+        except ValueError as exc:  # scikit-learn: a test part of 0 samples, or fewer than the classes
+            raise HarnessError(f"cv.test_fraction = {cv.test_fraction} cannot hold out a test part of {n} samples "
+                               f"({len(set(labels.tolist()))} classes): {exc}; raise it, or set it to 0") from None
     elif table.official_test is not None and table.official_test.any():
         test, pool = np.flatnonzero(table.official_test), np.flatnonzero(~table.official_test)
     else:

@@ -126,6 +126,8 @@ class ParamSpec(StrictModel):
             raise ValueError(f"low ({self.low}) must be below high ({self.high})")
         if self.log and self.low <= 0:
             raise ValueError("a log range needs low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("a range cannot be both log and stepped (Optuna refuses it): drop log or step")
         return self
 
     @property
@@ -150,7 +152,7 @@ class TuneSpec(StrictModel):
 
 class Study(StrictModel):
     name: str = Field(pattern=ID_PATTERN)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**31)  # numpy and scikit-learn take seeds in [0, 2**32); repeats add to it
     plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
     dataset: DatasetSpec
     cv: CVSpec = Field(default_factory=CVSpec)

@@ -38,11 +38,17 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
                 from harness.models.build import build_model
 
                 with torch.device("meta"):
-                    build_model(registry, arm.backbone, arm.attention_name, arm.attention_options,
-                                num_classes=2, in_chans=3, image_size=study.spec.dataset.image_size,
-                                pretrained=False)
+                    model = build_model(registry, arm.backbone, arm.attention_name, arm.attention_options,
+                                        num_classes=2, in_chans=3, image_size=study.spec.dataset.image_size,
+                                        pretrained=False)
             except HarnessError as exc:
                 add((*where, "attention"), str(exc))
+            else:
+                batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+                if batch_norm and arm.training.batch_size == 1:
+                    own_batch = arm.name in study.spec.arms and "batch_size" in study.spec.arms[arm.name].training
+                    add((*where, "training", "batch_size") if own_batch else ("training", "batch_size"),
+                        f"batch_size 1 cannot train {arm.backbone} (BatchNorm needs 2 or more samples per batch); use 2 or more")
         key = arm.training.model_dump_json()
         if key in checked_training:
             continue

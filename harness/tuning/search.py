@@ -50,7 +50,14 @@ def storage_for(url: str | None, run_dir: Path) -> Any:
     run_dir.mkdir(parents=True, exist_ok=True)
     retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
     if url.startswith("journal:"):
-        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        journal = Path(url.removeprefix("journal:")).expanduser()
+        if not journal.parent.is_dir() or journal.is_dir():
+            raise HarnessError(f"storage {url!r}: {journal} is not a file in an existing folder; "
+                               "use journal:/existing/folder/tuning.log")
+        try:
+            return JournalStorage(JournalFileBackend(str(journal)))
+        except OSError as exc:
+            raise HarnessError(f"storage {url!r}: cannot open {journal}: {exc.strerror}") from None
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         engine["connect_args"] = {"timeout": 60}  # several local workers wait for the file lock instead of failing
