@@ -19,7 +19,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            write(_Stream(handle))  # not a real file: numpy writes through Python, so ENOSPC keeps its errno
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -32,6 +32,22 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+class _Stream:
+    """A binary file seen only through ``write``/``flush``/``tell`` (``ndarray.tofile`` would hide the errno)."""
+
+    def __init__(self, handle: IO[bytes]):
+        self._handle = handle
+
+    def write(self, data: Any) -> int:
+        return self._handle.write(data)
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def tell(self) -> int:
+        return self._handle.tell()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -56,6 +72,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` to memory first: torch's writer turns a full disk into an unexplained RuntimeError."""
+    import io
+
     import torch
 
-    atomic_write(path, lambda f: torch.save(obj, f))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
