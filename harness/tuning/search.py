@@ -58,6 +58,7 @@ def storage_for(url: str | None, run_dir: Path) -> Any:
             return JournalStorage(JournalFileBackend(str(journal)))
         except OSError as exc:
             raise HarnessError(f"storage {url!r}: cannot open {journal}: {exc.strerror}") from None
+    url = with_postgres_driver(url)
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         engine["connect_args"] = {"timeout": 60}  # several local workers wait for the file lock instead of failing
@@ -65,11 +66,25 @@ def storage_for(url: str | None, run_dir: Path) -> Any:
         return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                           heartbeat_stale_trial_callback=retry, engine_kwargs=engine)
     except (ImportError, ModuleNotFoundError) as exc:
-        raise HarnessError(f"storage {url!r} needs a database driver: {exc} (e.g. pip install psycopg2-binary)") from None
+        hint = "pip install 'ablation-harness[postgres]'" if url.startswith("postgresql") else "install its driver"
+        raise HarnessError(f"storage {url!r} needs a database driver: {exc} ({hint})") from None
     except optuna.exceptions.StorageInternalError as exc:
         raise HarnessError(f"cannot open storage {url!r}: {exc}") from None
     except Exception as exc:  # sqlalchemy's URL/connection errors
         raise HarnessError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from None
+
+
+def with_postgres_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed: SQLAlchemy 2.1 defaults to psycopg 3, while the
+    ``postgres`` extra (and many systems) provide psycopg2. An explicit ``postgresql+driver://`` is kept."""
+    import importlib.util
+
+    if not url.startswith("postgresql://") or importlib.util.find_spec("psycopg") is not None:
+        return url
+    if importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    raise HarnessError(f"storage {url!r} needs a PostgreSQL driver: pip install 'ablation-harness[postgres]' "
+                       "(psycopg2-binary) or psycopg[binary]")
 
 
 def _sampler(tune: TuneSpec, seed: int) -> Any:
