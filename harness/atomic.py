@@ -20,7 +20,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a shared run directory follows the umask
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            write(_Stream(handle))  # not a real file: numpy writes through Python, so ENOSPC keeps its errno
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -39,6 +39,22 @@ def _umask() -> int:
     mask = os.umask(0o022)  # the only portable way to read it is to set it
     os.umask(mask)
     return mask
+
+
+class _Stream:
+    """A binary file seen only through ``write``/``flush``/``tell`` (``ndarray.tofile`` would hide the errno)."""
+
+    def __init__(self, handle: IO[bytes]):
+        self._handle = handle
+
+    def write(self, data: Any) -> int:
+        return self._handle.write(data)
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def tell(self) -> int:
+        return self._handle.tell()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -63,6 +79,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` to memory first: torch's writer turns a full disk into an unexplained RuntimeError."""
+    import io
+
     import torch
 
-    atomic_write(path, lambda f: torch.save(obj, f))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())

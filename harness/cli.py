@@ -12,6 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
+from harness.cli_checks import (
+    USER_OS_ERRORS,
+    attention_option,
+    os_error_message,
+    run_directory,
+    silence_broken_pipe,
+)
 from harness.errors import HarnessError, Interrupted, StudyError
 from harness.stats.commands import add_parsers as add_stats_parsers
 from harness.stats.commands import cmd_compare, cmd_plan, verdict_lines
@@ -129,6 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (| head): not an error of ours or the user's
+        silence_broken_pipe()
+        return 0
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 def _registry(args: argparse.Namespace, modules: Sequence[str] = ()):  # type: ignore[no-untyped-def]
@@ -157,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.run.runner import RunOptions, run_study
 
     study, registry = _load(args)
-    out = (args.out or Path("runs") / study.name).resolve()
+    out = run_directory(args.out or Path("runs") / study.name)
     if args.fresh and (args.workers > 1 or args.storage):  # start over before any worker starts
         from harness.run.rundir import RunDir
         from harness.run.runner import run_lock
@@ -189,7 +204,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from harness.tuning.search import TuneOptions, best_overrides, tune_study
 
     study, registry = _load(args)
-    out = (args.out or Path("runs") / study.name).resolve()
+    out = run_directory(args.out or Path("runs") / study.name)
     if args.workers > 1:
         _tune_workers(args, out)
     options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet)
@@ -268,13 +283,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    import yaml
-
     from harness.models.build import build_model, model_cost
 
     registry = _registry(args)
-    attention = yaml.safe_load(args.attention)
-    name, options = (attention, {}) if isinstance(attention, str) else (attention.pop("name", "none"), attention)
+    name, options = attention_option(args.attention)
     model = build_model(registry, args.backbone, name, options, num_classes=args.classes,
                         in_chans=args.in_chans, image_size=args.image_size)
     cost = model_cost(model, args.in_chans, args.image_size)
@@ -310,8 +322,6 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import yaml
-
     if args.threads:
         import torch
 
@@ -320,8 +330,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _bench_data(args)
     from harness.bench import BenchConfig, run_bench
 
-    attention = yaml.safe_load(args.attention)
-    name, options = (attention, {}) if isinstance(attention, str) else (attention.pop("name", "none"), attention)
+    name, options = attention_option(args.attention)
     config = BenchConfig(args.backbone, name, tuple(sorted(options.items())), args.image_size, args.batch_size,
                          args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, augment=args.augment)

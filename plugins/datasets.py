@@ -76,7 +76,11 @@ def read_csv_table(csv_path: Path) -> tuple[pd.DataFrame, list[str]]:
         delimiter = ","
     if delimiter != ",":
         notes.append(f"delimiter: guessed {delimiter!r} from the header")
-    frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, csv.Error) as exc:  # an extra delimiter, an unclosed quote
+        raise HarnessError(f"{csv_path}: not a well-formed CSV: {str(exc).strip()}; look for an extra "
+                           f"{delimiter!r} or an unclosed quote on that line") from None
     stripped = [str(c).strip() for c in frame.columns]
     if stripped != list(frame.columns):
         notes.append("header: stripped stray whitespace from column names")
@@ -106,9 +110,14 @@ def _resolve_paths(names: list[str], base: Path, images_dir: str | None, extensi
 
 
 def _encode_labels(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    from decimal import Decimal  # numeric order without int(), which refuses over 4300 digits
+
     import numpy as np
 
-    unique = sorted(set(values), key=lambda v: (0, int(v), v) if re.fullmatch(r"-?\d+", v) else (1, 0, v))
+    def order(v: str) -> tuple[int, Decimal, str]:
+        return (0, Decimal(v), v) if re.fullmatch(r"-?\d+", v) else (1, Decimal(0), v)
+
+    unique = sorted(set(values), key=order)
     index = {name: i for i, name in enumerate(unique)}
     return np.array([index[v] for v in values], dtype=np.int64), unique
 

@@ -52,6 +52,9 @@ def _scheduler(name: str, summary: str, class_name: str, needs_epochs: bool = Fa
 
         factory = _constant if class_name == "constant" else getattr(lr_scheduler, class_name)
         merged = {**(defaults or {}), **({"T_max": epochs} if needs_epochs else {}), **options}
+        for key in ("step_size", "T_max"):  # torch accepts 0 here and divides by it at the first step
+            if key in merged and (isinstance(merged[key], bool) or not isinstance(merged[key], int) or merged[key] < 1):
+                raise HarnessError(f"scheduler {name!r}: {key} must be a whole number of epochs >= 1 (got {merged[key]!r})")
         return _call("scheduler", name, factory, optimizer, **merged)  # type: ignore[no-any-return]
 
     return SchedulerInfo(name, build, summary)

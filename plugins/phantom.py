@@ -7,6 +7,7 @@ exercising the same decode path as real data.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -89,8 +90,6 @@ def render(anatomy: str, size: int, difficulty: float, patient: dict[str, float]
 
 def generate(out_dir: Path, *, classes: int, per_class: int, patients: int, difficulty: float, size: int, seed: int) -> Path:
     """Write the phantom dataset to ``out_dir`` (once: later calls reuse it); return its CSV."""
-    from PIL import Image
-
     params = dict(classes=classes, per_class=per_class, patients=patients, difficulty=difficulty, size=size, seed=seed, version=VERSION)
     out_dir.mkdir(parents=True, exist_ok=True)
     folder = out_dir / ("phantom-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12])
@@ -99,6 +98,29 @@ def generate(out_dir: Path, *, classes: int, per_class: int, patients: int, diff
         return csv_path
     # Build in a private folder and rename it into place: concurrent workers never see half a dataset.
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=out_dir))
+    try:
+        _write(staging, classes=classes, per_class=per_class, patients=patients, difficulty=difficulty, size=size,
+               seed=seed, params=params)
+    except BaseException as exc:  # a full disk, Ctrl-C: never leave a staging folder that keeps the disk full
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            from harness.errors import HarnessError
+
+            raise HarnessError(f"disk full while writing the phantom dataset under {out_dir}; the partial copy was "
+                               "removed: free some space (or use a smaller per_class/size) and rerun") from None
+        raise
+    try:
+        os.rename(staging, folder)
+    except OSError:  # another process finished the same dataset first: use theirs
+        shutil.rmtree(staging, ignore_errors=True)
+    return csv_path
+
+
+def _write(staging: Path, *, classes: int, per_class: int, patients: int, difficulty: float, size: int, seed: int,
+           params: dict[str, object]) -> None:
+    """The images, labels.csv and params.json of one phantom dataset, into ``staging``."""
+    from PIL import Image
+
     (staging / "images").mkdir()
     rng = np.random.default_rng(seed)
     people = [
@@ -117,8 +139,3 @@ def generate(out_dir: Path, *, classes: int, per_class: int, patients: int, diff
             rows.append(f"{name},{label},P{patient:04d}")
     (staging / "params.json").write_text(json.dumps(params, indent=2))
     (staging / "labels.csv").write_text("\n".join(rows) + "\n")
-    try:
-        os.rename(staging, folder)
-    except OSError:  # another process finished the same dataset first: use theirs
-        shutil.rmtree(staging, ignore_errors=True)
-    return csv_path

@@ -106,6 +106,8 @@ def _decode_one(path: Path, size: int) -> np.ndarray | str:
             return _to_array(image, size)
     except FileNotFoundError:
         return "file not found"
+    except Image.DecompressionBombError as exc:  # not an OSError: it would escape on_bad_image: skip
+        return f"refused: too many pixels for an image ({exc})"
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         return f"unreadable image ({type(exc).__name__}: {exc})"
 

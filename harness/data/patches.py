@@ -63,6 +63,8 @@ def make_patches(src: Path, dst: Path, *, size: int = 150, max_white: float = 0.
     """Write ``dst/patches/<label>/*.png`` and ``dst/labels.csv`` (image_path,label,source,split)."""
     from PIL import Image
 
+    if size < 1:
+        raise HarnessError(f"--size must be at least 1 pixel (got {size}); patches are --size x --size")
     if not 0 <= test_fraction < 1:
         raise HarnessError("--test-fraction must be in [0, 1)")
     if not 0 <= max_white <= 1:

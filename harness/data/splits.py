@@ -96,13 +96,17 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int, inner_fraction: float 
     groups = _groups(table, cv)
     everything = np.arange(n)
     if cv.test_fraction > 0:
-        if groups is not None:
-            splitter = GroupShuffleSplit(n_splits=1, test_size=cv.test_fraction, random_state=sklearn_seed(seed, "split"))
-            pool, test = next(splitter.split(everything, labels, groups))
-        else:
-            splitter = StratifiedShuffleSplit(n_splits=1, test_size=cv.test_fraction,
-                                              random_state=sklearn_seed(seed, "split"))
-            pool, test = next(splitter.split(everything, labels))
+        try:
+            if groups is not None:
+                splitter = GroupShuffleSplit(n_splits=1, test_size=cv.test_fraction, random_state=sklearn_seed(seed, "split"))
+                pool, test = next(splitter.split(everything, labels, groups))
+            else:
+                splitter = StratifiedShuffleSplit(n_splits=1, test_size=cv.test_fraction,
+                                                  random_state=sklearn_seed(seed, "split"))
+                pool, test = next(splitter.split(everything, labels))
+        except ValueError as exc:  # scikit-learn: a test part of 0 samples, or fewer than the classes
+            raise HarnessError(f"cv.test_fraction = {cv.test_fraction} cannot hold out a test part of {n} samples "
+                               f"({len(set(labels.tolist()))} classes): {exc}; raise it, or set it to 0") from None
     elif table.official_test is not None and table.official_test.any():
         test, pool = np.flatnonzero(table.official_test), np.flatnonzero(~table.official_test)
         if groups is not None and not cv.allow_group_overlap:

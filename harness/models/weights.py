@@ -17,12 +17,20 @@ def safe_torch_load(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # random bytes or a damaged file, not a pickled object
+            raise HarnessError(f"{path}: not a readable PyTorch weights file (corrupt: {_last_line(exc)})") from None
         raise HarnessError(
             f"{path}: refused to load: the file holds Python objects beyond tensors, which could run "
             f"code ({str(exc).splitlines()[0]}); save a plain state_dict instead"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise HarnessError(f"{path}: not a readable PyTorch weights file ({exc})") from None
+
+
+def _last_line(exc: Exception) -> str:
+    """The informative line of torch's long unpickling messages."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and "documentation" not in line]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

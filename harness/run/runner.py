@@ -25,6 +25,7 @@ from harness.data.splits import Fold
 from harness.errors import HarnessError, Interrupted
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
+from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
 from harness.run.rundir import RunDir
 from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldOutcome, FoldTrainer
@@ -101,6 +102,7 @@ class StudyRunner:
     failures: list[str] = field(default_factory=list)
     _outputs: dict[Path, tuple[int, dict[str, Any], pd.DataFrame]] = field(default_factory=dict)
     _started: float = 0.0
+    _finished: list[Path] = field(default_factory=list)  # cells done in this process (checked again at the end)
     _overhead: float = 0.0
     data_key: str = ""  # data_fingerprint of the prepared data, set by setup()
 
@@ -166,6 +168,7 @@ class StudyRunner:
         """One cell with the fault handling every runner needs; None when it failed (retried on rerun)."""
         try:
             result = self._run_cell(arm, fold, data, costs[arm.name])
+            self._finished.append(self.cell_dir(arm.name, fold.repeat, fold.fold))
             if self.options.on_cell is not None:
                 self.options.on_cell(arm, fold, result)
             return result
@@ -190,6 +193,9 @@ class StudyRunner:
         spec = self.study.spec
         if results is None:
             results = self._aggregate(data)
+        for cell in self._finished:
+            if not (cell / RESULT_FILE).exists():
+                self.failures.append(f"{cell} was deleted while the study ran; rerun to train that cell again")
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
                     "device": str(resolve_device(spec.training.device)),
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
@@ -246,7 +252,7 @@ class StudyRunner:
                 model = self._build(arm, data)
             except HarnessError as exc:
                 line = self.study.line_of(("arms", arm.name))
-                where = f"{self.study.source}:{line}: " if line else ""
+                where = "--set: " if line == -1 else f"{self.study.source}:{line}: " if line else ""
                 raise HarnessError(f"{where}arms.{arm.name}: {exc}") from None
             cost = model_cost(model, data.images.channels, self.study.spec.dataset.image_size)
             costs[arm.name] = {"backbone": arm.backbone, "attention": arm.attention_name,
@@ -300,6 +306,7 @@ class StudyRunner:
         if resumed:
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: {resumed}")
         outcome = trainer.run()
+        kill_point("evaluated")
         return self._write_cell(arm, fold, data, cell, fingerprint, outcome, cost)
 
     def _same_config(self, cell: Path, fingerprint: str) -> bool:
@@ -358,7 +365,8 @@ class StudyRunner:
 
         return FoldTrainer(model, optimizer, scheduler, arm.training, self.study.spec.dataset.augment, inputs,
                            cell, stream_seed(self.study.spec.seed, "fold", fold.repeat, fold.fold), device,
-                           should_stop=lambda: self.interrupt.requested, on_epoch=on_epoch)
+                           should_stop=lambda: self.interrupt.requested, on_epoch=on_epoch,
+                           identity=f"{arm.name}/r{fold.repeat}-f{fold.fold}/{cell_fingerprint(self.study, arm, self.data_key)}")
 
     def _write_cell(self, arm: Arm, fold: Fold, data: PreparedData, cell: Path, fingerprint: str,
                     outcome: FoldOutcome, cost: dict[str, Any]) -> dict[str, Any]:
@@ -371,10 +379,14 @@ class StudyRunner:
                 continue
             y_true = table.labels[idx]
             role_notes: list[str] = []
-            role_metrics = classification_metrics(y_true, probs, n_classes, role_notes)
+            if np.isfinite(probs).all():
+                role_metrics = classification_metrics(y_true, probs, n_classes, role_notes)
+                role_metrics["loss"] = float(-np.mean(np.log(probs[np.arange(len(idx)), y_true] + 1e-12)))
+            else:  # diverged before any usable epoch: no score is honest, so none is given
+                keys = [*classification_metrics(y_true, np.nan_to_num(probs), n_classes), "loss"]
+                role_metrics = dict.fromkeys(keys, float("nan"))
+                role_notes.append("metrics are NaN: the model's probabilities are not finite")
             metric_notes += [f"{role}: {n}" for n in role_notes]
-            eps = 1e-12
-            role_metrics["loss"] = float(-np.mean(np.log(probs[np.arange(len(idx)), y_true] + eps)))
             prefix = "" if role == "val" else "test_"
             metrics.update({prefix + k: v for k, v in role_metrics.items()})
             frame = pd.DataFrame({"arm": arm.name, "repeat": fold.repeat, "fold": fold.fold, "role": role,
@@ -394,7 +406,9 @@ class StudyRunner:
                   "params": cost["params"], "flops": cost["flops"],
                   "note": "; ".join(n for n in (outcome.note, *metric_notes) if n),
                   "fingerprint": fingerprint}
+        kill_point("cell-files-written")
         atomic_write_text(cell / RESULT_FILE, json.dumps(result, indent=1))  # written last: marks the cell done
+        kill_point("result-written")
         self.registry.fold_finished(FoldContext(
             self.study.spec.name, self.run_dir, arm.name, fold.repeat, fold.fold,
             {k: v for k, v in metrics.items() if isinstance(v, float)}))

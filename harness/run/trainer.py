@@ -30,10 +30,11 @@ from torch import nn
 
 from harness.atomic import atomic_save_torch
 from harness.data.augment import augment_batch
+from harness.run.faults import kill_point
 from harness.seeds import stream_seed
 from harness.study.schema import AugmentSpec, TrainingSpec
 
-CHECKPOINT_VERSION = 2  # 2: separate order/augment streams, inner selection split
+CHECKPOINT_VERSION = 3  # 2: separate order/augment streams, inner selection split; 3: cell identity, terminal state
 
 
 def seed_for(*parts: object) -> int:
@@ -92,6 +93,8 @@ class _State:
     correct: int = 0
     seconds: float = 0.0
     data_seconds: float = 0.0
+    terminal: str = ""  # "" while training; stopped | diverged | finished once the fold is over
+    note: str = ""  # why it ended (early stop, divergence)
 
 
 def to_float(x: torch.Tensor, in_chans: int) -> torch.Tensor:
@@ -126,11 +129,13 @@ class FoldTrainer:
         device: torch.device,
         should_stop: Callable[[], bool] = lambda: False,
         on_epoch: Callable[[dict[str, float]], None] = lambda row: None,
+        identity: str = "",
     ):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.training, self.augment, self.inputs = training, augment, inputs
         self.cell_dir, self.seed, self.device = cell_dir, seed, device
         self.should_stop, self.on_epoch = should_stop, on_epoch
+        self.identity = identity  # which cell (arm, repeat, fold, settings) the checkpoints belong to
         cuda = device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if (
             cuda and training.amp is not False) else None
@@ -159,7 +164,7 @@ class FoldTrainer:
     def _save(self, generator: torch.Generator | None) -> None:
         s = self.state
         atomic_save_torch(self.last_path, {
-            "version": CHECKPOINT_VERSION, "model": self.model.state_dict(),
+            "version": CHECKPOINT_VERSION, "cell": self.identity, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else {},
             "state": {k: v for k, v in vars(s).items() if k != "history"}, "history": s.history,
@@ -177,6 +182,9 @@ class FoldTrainer:
             ckpt: Any = torch.load(self.last_path, map_location="cpu", weights_only=True)
             if ckpt.get("version") != CHECKPOINT_VERSION:
                 raise CorruptCheckpoint("written by another checkpoint version")
+            if ckpt.get("cell") != self.identity:
+                raise CorruptCheckpoint(f"it belongs to cell {ckpt.get('cell')!r}, not {self.identity!r} "
+                                        "(copied from another fold?); refused")
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -193,6 +201,8 @@ class FoldTrainer:
             raise
         except Exception as exc:  # truncated, tampered or mismatched: never trust it silently
             raise CorruptCheckpoint(f"{type(exc).__name__}: {exc}") from exc
+        if self.state.terminal:
+            return f"already {self.state.terminal} after epoch {self.state.epoch}; evaluating without training on"
         return f"resumed at epoch {self.state.epoch + 1}, step {self.state.step}"
 
     # -- training ----------------------------------------------------------------------------
@@ -217,8 +227,7 @@ class FoldTrainer:
         n = len(inputs.y_train)
         batch = self.training.batch_size
         patience = self.training.early_stopping.patience
-        status, note = "ok", ""
-        while s.epoch < self.training.epochs:
+        while s.epoch < self.training.epochs and not s.terminal:
             order = torch.randperm(n, generator=self._epoch_generator("order", s.epoch)).to(self.device)
             generator = self._epoch_generator("augment", s.epoch)  # one copy per epoch, none per step
             saved = self._resume_generator
@@ -262,10 +271,10 @@ class FoldTrainer:
             self.on_epoch(row)
             if not (math.isfinite(train_loss) and (math.isfinite(inner_loss) or not inputs.has_inner)):
                 bad = train_loss if not math.isfinite(train_loss) else inner_loss
-                status, note = "diverged", f"loss became {bad} at epoch {s.epoch}"
+                s.terminal, s.note = "diverged", f"loss became {bad} at epoch {s.epoch}"
                 self._save(None)
+                kill_point("terminal-saved")
                 break
-            stop_early = False
             if inputs.has_inner:
                 value = row["inner_loss"] if self.minimize else row["inner_accuracy"]
                 delta = self.training.early_stopping.min_delta
@@ -278,10 +287,13 @@ class FoldTrainer:
                         atomic_save_torch(self.best_path, self.best_weights)
                 else:
                     s.bad_epochs += 1
-                stop_early = patience is not None and s.bad_epochs >= patience
-            self._save(None)
-            if stop_early:
-                note = f"early stop after epoch {s.epoch} (best inner epoch {s.best_epoch})"
+                if patience is not None and s.bad_epochs >= patience:
+                    s.terminal, s.note = "stopped", f"early stop after epoch {s.epoch} (best inner epoch {s.best_epoch})"
+            if not s.terminal and s.epoch >= self.training.epochs:
+                s.terminal = "finished"
+            self._save(None)  # the terminal state is saved with the weights: a rerun never trains on
+            if s.terminal:
+                kill_point("terminal-saved")
                 break
             if self.should_stop():
                 raise KeyboardInterrupt
@@ -295,7 +307,8 @@ class FoldTrainer:
             warnings.simplefilter("ignore")
             _, val_probs = self.evaluate(inputs.x_val, inputs.y_val)
             _, test_probs = self.evaluate(inputs.x_test, inputs.y_test)
-        return FoldOutcome(status, s.history, s.best_epoch, s.epoch, val_probs, test_probs, s.seconds, note,
+        status = "diverged" if s.terminal == "diverged" else "ok"
+        return FoldOutcome(status, s.history, s.best_epoch, s.epoch, val_probs, test_probs, s.seconds, s.note,
                            scored_epoch)
 
     def train_step(self, idx: torch.Tensor, generator: torch.Generator, loss_sum: torch.Tensor,

@@ -134,6 +134,9 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
         if arm == run.baseline:
             continue
         pair = table[[arm, run.baseline]].dropna()
+        if pair.empty:  # e.g. every fold of the arm diverged: its metrics are NaN
+            c.warnings.append(f"{arm}: no fold with a finite {info.column} (see the notes in results.csv); not compared")
+            continue
         a, b = pair[arm].to_numpy(), pair[run.baseline].to_numpy()
         dropped = len(table) - len(pair)
         if dropped:

@@ -16,10 +16,11 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import HarnessError, Problem, StudyError, did_you_mean
+from harness.errors import Problem, StudyError, did_you_mean
 from harness.stats._results import StatsError
 from harness.stats.registry import metric_names, resolve_metric
 from harness.study.schema import ID_PATTERN, ArmSpec, Study, TrainingSpec
+from harness.study.yamlio import load_value, read_yaml_with_lines  # noqa: F401 (read_yaml_with_lines re-exported)
 
 Path_ = tuple[str | int, ...]
 
@@ -54,52 +55,7 @@ class LoadedStudy:
         return _line_for(self.lines, tuple(path))
 
 
-# -- YAML with line numbers -----------------------------------------------------------------
-
-
-def read_yaml_with_lines(path: Path) -> tuple[Any, dict[Path_, int]]:
-    """Parse YAML safely and map each dotted path to its 1-based line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HarnessError(f"{path}: study file not found") from None
-    except UnicodeDecodeError as exc:
-        raise HarnessError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read study file: {exc.strerror}") from None
-    try:
-        loader = yaml.SafeLoader(text)
-    except yaml.YAMLError as exc:  # e.g. control characters the YAML reader refuses
-        raise StudyError([Problem(str(path), None, "", f"not a YAML text: {exc}")]) from None
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        col = f", column {mark.column + 1}" if mark else ""
-        raise StudyError([Problem(str(path), line, "", f"malformed YAML{col}: {exc.problem or exc}")]) from None
-    except yaml.YAMLError as exc:
-        raise StudyError([Problem(str(path), None, "", f"malformed YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
-    lines: dict[Path_, int] = {}
-    if node is not None:
-        _collect_lines(node, (), lines)
-    return data, lines
-
-
-def _collect_lines(node: yaml.Node, prefix: Path_, lines: dict[Path_, int]) -> None:
-    lines.setdefault(prefix, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            lines[prefix + (key,)] = key_node.start_mark.line + 1
-            _collect_lines(value_node, prefix + (key,), lines)
-            lines[prefix + (key,)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _collect_lines(item, prefix + (index,), lines)
+# -- line numbers -------------------------------------------------------------------------
 
 
 FROM_SET = -1  # line marker for values that came from --set
@@ -136,8 +92,8 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], lines: dict[
             problems.append(Problem("--set", None, item, "expected KEY=VALUE, e.g. training.epochs=2"))
             continue
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
+            value = load_value(raw)  # YAML 1.2 numbers: 5e-4 is a float, as in the study file
+        except (yaml.YAMLError, RecursionError) as exc:
             problems.append(Problem("--set", None, key, f"value is not valid YAML: {exc}"))
             continue
         target: Any = data
@@ -167,8 +123,10 @@ def slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._+=-]", "", str(value).lower())
 
 
-def expand_grid(grid: Mapping[str, list[Any]]) -> dict[str, dict[str, Any]]:
-    """Cartesian product of the grid's axes, as arms with stable readable ids."""
+def expand_grid(grid: Mapping[str, list[Any]], clashes: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Cartesian product of the grid's axes, as arms with stable readable ids.
+
+    Two combinations with the same id (e.g. ``weights/A.pt`` and ``weights/a.pt``) are described in ``clashes``."""
     axes = list(grid)
     arms: dict[str, dict[str, Any]] = {}
     for combo in itertools.product(*(grid[a] for a in axes)):
@@ -179,7 +137,11 @@ def expand_grid(grid: Mapping[str, list[Any]]) -> dict[str, dict[str, Any]]:
             for part in parts[:-1]:
                 target = target.setdefault(part, {})
             target[parts[-1]] = copy.deepcopy(value)
-        arms["-".join(slug(v) for v in combo)] = arm
+        name = "-".join(slug(v) for v in combo)
+        if name in arms and clashes is not None:
+            clashes.append(f"grid values {', '.join(map(repr, combo))} give the arm id {name!r} of an earlier "
+                           "combination; make the values differ in more than case and punctuation")
+        arms.setdefault(name, arm)
     return arms
 
 
@@ -244,6 +206,11 @@ def load_study(path: str | Path, overrides: Iterable[str] = ()) -> LoadedStudy:
     """Read, override, expand and schema-check a study file; raise StudyError listing every problem."""
     source = Path(path)
     data, lines = read_yaml_with_lines(source)
+    return study_from_data(data, lines, source, overrides)
+
+
+def study_from_data(data: Any, lines: dict[Path_, int], source: Path, overrides: Iterable[str] = ()) -> LoadedStudy:
+    """:func:`load_study` after the YAML is read (``data`` is changed in place by the overrides)."""
     file = str(source)
     if not isinstance(data, dict):
         raise StudyError([Problem(file, 1, "", "a study file must be a YAML mapping (name:, dataset:, arms: ...)")])
@@ -335,7 +302,10 @@ def _resolve_arms(
         name: (arm.model_dump(), ("arms", name)) for name, arm in spec.arms.items()
     }
     if spec.grid:
-        for name, raw in expand_grid(spec.grid).items():
+        clashes: list[str] = []
+        grid_arms = expand_grid(spec.grid, clashes)
+        problems += [_problem(file, lines, ("grid",), clash) for clash in clashes]
+        for name, raw in grid_arms.items():
             if name in raw_arms:
                 problems.append(_problem(file, lines, ("grid",), f"grid arm {name!r} clashes with an explicit arm"))
                 continue
@@ -345,8 +315,14 @@ def _resolve_arms(
                 problems += _pydantic_problems(exc, file, lines, ("grid",), ArmSpec)
     base_training = data.get("training") or {}
     arms: dict[str, Arm] = {}
+    folded: dict[str, str] = {}
     for name, (raw, where) in raw_arms.items():
-        if not re.match(ID_PATTERN, name):
+        other = folded.setdefault(name.casefold(), name)
+        if other != name:
+            problems.append(_problem(file, lines, where, f"arm names {other!r} and {name!r} differ only in case: their "
+                                     "cell folders collide on case-insensitive file systems; rename one"))
+            continue
+        if not re.fullmatch(ID_PATTERN, name):  # fullmatch: '$' alone would accept a trailing newline
             problems.append(_problem(file, lines, where, f"arm name {name!r} may use only letters, digits and . _ + = -"))
             continue
         merged = _deep_merge(base_training, raw["training"])

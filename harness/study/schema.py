@@ -224,6 +224,8 @@ class ParamSpec(StrictModel):
             raise ValueError(f"low ({self.low}) must be below high ({self.high})")
         if self.log and self.low <= 0:
             raise ValueError("a log range needs low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("a range cannot be both log and stepped (Optuna refuses it): drop log or step")
         return self
 
     @property

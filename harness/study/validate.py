@@ -17,7 +17,12 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(path: tuple[str, ...], message: str) -> None:
-        problems.append(Problem(file, study.line_of(path), ".".join(path), message))
+        from harness.study.loader import FROM_SET
+
+        if any(v == FROM_SET and k[:len(path)] == path for k, v in study.lines.items()):  # the value came from --set
+            problems.append(Problem("--set", None, ".".join(path), message))
+        else:
+            problems.append(Problem(file, study.line_of(path), ".".join(path), message))
 
     if study.spec.dataset.name not in registry.components["datasets"]:
         add(("dataset", "name"), unknown_name("dataset", study.spec.dataset.name, registry.names("datasets")))
@@ -33,11 +38,17 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
                 from harness.models.build import build_model
 
                 with torch.device("meta"):
-                    build_model(registry, arm.backbone, arm.attention_name, arm.attention_options,
-                                num_classes=2, in_chans=3, image_size=study.spec.dataset.image_size,
-                                pretrained=False)
+                    model = build_model(registry, arm.backbone, arm.attention_name, arm.attention_options,
+                                        num_classes=2, in_chans=3, image_size=study.spec.dataset.image_size,
+                                        pretrained=False)
             except HarnessError as exc:
                 add((*where, "attention"), str(exc))
+            else:
+                batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+                if batch_norm and arm.training.batch_size == 1:
+                    own_batch = arm.name in study.spec.arms and "batch_size" in study.spec.arms[arm.name].training
+                    add((*where, "training", "batch_size") if own_batch else ("training", "batch_size"),
+                        f"batch_size 1 cannot train {arm.backbone} (BatchNorm needs 2 or more samples per batch); use 2 or more")
         key = arm.training.model_dump_json()
         if key in checked_training:
             continue
@@ -70,7 +81,38 @@ def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str
             add((*prefix, "scheduler"), str(exc))
 
 
+def tune_space_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
+    """Each searched key, at its range's ends and at every choice, passes the registry's checks
+    (optimizer and scheduler options, backbones, attention), not only the schema's."""
+    import copy
+
+    from harness.study.loader import study_from_data
+    from harness.tuning.search import arm_overrides
+
+    tune = study.spec.tune
+    if tune is None:
+        return []
+    arm = (tune.arms or list(study.arms))[0]
+    problems = []
+    for key, param in tune.space.items():
+        for value in (param.choices if param.choices is not None else [param.low, param.high]):
+            data = copy.deepcopy(study.data)
+            data.pop("tune", None)
+            try:
+                found = component_problems(study_from_data(data, {}, study.source, arm_overrides(arm, {key: value})),
+                                           registry)
+            except StudyError as exc:
+                found = exc.problems
+            if found:
+                problems.append(Problem(str(study.source), study.line_of(("tune", "space", key)), f"tune.space.{key}",
+                                        f"cannot search {key!r} with value {value!r}: {found[0].path}: {found[0].message}"))
+                break
+    return problems
+
+
 def validate_study(study: LoadedStudy, registry: Registry) -> None:
     problems = component_problems(study, registry)
+    if not problems:
+        problems = tune_space_problems(study, registry)
     if problems:
         raise StudyError(problems)

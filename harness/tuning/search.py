@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.atomic import atomic_write_text
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StudyError
 from harness.registry import Registry
 from harness.run.trainer import seed_for
 from harness.stats.registry import resolve_metric
@@ -26,6 +26,7 @@ from harness.study.schema import ParamSpec, TuneSpec
 
 HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_INTERVAL", "10"))  # seconds between worker heartbeats
 GRACE_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_GRACE", "30"))  # silence after which a worker counts as dead
+MAX_CONSECUTIVE_FAILURES = 5  # failed trials in a row (in this process) after which tuning stops
 
 
 @dataclass
@@ -50,7 +51,15 @@ def storage_for(url: str | None, run_dir: Path) -> Any:
     run_dir.mkdir(parents=True, exist_ok=True)
     retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
     if url.startswith("journal:"):
-        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        journal = Path(url.removeprefix("journal:")).expanduser()
+        if not journal.parent.is_dir() or journal.is_dir():
+            raise HarnessError(f"storage {url!r}: {journal} is not a file in an existing folder; "
+                               "use journal:/existing/folder/tuning.log")
+        try:
+            return JournalStorage(JournalFileBackend(str(journal)))
+        except OSError as exc:
+            raise HarnessError(f"storage {url!r}: cannot open {journal}: {exc.strerror}") from None
+    url = with_postgres_driver(url)
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         engine["connect_args"] = {"timeout": 60}  # several local workers wait for the file lock instead of failing
@@ -58,11 +67,25 @@ def storage_for(url: str | None, run_dir: Path) -> Any:
         return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                           heartbeat_stale_trial_callback=retry, engine_kwargs=engine)
     except (ImportError, ModuleNotFoundError) as exc:
-        raise HarnessError(f"storage {url!r} needs a database driver: {exc} (e.g. pip install psycopg2-binary)") from None
+        hint = "pip install 'ablation-harness[postgres]'" if url.startswith("postgresql") else "install its driver"
+        raise HarnessError(f"storage {url!r} needs a database driver: {exc} ({hint})") from None
     except optuna.exceptions.StorageInternalError as exc:
         raise HarnessError(f"cannot open storage {url!r}: {exc}") from None
     except Exception as exc:  # sqlalchemy's URL/connection errors
         raise HarnessError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from None
+
+
+def with_postgres_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed: SQLAlchemy 2.1 defaults to psycopg 3, while the
+    ``postgres`` extra (and many systems) provide psycopg2. An explicit ``postgresql+driver://`` is kept."""
+    import importlib.util
+
+    if not url.startswith("postgresql://") or importlib.util.find_spec("psycopg") is not None:
+        return url
+    if importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    raise HarnessError(f"storage {url!r} needs a PostgreSQL driver: pip install 'ablation-harness[postgres]' "
+                       "(psycopg2-binary) or psycopg[binary]")
 
 
 def _sampler(tune: TuneSpec, seed: int) -> Any:
@@ -129,7 +152,16 @@ class ArmObjective:
         self.base_overrides = overrides
         self.column = TUNE_METRICS[self.tune.metric]
 
+        self.last_error = ""
+
     def __call__(self, trial: Any) -> float:
+        try:
+            return self._trial(trial)
+        except HarnessError as exc:
+            self.last_error = str(exc)
+            raise
+
+    def _trial(self, trial: Any) -> float:
         import optuna
 
         from harness.run.runner import RunOptions, StudyRunner
@@ -179,11 +211,18 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
     tune = study.spec.tune
     if tune is None:
         raise HarnessError(f"{study.source}: no 'tune:' section; add one with a search space (see the README)")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by FailureGuard, without a traceback
+    from harness.study.validate import tune_space_problems
+
+    problems = tune_space_problems(study, registry)  # before any trial (cmd_tune's validate did it too)
+    if problems:
+        raise StudyError(problems)
     import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    total = options.trials or tune.trials
+    total = tune.trials if options.trials is None else options.trials
+    if total < 1:
+        raise HarnessError(f"--trials must be at least 1 (got {total}): it is the total number of trials per arm")
     storage = storage_for(options.storage or tune.storage, options.out_dir)
     direction: Literal["minimize", "maximize"] = resolve_metric(tune.metric, allow_test=False).direction
     summary: dict[str, Any] = {"metric": tune.metric, "direction": direction, "pruner": tune.pruner,
@@ -226,10 +265,35 @@ def optimize_arm(name: str, objective: ArmObjective, storage: Any, total: int, d
             except ValueError:
                 pass
 
+        guard = FailureGuard(objective, name, quiet)
         if done < total:
-            optuna_study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(total, states=counted), progress],
-                                  catch=(HarnessError,), gc_after_trial=True)
+            optuna_study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(total, states=counted), progress,
+                                                        guard], catch=(HarnessError,), gc_after_trial=True)
+    if guard.tripped:
+        raise HarnessError(f"tune {name}: {guard.streak} trials in a row failed, so tuning stopped. "
+                           f"The first of them failed with: {guard.first}")
     return optuna_study
+
+
+class FailureGuard:
+    """An Optuna callback that stops the study after MAX_CONSECUTIVE_FAILURES failed trials in a row."""
+
+    def __init__(self, objective: ArmObjective, name: str, quiet: bool):
+        self.objective, self.name, self.quiet = objective, name, quiet
+        self.streak, self.first, self.tripped = 0, "", False
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        if trial.state.name != "FAIL":
+            self.streak, self.first = 0, ""
+            return
+        self.streak += 1
+        message = self.objective.last_error or "unknown error"
+        self.first = self.first or message
+        if not self.quiet:
+            print(f"tune {self.name}: trial {trial.number} failed: {message.splitlines()[0]}")
+        if self.streak >= MAX_CONSECUTIVE_FAILURES:
+            self.tripped = True
+            study.stop()
 
 
 def describe_study(optuna_study: Any) -> dict[str, Any]:

@@ -90,6 +90,9 @@ def test_diverged_fold_is_marked_and_the_study_goes_on(write_study, tmp_path: Pa
     assert (results[results.arm == "plain"].status == "ok").all()
     diverged = results[results.arm == "se"]
     assert (diverged.status == "diverged").all() and diverged.note.str.contains("at epoch 1").all()
+    # no epoch before the divergence: NaN metrics with the reason, not scores of NaN probabilities
+    assert diverged.accuracy.isna().all() and diverged.loss.isna().all()
+    assert diverged.note.str.contains("metrics are NaN: the model's probabilities are not finite").all()
     assert "diverged" in (out / "report.html").read_text()
 
 
