@@ -146,8 +146,14 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    study, _ = _load(args)
-    print(f"{args.study}: OK ({len(study.arms)} arm(s): {', '.join(study.arms)})")
+    from harness.study.loader import load_study
+    from harness.study.validate import validate_study
+
+    study = load_study(args.study, args.overrides)
+    notes = validate_study(study, _registry(args, study.spec.plugins), data=True)
+    for note in notes:
+        print(f"  {note}")
+    print(f"{args.study}: OK ({len(study.arms)} arm(s): {', '.join(study.arms)}; dataset checked)")
     return 0
 
 

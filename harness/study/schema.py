@@ -48,6 +48,8 @@ class CVSpec(StrictModel):
     repeats: int = Field(1, ge=1, le=100)
     test_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     stratify: bool = True
+    fold_column: str | None = Field(None, description="a column of the dataset's table holding predefined folds "
+                                                        "(the published ones); its distinct values are the folds")
 
 
 class OptimizerSpec(BaseModel):

@@ -1,4 +1,5 @@
-"""Check a loaded study against the registry: component names and options, before anything runs."""
+"""Check a loaded study against the registry: component names and options, before anything runs
+(the dataset itself: :mod:`harness.study.validate_data`)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,15 @@ def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str
             add((*prefix, "scheduler"), str(exc))
 
 
-def validate_study(study: LoadedStudy, registry: Registry) -> None:
+def validate_study(study: LoadedStudy, registry: Registry, *, data: bool = False) -> list[str]:
+    """Raise :class:`StudyError` with every problem; with ``data``, the dataset too. Returns notes to show."""
     problems = component_problems(study, registry)
+    notes: list[str] = []
+    if data:
+        from harness.study.validate_data import data_problems
+
+        more, notes = data_problems(study, registry)
+        problems += more
     if problems:
         raise StudyError(problems)
+    return notes
