@@ -151,3 +151,27 @@ def test_fold_column_gives_the_published_folds(tmp_path: Path, capsys: pytest.Ca
     study = _study(tmp_path, {"name": "csv", "options": {"path": "labels.csv"}}, {"fold_column": "fold"}, "bad.yaml")
     assert main(["validate", str(study)]) == 2
     assert "cv.fold_column: the dataset has no column 'fold'" in capsys.readouterr().err
+
+
+def test_default_threads_follow_the_cores_this_process_may_use() -> None:
+    """Pinned to one core, the default is 1 thread (not os.cpu_count()); split between local workers."""
+    import subprocess
+    import sys
+
+    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+            "from harness.run.runner import default_threads; print(default_threads(), default_threads(4))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1", "1"]
+    from harness.run.runner import default_threads
+
+    import os
+    assert default_threads(1) == len(os.sched_getaffinity(0))
+    assert default_threads(len(os.sched_getaffinity(0)) * 2) == 1
+
+
+def test_threads_flag_on_run_is_used_and_recorded(tmp_path: Path, write_study) -> None:  # type: ignore[no-untyped-def]
+    study = write_study({"training": {"threads": None, "epochs": 1}}, arms={"plain": {"backbone": "resnet20"}})
+    out = tmp_path / "run"
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report", "--threads", "1"]) == 0
+    assert json.loads((out / "run.json").read_text())["threads"] == 1
+    assert main(["bench", "--threads", "0"]) == 2

@@ -83,6 +83,15 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         handle.close()
 
 
+def default_threads(workers: int = 1) -> int:
+    """Torch CPU threads that do not oversubscribe: the cores this process may use / local workers."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -175,8 +184,7 @@ class StudyRunner:
         """Everything before the first cell: resolved study, data decoded once, splits, every arm built once."""
         spec = self.study.spec
         self._started = time.perf_counter()
-        if spec.training.threads:
-            torch.set_num_threads(spec.training.threads)
+        torch.set_num_threads(spec.training.threads or default_threads())
         atomic_write_text(self.run_dir / "study.yaml", yaml.safe_dump(resolved_study(self.study), sort_keys=False))
         data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir,
                             subset=self.options.subset)
@@ -185,7 +193,8 @@ class StudyRunner:
         self._overhead = time.perf_counter() - self._started
         self.log(f"study {spec.name}: {len(self.arms)} arm(s) x {len(data.splits.folds)} fold(s); "
                  f"{len(data.table.paths)} images ({data.num_classes} classes), decoded once in "
-                 f"{data.timings['decode']:.2f}s; fixed overhead {self._overhead:.2f}s")
+                 f"{data.timings['decode']:.2f}s; fixed overhead {self._overhead:.2f}s; "
+                 f"{torch.get_num_threads()} CPU thread(s)")
         return data, costs
 
     def run_cell(self, arm: Arm, fold: Any, data: PreparedData, costs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
@@ -219,7 +228,7 @@ class StudyRunner:
         if results is None:
             results = self._aggregate(data)
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
-                    "device": str(resolve_device(spec.training.device)),
+                    "device": str(resolve_device(spec.training.device)), "threads": torch.get_num_threads(),
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
                     "arms": costs, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
                     "plugins": [vars(p) for p in self.registry.plugins],
