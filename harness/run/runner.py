@@ -29,6 +29,7 @@ from harness.models.build import build_model, model_cost
 from harness.registry import Registry
 from harness.data.prepared import PreparedData, normalization, prepare_data, write_data_files
 from harness.study.loader import Arm, LoadedStudy
+from harness.run.flags import baseline_rates, training_flag
 from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldTrainer, seed_for
 
 RESULT_FILE = "result.json"
@@ -409,12 +410,15 @@ class StudyRunner:
             for c in range(n_classes):
                 frame[f"p_{c}"] = probs[:, c]
             frames.append(frame)
+        rates = baseline_rates(table.labels[fold.train], table.labels[fold.val], n_classes)
+        flag = training_flag(outcome.history, outcome.best_epoch, rates["majority_rate"])
         atomic_write_text(cell / "history.csv", pd.DataFrame(outcome.history).to_csv(index=False))
         atomic_write_text(cell / "predictions.csv", pd.concat(frames).to_csv(index=False))
         result = {"arm": arm.name, "repeat": fold.repeat, "fold": fold.fold, "status": outcome.status,
                   **metrics, "epochs": outcome.epochs_run, "best_epoch": outcome.best_epoch,
                   "seconds": outcome.seconds, "n_train": len(fold.train), "n_val": len(fold.val),
                   "params": cost["params"], "flops": cost["flops"], "note": outcome.note,
+                  **rates, "training_flag": flag,
                   "fingerprint": fingerprint}
         atomic_write_text(cell / RESULT_FILE, json.dumps(result, indent=1))  # written last: marks the cell done
         self.registry.hook().fold_finished(context=FoldContext(
@@ -422,6 +426,8 @@ class StudyRunner:
             {k: v for k, v in metrics.items() if isinstance(v, float)}))
         if outcome.status != "ok":
             warnings.warn(f"{arm.name} r{fold.repeat} f{fold.fold}: {outcome.status}: {outcome.note}", stacklevel=2)
+        elif flag:
+            self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: training flag: {flag}")
         return result
 
     def _cell_outputs(self, cell: Path) -> tuple[dict[str, Any], pd.DataFrame]:
