@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 def baseline_rates(y_train: np.ndarray, y_val: np.ndarray, n_classes: int) -> dict[str, float]:
@@ -26,3 +27,11 @@ def training_flag(history: Sequence[dict[str, Any]], best_epoch: int, majority_r
     if best_epoch == 1 and len(history) >= 2:
         reasons.append(f"best epoch is the first of {len(history)}")
     return "; ".join(reasons)
+
+
+def training_flag_warnings(results: pd.DataFrame) -> list[str]:
+    """One line per cell whose training was flagged; its scores still count in the comparison."""
+    if "training_flag" not in results:
+        return []
+    flagged = results[results["training_flag"].fillna("").astype(str) != ""]
+    return [f"{r.arm} repeat {r.repeat} fold {r.fold}: training failed? {r.training_flag}" for r in flagged.itertuples()]

@@ -122,6 +122,8 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str = "ac
         if len(a) >= 2 and min_wilcoxon_p(len(a)) > alpha:
             warnings.append(f"{arm}: with {len(a)} pairs the Wilcoxon test cannot reach p < {alpha} "
                             f"(minimum attainable p = {min_wilcoxon_p(len(a)):.3g})")
+    from harness.run.flags import training_flag_warnings  # issue 16: list the cells whose training failed
+
     warnings += training_flag_warnings(results)
     pvalues = [c.tests["corrected_t"].get("pvalue", np.nan) for c in comparisons]
     finite = [i for i, p in enumerate(pvalues) if np.isfinite(p)]
@@ -132,14 +134,6 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str = "ac
         complete = table[arms].dropna()
         friedman_result = _safe(friedman, {arm: complete[arm].to_numpy() for arm in arms}, alpha)
     return Comparison(metric, baseline, alpha, rope, ratio, comparisons, friedman_result, warnings)
-
-
-def training_flag_warnings(results: pd.DataFrame) -> list[str]:
-    """One warning per cell whose training was flagged (harness.run.flags): its scores are in the test."""
-    if "training_flag" not in results:
-        return []
-    flagged = results[results["training_flag"].fillna("").astype(str) != ""]
-    return [f"{r.arm} repeat {r.repeat} fold {r.fold}: training failed? {r.training_flag}" for r in flagged.itertuples()]
 
 
 def _prediction_tests(predictions: pd.DataFrame, arm: str, baseline: str) -> dict[str, dict[str, Any]]:
