@@ -12,9 +12,10 @@ from harness.cli import main
 from harness.run.flags import baseline_rates, training_flag
 
 
-def test_baseline_rates_use_the_training_majority_on_validation() -> None:
-    rates = baseline_rates(np.array([0, 0, 0, 1]), np.array([0, 1, 1, 2]), 3)
-    assert rates == {"majority_rate": 0.25, "chance_rate": pytest.approx(1 / 3)}
+def test_baseline_rates_are_the_validation_no_information_rate() -> None:
+    """The largest validation class's share: no constant prediction scores more there."""
+    rates = baseline_rates(np.array([0, 1, 1, 2]), 3)
+    assert rates == {"majority_rate": 0.5, "chance_rate": pytest.approx(1 / 3)}
 
 
 @pytest.mark.parametrize("accuracies,best,flag", [

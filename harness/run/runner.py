@@ -410,7 +410,7 @@ class StudyRunner:
             for c in range(n_classes):
                 frame[f"p_{c}"] = probs[:, c]
             frames.append(frame)
-        rates = baseline_rates(table.labels[fold.train], table.labels[fold.val], n_classes)
+        rates = baseline_rates(table.labels[fold.val], n_classes)
         flag = training_flag(outcome.history, outcome.best_epoch, rates["majority_rate"])
         atomic_write_text(cell / "history.csv", pd.DataFrame(outcome.history).to_csv(index=False))
         atomic_write_text(cell / "predictions.csv", pd.concat(frames).to_csv(index=False))
