@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list components of one kind")
     listing.add_argument("kind", choices=["backbones", "attention", "datasets", "schedulers", "optimizers"])
     listing.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'se*'")
+    listing.add_argument("--options", action="store_true", help="datasets: every option as a Markdown table")
 
     model = sub.add_parser("model", help="parameters, FLOPs and SE ratios of a backbone + attention")
     model.add_argument("backbone")
@@ -271,6 +272,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     registry = _registry(args)
     names = [n for n in registry.names(args.kind) if fnmatch.fnmatch(n, args.pattern)]
+    if args.options and args.kind == "datasets":
+        from harness.options import options_markdown
+
+        print(options_markdown([(n, getattr(registry.get(args.kind, n), "options", None)) for n in names]))
+        return 0
     width = max((len(n) for n in names), default=0)
     for name in names:
         print(f"{name:<{width}}  {registry.get(args.kind, name).summary}")

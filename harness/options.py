@@ -44,6 +44,20 @@ def options_table(model: type[BaseModel]) -> list[tuple[str, str, str]]:
     """``(name, default, description)`` per option, for documentation."""
     rows = []
     for name, field in model.model_fields.items():
-        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        value = None if field.is_required() else field.get_default(call_default_factory=True)
+        default = "required" if field.is_required() else ("unset" if value is None else f"`{value!r}`")
         rows.append((name, default, field.description or ""))
     return rows
+
+
+def options_markdown(entries: list[tuple[str, type[BaseModel] | None]]) -> str:
+    """A Markdown table of every option of every component, generated from their option models."""
+    lines = ["| dataset | option | default | meaning |", "| --- | --- | --- | --- |"]
+    for name, model in entries:
+        if model is None:
+            lines.append(f"| `{name}` | (no option model) | | |")
+            continue
+        for option, default, description in options_table(model):
+            cell = description.replace("|", "\\|")
+            lines.append(f"| `{name}` | `{option}` | {default} | {cell} |")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 GROUP_PATTERN_HELP = ("regex on the file name whose first group is the source (patient, video), e.g. "
-                      r"'^(.+)_frame\d+' ; makes the column 'group', and the folds are grouped by it")
+                      r"`^(.+)_frame\d+`; makes the column `group`, and the folds are grouped by it")
 
 
 class _Options(BaseModel):
