@@ -334,9 +334,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import yaml
-
     import torch
+    import yaml
 
     from harness.run.runner import default_threads
 

@@ -10,11 +10,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness_plugins.dataset_options import (
+    CsvOptions,
+    FilenameOptions,
+    FolderOptions,
+    PhantomOptions,
+)
+
 from harness import hookimpl
 from harness.contracts import DatasetInfo, DatasetRequest
 from harness.errors import HarnessError, did_you_mean
 from harness.options import parse_options
-from harness_plugins.dataset_options import CsvOptions, FilenameOptions, FolderOptions, PhantomOptions
 
 if TYPE_CHECKING:
     import numpy as np

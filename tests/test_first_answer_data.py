@@ -162,9 +162,9 @@ def test_default_threads_follow_the_cores_this_process_may_use() -> None:
             "from harness.run.runner import default_threads; print(default_threads(), default_threads(4))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["1", "1"]
-    from harness.run.runner import default_threads
-
     import os
+
+    from harness.run.runner import default_threads
     assert default_threads(1) == len(os.sched_getaffinity(0))
     assert default_threads(len(os.sched_getaffinity(0)) * 2) == 1
 

@@ -18,9 +18,9 @@ import torch
 from harness.atomic import atomic_write_text
 from harness.contracts import DatasetRequest
 from harness.data.images import DecodedImages, ImageTable, decode_images, describe_bad
+from harness.data.splits import Splits, make_splits
 from harness.errors import HarnessError
 from harness.registry import Registry
-from harness.data.splits import Splits, make_splits
 from harness.study.loader import LoadedStudy
 
 

@@ -122,9 +122,9 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str = "ac
         if len(a) >= 2 and min_wilcoxon_p(len(a)) > alpha:
             warnings.append(f"{arm}: with {len(a)} pairs the Wilcoxon test cannot reach p < {alpha} "
                             f"(minimum attainable p = {min_wilcoxon_p(len(a)):.3g})")
-    from harness.run.flags import training_flag_warnings  # issue 16: list the cells whose training failed
+    from harness.run.flags import training_flag_warnings
 
-    warnings += training_flag_warnings(results)
+    warnings += training_flag_warnings(results)  # issue 16: list the cells whose training failed
     pvalues = [c.tests["corrected_t"].get("pvalue", np.nan) for c in comparisons]
     finite = [i for i, p in enumerate(pvalues) if np.isfinite(p)]
     for i, adjusted in zip(finite, holm([pvalues[i] for i in finite]), strict=True):
