@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ def to_png(fig) -> str:  # type: ignore[no-untyped-def]
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def arm_curves_png(histories: dict[str, Sequence[pd.DataFrame]], metric: str) -> str:
+def arm_curves_png(histories: Mapping[str, Sequence[pd.DataFrame]], metric: str) -> str:
     """One metric, every arm on one plot (the arms are what is compared): validation mean ± sd over
     folds (solid, band) and training mean (dashed), one colour per arm."""
     plt = _pyplot()
