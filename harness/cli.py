@@ -27,6 +27,10 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+THREADS_HELP = ("torch CPU threads per process (sets training.threads; default: the cores available to this "
+                "process divided by the local workers, so processes do not oversubscribe)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Declarative, seeded, statistically honest ablation studies for image classifiers.")
     parser.add_argument("--version", action="version", version=f"ablation-harness {__version__}")
@@ -48,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--no-report", action="store_true", help="skip writing report.html")
     run.add_argument("--storage", help="Optuna storage URL: workers sharing it split the cells between them")
+    run.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     run.add_argument("--workers", "--parallel", dest="workers", type=int, default=1, metavar="N",
                      help="N worker processes on this machine share the cells (small models do not fill a GPU)")
 
@@ -60,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     tune.add_argument("--then-run", action="store_true", help="run the study's arms with each arm's best values")
     tune.add_argument("--quiet", action="store_true")
+    tune.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
 
     validate = sub.add_parser("validate", help="check a study file; every problem at once, with line numbers")
     validate.add_argument("study", type=Path)
@@ -71,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list components of one kind")
     listing.add_argument("kind", choices=["backbones", "attention", "datasets", "schedulers", "optimizers"])
     listing.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'se*'")
+    listing.add_argument("--options", action="store_true", help="datasets: every option as a Markdown table")
 
     model = sub.add_parser("model", help="parameters, FLOPs and SE ratios of a backbone + attention")
     model.add_argument("backbone")
@@ -107,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     bench.add_argument("--compile", action="store_true")
     bench.add_argument("--augment", action="store_true", help="include the harness's augmentation in its steps")
-    bench.add_argument("--threads", type=int, help="torch CPU threads")
+    bench.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     bench.add_argument("--profile", type=int, default=0, metavar="STEPS",
                        help="also print the torch profiler's busiest operators over STEPS harness steps")
     bench.add_argument("--json", action="store_true")
@@ -156,6 +163,12 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from harness.study.loader import load_study
     from harness.study.validate import validate_study
 
+    if getattr(args, "threads", None):
+        if args.threads < 1:
+            raise HarnessError(f"--threads must be at least 1, got {args.threads}")
+        args.overrides = [*args.overrides, f"training.threads={args.threads}"]
+        args.threads = None  # applied once
+
     study = load_study(args.study, args.overrides)
     registry = _registry(args, study.spec.plugins)
     validate_study(study, registry)
@@ -163,8 +176,14 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    study, _ = _load(args)
-    print(f"{args.study}: OK ({len(study.arms)} arm(s): {', '.join(study.arms)})")
+    from harness.study.loader import load_study
+    from harness.study.validate import validate_study
+
+    study = load_study(args.study, args.overrides)
+    notes = validate_study(study, _registry(args, study.spec.plugins), data=True)
+    for note in notes:
+        print(f"  {note}")
+    print(f"{args.study}: OK ({len(study.arms)} arm(s): {', '.join(study.arms)}; dataset checked)")
     return 0
 
 
@@ -244,12 +263,12 @@ def _tune_workers(args: argparse.Namespace, out: Path) -> None:
 def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, storage: str | None) -> str:
     """Start ``--workers N`` - 1 extra workers on ``storage`` (default: SQLite in the run directory);
     this process is one. Unless the study sets training.threads, the CPU threads are split between them."""
-    import os
-
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{out / 'cells.db'}"
     if threads is None:
-        args.overrides = [*args.overrides, f"training.threads={max(1, (os.cpu_count() or 1) // args.workers)}"]
+        from harness.run.runner import default_threads
+
+        args.overrides = [*args.overrides, f"training.threads={default_threads(args.workers)}"]
     _spawn_workers(args, "run", out, storage, args.workers - 1, "--no-report")
     return storage
 
@@ -276,6 +295,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     registry = _registry(args)
     names = [n for n in registry.names(args.kind) if fnmatch.fnmatch(n, args.pattern)]
+    if args.options and args.kind == "datasets":
+        from harness.options import options_markdown
+
+        print(options_markdown([(n, getattr(registry.get(args.kind, n), "options", None)) for n in names]))
+        return 0
     width = max((len(n) for n in names), default=0)
     for name in names:
         print(f"{name:<{width}}  {registry.get(args.kind, name).summary}")
@@ -322,10 +346,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(args.threads)
+    from harness.run.runner import default_threads
+
+    if args.threads is not None and args.threads < 1:
+        raise HarnessError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads or default_threads())
     if args.mode == "data":
         return _bench_data(args)
     from harness.bench import BenchConfig, run_bench

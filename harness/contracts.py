@@ -115,11 +115,18 @@ class DatasetRequest:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset: ``load(request) -> ImageTable`` (paths + labels + groups)."""
+    """A dataset: ``load(request) -> ImageTable`` (paths + labels + groups).
+
+    ``options``: a pydantic model of its options (checked by ``validate``, listed in the docs);
+    ``cheap_index``: loading the table only indexes files, so ``validate`` may load it (not so for
+    a generator that writes images).
+    """
 
     name: str
     load: Callable[[DatasetRequest], ImageTable]
     summary: str
+    options: type | None = None
+    cheap_index: bool = True
 
 
 @dataclass(frozen=True)

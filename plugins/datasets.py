@@ -10,9 +10,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness_plugins.dataset_options import (
+    CsvOptions,
+    FilenameOptions,
+    FolderOptions,
+    PhantomOptions,
+)
+
 from harness import hookimpl
 from harness.contracts import DatasetInfo, DatasetRequest
 from harness.errors import HarnessError, did_you_mean
+from harness.options import parse_options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,13 +34,9 @@ SPLIT_COLUMNS = ("train", "split")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def _options(options: Mapping[str, Any], allowed: tuple[str, ...], dataset: str) -> dict[str, Any]:
-    for key in options:
-        if key not in allowed:
-            raise HarnessError(
-                f"dataset {dataset!r} has no option {key!r}{did_you_mean(key, allowed)}; options: {', '.join(allowed)}"
-            )
-    return dict(options)
+def _options(options: Mapping[str, Any], model: Any, dataset: str) -> dict[str, Any]:
+    """The options checked through the dataset's option model; unset optional ones left out."""
+    return parse_options(model, options, f"dataset {dataset!r}").model_dump(exclude_unset=True)
 
 
 def _pick_column(frame: pd.DataFrame, wanted: str | None, candidates: tuple[str, ...], what: str,
@@ -125,10 +129,7 @@ def _encode_labels(values: list[str]) -> tuple[np.ndarray, list[str]]:
 def load_csv(request: DatasetRequest) -> ImageTable:
     from harness.data.images import ImageTable
 
-    opts = _options(request.options, ("path", "image_column", "label_column", "group_column",
-                                      "split_column", "test_value", "images_dir", "extension"), "csv")
-    if "path" not in opts:
-        raise HarnessError("dataset 'csv' needs options.path: the label CSV (e.g. Image_path,Plane)")
+    opts = _options(request.options, CsvOptions, "csv")
     csv_path = Path(str(opts["path"])).expanduser()
     if not csv_path.is_absolute():
         csv_path = request.study_dir / csv_path
@@ -148,7 +149,7 @@ def load_csv(request: DatasetRequest) -> ImageTable:
     official_test = None
     if split_col is not None:
         values = set(frame[split_col])
-        test_value = str(opts.get("test_value", "test" if values <= {"train", "test"} else "0"))
+        test_value = str(opts.get("test_value") or ("test" if values <= {"train", "test"} else "0"))
         official_test = (frame[split_col] == test_value).to_numpy()
         notes.append(f"official test split: rows where {split_col} == {test_value!r} ({int(official_test.sum())} images)")
     group_col = opts.get("group_column")
@@ -164,16 +165,51 @@ def load_csv(request: DatasetRequest) -> ImageTable:
     )
 
 
-def load_folder(request: DatasetRequest) -> ImageTable:
-    from harness.data.images import ImageTable
+def _group_of(group_pattern: re.Pattern[str] | None, name: str, stem: str) -> str:
+    match = group_pattern.search(name) if group_pattern else None
+    if match is None:
+        return stem
+    return match.group(1) if match.groups() else match.group(0)
 
-    opts = _options(request.options, ("path",), "folder")
-    if "path" not in opts:
-        raise HarnessError("dataset 'folder' needs options.path: a folder with one sub-folder per class")
-    root = Path(str(opts["path"])).expanduser()
+
+def _compile(pattern: str | None, option: str, dataset: str) -> re.Pattern[str] | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise HarnessError(f"dataset {dataset!r}: option {option!r} is not a valid regex ({exc})") from None
+
+
+def _root(path: str, request: DatasetRequest, dataset: str) -> Path:
+    root = Path(path).expanduser()
     root = root if root.is_absolute() else request.study_dir / root
     if not root.is_dir():
-        raise HarnessError(f"dataset folder {root} does not exist")
+        raise HarnessError(f"dataset {dataset!r}: folder {root} does not exist; check dataset.options.path")
+    return root
+
+
+def _grouped_table(paths: list[Path], names: list[str], root: Path, group_pattern: re.Pattern[str] | None,
+                   notes: list[str]) -> ImageTable:
+    import pandas as pd
+
+    from harness.data.images import ImageTable
+
+    labels, class_names = _encode_labels(names)
+    groups = [_group_of(group_pattern, p.name, p.stem) for p in paths]
+    if group_pattern is not None:
+        unmatched = sum(group_pattern.search(p.name) is None for p in paths)
+        notes.append(f"groups: {len(set(groups))} from group_pattern {group_pattern.pattern!r}"
+                     + (f" ({unmatched} file(s) did not match: each is its own group)" if unmatched else ""))
+    return ImageTable(paths, labels, class_names, [str(p.relative_to(root)) for p in paths],
+                      columns=pd.DataFrame({"group": groups}), notes=notes,
+                      group_column="group" if group_pattern else None)
+
+
+def load_folder(request: DatasetRequest) -> ImageTable:
+    opts = FolderOptions.model_validate(_options(request.options, FolderOptions, "folder"))
+    group_pattern = _compile(opts.group_pattern, "group_pattern", "folder")
+    root = _root(opts.path, request, "folder")
     paths, names = [], []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for file in sorted(class_dir.rglob("*")):
@@ -182,24 +218,19 @@ def load_folder(request: DatasetRequest) -> ImageTable:
                 names.append(class_dir.name)
     if not paths:
         raise HarnessError(f"{root}: no images found in class sub-folders ({', '.join(EXTENSIONS)})")
-    labels, class_names = _encode_labels(names)
-    return ImageTable(paths, labels, class_names, [str(p.relative_to(root)) for p in paths])
+    return _grouped_table(paths, names, root, group_pattern, [])
 
 
 def load_filename(request: DatasetRequest) -> ImageTable:
-    import pandas as pd
-
-    from harness.data.images import ImageTable
-
-    opts = _options(request.options, ("path", "pattern", "group_pattern"), "filename")
-    root = Path(str(opts.get("path", "."))).expanduser()
-    root = root if root.is_absolute() else request.study_dir / root
-    pattern = re.compile(opts.get("pattern", r"^(?P<label>[^_]+)_"))
+    opts = FilenameOptions.model_validate(_options(request.options, FilenameOptions, "filename"))
+    pattern = _compile(opts.pattern, "pattern", "filename")
+    assert pattern is not None
     if "label" not in pattern.groupindex:
         raise HarnessError("dataset 'filename': pattern needs a named group (?P<label>...)")
-    group_pattern = re.compile(opts["group_pattern"]) if "group_pattern" in opts else None
-    paths, names, groups, skipped = [], [], [], 0
-    for file in sorted(root.rglob("*")) if root.is_dir() else []:
+    group_pattern = _compile(opts.group_pattern, "group_pattern", "filename")
+    root = _root(opts.path, request, "filename")
+    paths, names, skipped = [], [], 0
+    for file in sorted(root.rglob("*")):
         if file.suffix.lower() not in EXTENSIONS:
             continue
         match = pattern.search(file.name)
@@ -208,32 +239,20 @@ def load_filename(request: DatasetRequest) -> ImageTable:
             continue
         paths.append(file)
         names.append(match.group("label"))
-        g = group_pattern.search(file.name) if group_pattern else None
-        groups.append(g.group(1) if g else file.stem)
     if not paths:
         raise HarnessError(f"{root}: no image names match the pattern {pattern.pattern!r}")
-    labels, class_names = _encode_labels(names)
     notes = [f"{skipped} files did not match the label pattern and were ignored"] if skipped else []
-    return ImageTable(paths, labels, class_names, [str(p.relative_to(root)) for p in paths],
-                      columns=pd.DataFrame({"group": groups}), notes=notes,
-                      group_column="group" if group_pattern else None)
+    return _grouped_table(paths, names, root, group_pattern, notes)
 
 
 def load_phantom(request: DatasetRequest) -> ImageTable:
-    from harness_plugins.phantom import ANATOMIES, generate
+    from harness_plugins.phantom import generate
 
-    opts = _options(request.options, ("classes", "per_class", "patients", "difficulty", "size", "seed"), "phantom")
-    classes = int(opts.get("classes", 4))
-    if not 2 <= classes <= len(ANATOMIES):
-        raise HarnessError(f"phantom: classes must be 2..{len(ANATOMIES)} ({', '.join(ANATOMIES)}), got {classes}")
-    per_class = int(opts.get("per_class", 60))
-    difficulty = float(opts.get("difficulty", 0.3))
-    if per_class < 1 or not 0 <= difficulty <= 1:
-        raise HarnessError("phantom: per_class must be >= 1 and difficulty in [0, 1]")
+    opts = PhantomOptions.model_validate(_options(request.options, PhantomOptions, "phantom"))
     csv_path = generate(
-        request.cache_dir, classes=classes, per_class=per_class,
-        patients=int(opts.get("patients", max(4, classes * per_class // 8))), difficulty=difficulty,
-        size=int(opts.get("size", 64)), seed=int(opts.get("seed", request.seed)),
+        request.cache_dir, classes=opts.classes, per_class=opts.per_class,
+        patients=opts.patients or max(4, opts.classes * opts.per_class // 8), difficulty=opts.difficulty,
+        size=opts.size, seed=request.seed if opts.seed is None else opts.seed,
     )
     return load_csv(DatasetRequest({"path": str(csv_path)}, request.study_dir, request.cache_dir, request.seed))
 
@@ -241,8 +260,11 @@ def load_phantom(request: DatasetRequest) -> ImageTable:
 @hookimpl
 def register_datasets() -> list[DatasetInfo]:
     return [
-        DatasetInfo("csv", load_csv, "label CSV (Image_path,Plane; FETAL_PLANES_DB's semicolon CSV + Images/)"),
-        DatasetInfo("folder", load_folder, "one sub-folder per class (ImageFolder layout)"),
-        DatasetInfo("filename", load_filename, "class encoded in the file name (regex option 'pattern')"),
-        DatasetInfo("phantom", load_phantom, "bundled synthetic B-mode ultrasound (fan, speckle, fetal anatomy)"),
+        DatasetInfo("csv", load_csv, "label CSV (Image_path,Plane; FETAL_PLANES_DB's semicolon CSV + Images/)",
+                    options=CsvOptions),
+        DatasetInfo("folder", load_folder, "one sub-folder per class (ImageFolder layout)", options=FolderOptions),
+        DatasetInfo("filename", load_filename, "class encoded in the file name (regex option 'pattern')",
+                    options=FilenameOptions),
+        DatasetInfo("phantom", load_phantom, "bundled synthetic B-mode ultrasound (fan, speckle, fetal anatomy)",
+                    options=PhantomOptions, cheap_index=False),
     ]

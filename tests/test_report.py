@@ -18,10 +18,11 @@ ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The quickstart study, shrunk to seconds: ResNet-18 with and without SE on phantom data."""
+    """The quickstart study, shrunk to seconds: ResNet-18 with and without SE on phantom data,
+    folds grouped by the phantom's patients (so the report has per-group scores)."""
     out = tmp_path_factory.mktemp("quickstart")
     study = Path(__file__).parents[1] / "studies" / "quickstart.yaml"
-    shrink = ["training.epochs=2", "dataset.options.per_class=12", "training.threads=2"]
+    shrink = ["training.epochs=2", "dataset.options.per_class=12", "training.threads=2", "cv.group=patient"]
     assert main(["run", str(study), "--out", str(out), "--quiet", *[a for s in shrink for a in ("--set", s)]]) == 0
     return out
 
@@ -40,14 +41,24 @@ def test_report_data_values(finished_run: Path) -> None:
         assert (summary.low, summary.high) == (pytest.approx(max(0.0, accuracy.mean() - half)),
                                                pytest.approx(min(1.0, accuracy.mean() + half)))
         assert arm.folds == 3 and arm.params > 11_000_000 and arm.flops > 0 and arm.throughput > 0
-    assert data.protocol == "3-fold stratified CV, 1 repeat"
-    assert set(data.curves) == {"resnet18", "se-resnet18"}
+    assert data.protocol == "3-fold stratified CV grouped by patient, 1 repeat"
+    assert set(data.curves) == {"loss", "accuracy"}  # every arm on one plot per metric
     assert sum(sum(row) for row in data.confusion["resnet18"]) == 48  # every sample once, out of fold
     assert all(abs(sum(row) - 1) < 1e-2 for row in data.confusion_normalized["resnet18"])
     per_class = {r["class"]: r for r in data.per_class["resnet18"]}
     assert set(per_class) == {"abdomen", "femur", "head", "thorax"} and all(r["support"] == 12 for r in per_class.values())
     assert "excitation" in data.insight["se-resnet18"] and "excitation" not in data.insight["resnet18"]
     assert "gradcam" in data.insight["resnet18"]
+    assert data.insight["resnet18"]["gradcam_note"].startswith("Grad-CAM on layer2 (8x8 feature map")  # not layer4's 2x2
+    assert "sd across images" in data.insight["se-resnet18"]["activity"]
+    # the answer box, the dataset section and per-group scores
+    assert data.answer is not None and data.answer.question.startswith("Does se-resnet18 score differently from resnet18")
+    assert len(data.answer.sentences) >= 1 and data.answer.plot
+    assert data.dataset is not None and data.dataset["class_counts"] == [12, 12, 12, 12]
+    assert sum(sum(f["val"]) for f in data.dataset["folds"]) == 48 and data.dataset["groups"] == 6
+    assert data.majority_rate == pytest.approx(results.majority_rate.mean()) and data.chance_rate == 0.25
+    assert [g["arm"] for g in data.group_scores] == ["resnet18", "se-resnet18"]
+    assert all(0 < g["units"] <= 6 * 4 for g in data.group_scores)
     assert data.significance and data.significance["baseline"] == "resnet18"
     assert any("only 3 paired scores" in w for w in data.warnings)
 
@@ -87,12 +98,14 @@ def test_rerender_and_compare_two_runs(finished_run: Path, tmp_path: Path) -> No
 
 
 def test_report_in_a_real_browser(finished_run: Path) -> None:
-    """Headless Chromium opens the report: no console errors, every image decodes; screenshot kept."""
+    """Headless Chromium: no console errors, every image decodes, the answer box is on the first screen;
+    printed on A4 nothing is wider than the page. Screenshots kept in test-artifacts/ for review."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run installs it)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     errors: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -102,9 +115,26 @@ def test_report_in_a_real_browser(finished_run: Path) -> None:
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto((finished_run / "report.html").as_uri())
         images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
-        ARTIFACTS.mkdir(exist_ok=True)
+        answer = page.locator("#answer").bounding_box()
+        first_screen = page.locator(".verdict").first.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "quickstart-report-first-screen.png"))
         page.screenshot(path=str(ARTIFACTS / "quickstart-report.png"), full_page=True)
+        # A4 portrait at 96 dpi, less the 12 mm margins of the @page rule: 186 mm wide
+        page.emulate_media(media="print")
+        page.set_viewport_size({"width": 703, "height": 1047})
+        overflow = page.evaluate("""() => {
+            const width = document.documentElement.clientWidth;
+            return Array.from(document.querySelectorAll('table, img, pre'))
+                .filter(e => e.getBoundingClientRect().right > width + 1)
+                .map(e => e.tagName + ' ' + (e.closest('section, div, body').previousElementSibling || {}).textContent);
+        }""")
+        page_width = page.evaluate("document.documentElement.scrollWidth")
+        pdf = page.pdf(path=str(ARTIFACTS / "quickstart-report-a4.pdf"), format="A4")
+        page.screenshot(path=str(ARTIFACTS / "quickstart-report-a4.png"), full_page=False)
         browser.close()
     assert errors == []
     assert len(images) >= 6 and all(ok for _, ok in images), images
-    assert (ARTIFACTS / "quickstart-report.png").stat().st_size > 10_000
+    assert answer is not None and answer["y"] < 900, answer  # the answer starts on the first screen
+    assert "se-resnet18" in first_screen and "resnet18" in first_screen
+    assert overflow == [] and page_width <= 703, (overflow, page_width)
+    assert len(pdf) > 10_000 and (ARTIFACTS / "quickstart-report.png").stat().st_size > 10_000

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ class PreparedData:
     splits: Splits
     skipped: list[tuple[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)  # class/group counts, fold balance (data/describe)
 
     @property
     def num_classes(self) -> int:
@@ -77,12 +79,33 @@ def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: Cal
         table = table.subset(keep)
         images = DecodedImages(images.pixels[torch.from_numpy(keep)], [])
     splits = make_splits(table, study.spec.cv, study.spec.seed, study.spec.training.selection.inner_fraction)
-    return PreparedData(table, images, splits, skipped, timings)
+    summary = describe_data(table, splits, study.spec.cv, log)
+    return PreparedData(table, images, splits, skipped, timings, summary)
+
+
+def describe_data(table: ImageTable, splits: Splits, cv: Any, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Log class counts, groups per class and each fold's class balance; warn about ungrouped frames."""
+    from harness.data.describe import data_summary, frame_name_warning, summary_lines
+    from harness.data.splits import _groups
+
+    groups = _groups(table, cv)
+    summary = data_summary(table.labels, table.class_names, groups, splits.folds, splits.test)
+    for line in summary_lines(summary):
+        log(f"data: {line}")
+    if groups is None and not cv.fold_column:
+        warning = frame_name_warning(table.sample_ids, len(table.class_names))
+        if warning and warning not in table.notes:
+            table.notes.append(warning)
+            log(f"dataset: warning: {warning}")
+            warnings.warn(warning, stacklevel=3)
+    return summary
 
 
 def write_data_files(run_dir: Path, data: PreparedData) -> None:
     atomic_write_text(run_dir / "splits.csv", data.splits.table.to_csv(index=False))
     atomic_write_text(run_dir / "classes.json", json.dumps(data.table.class_names, indent=1))
+    if data.summary:
+        atomic_write_text(run_dir / "data_summary.json", json.dumps(data.summary, indent=1))
     if data.skipped:
         atomic_write_text(run_dir / "skipped_images.csv",
                           pd.DataFrame(data.skipped, columns=["path", "reason"]).to_csv(index=False))

@@ -114,12 +114,16 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int, inner_fraction: float 
     else:
         pool, test = everything, np.array([], dtype=np.int64)
     pool_groups = None if groups is None else groups[pool]
-    _check_feasible(labels[pool], pool_groups, cv.folds, table.class_names, "cross-validation data")
+    predefined = _predefined_folds(table, cv, pool) if cv.fold_column else None
+    n_folds = cv.folds if predefined is None else len(predefined)
+    _check_feasible(labels[pool], pool_groups, n_folds, table.class_names, "cross-validation data")
     folds: list[Fold] = []
     rows = []
     for repeat in range(cv.repeats):
         rs = sklearn_seed(seed, "split", repeat)  # independent per repeat (not seed + 1000 r)
-        if groups is not None:
+        if predefined is not None:
+            iterator = iter(predefined)
+        elif groups is not None:
             kfold = StratifiedGroupKFold(cv.folds, shuffle=True, random_state=rs) if cv.stratify else None
             iterator = (kfold.split(pool, labels[pool], pool_groups) if kfold else
                         _group_kfold(groups[pool], cv.folds, rs))
@@ -139,6 +143,30 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int, inner_fraction: float 
                 rows.append(pd.DataFrame({"sample_id": [table.sample_ids[i] for i in idx], "group": groups[idx] if groups is not None else "",
                                           "repeat": repeat, "fold": fold, "role": role}))
     return Splits(folds, np.sort(test), pd.concat(rows, ignore_index=True))
+
+
+def _predefined_folds(table: ImageTable, cv: CVSpec, pool: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``cv.fold_column``: the folds a dataset ships with, as (train, val) positions into ``pool``."""
+    from harness.errors import did_you_mean
+
+    name = str(cv.fold_column)
+    if name not in table.columns.columns:
+        raise HarnessError(f"cv.fold_column: the dataset has no column {name!r}{did_you_mean(name, table.columns.columns)}; "
+                           f"columns: {', '.join(map(str, table.columns.columns)) or 'none'}")
+    if cv.repeats > 1 or cv.test_fraction > 0:
+        raise HarnessError("cv.fold_column gives fixed folds: remove cv.repeats and cv.test_fraction "
+                           "(a held-out test set comes from the dataset's official split)")
+    values = table.columns[name].astype(str).to_numpy()[pool]
+    if (values == "").any():
+        raise HarnessError(f"cv.fold_column: {int((values == '').sum())} row(s) have no fold in column {name!r}")
+    kinds = sorted(set(values), key=lambda v: (0, int(v), v) if v.lstrip("-").isdigit() else (1, 0, v))
+    if len(kinds) < 2:
+        raise HarnessError(f"cv.fold_column: column {name!r} has {len(kinds)} distinct value(s); folds need at least 2")
+    if "folds" in cv.model_fields_set and cv.folds != len(kinds):
+        raise HarnessError(f"cv.folds is {cv.folds} but column {name!r} has {len(kinds)} folds "
+                           f"({', '.join(kinds)}); remove cv.folds or make them agree")
+    positions = np.arange(len(pool))
+    return [(positions[values != k], positions[values == k]) for k in kinds]
 
 
 def _group_kfold(groups: np.ndarray, folds: int, seed: int):  # type: ignore[no-untyped-def]

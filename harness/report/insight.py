@@ -34,7 +34,9 @@ def load_run_images(run_dir: Path, study: Any, registry: Any, study_dir: Path | 
     return RunImages(decoded.pixels, {sid: i for i, sid in enumerate(table.sample_ids)})
 
 
-def misclassified_gallery(predictions: pd.DataFrame, images: RunImages, class_names: list[str], arm: str) -> str | None:
+def misclassified_gallery(predictions: pd.DataFrame, images: RunImages, class_names: list[str], arm: str,
+                          groups: dict[str, str] | None = None) -> str | None:
+    """The most confident out-of-fold mistakes, each captioned with its file, group, truth and prediction."""
     wrong = predictions[(predictions.arm == arm) & (predictions.role == "val") & (predictions.y_true != predictions.y_pred)]
     if wrong.empty:
         return None
@@ -42,19 +44,56 @@ def misclassified_gallery(predictions: pd.DataFrame, images: RunImages, class_na
     wrong = wrong.assign(confidence=wrong[prob_columns].max(axis=1)).sort_values("confidence", ascending=False)
     wrong = wrong[wrong.sample_id.isin(images.index)].head(MAX_GALLERY)
     pictures = [images.pixels[images.index[s]].numpy() for s in wrong.sample_id]
-    captions = [f"true {class_names[t][:14]}\npred {class_names[p][:14]} ({c:.0%})"
-                for t, p, c in zip(wrong.y_true, wrong.y_pred, wrong.confidence, strict=True)]
+    captions = [f"{_short(Path(str(s)).name)}" + (f"\ngroup {_short(groups[s])}" if groups and groups.get(s) else "")
+                + f"\ntrue {class_names[t][:14]}\npred {class_names[p][:14]} ({c:.0%})"
+                for s, t, p, c in zip(wrong.sample_id, wrong.y_true, wrong.y_pred, wrong.confidence, strict=True)]
     return image_grid_png(pictures, captions)
 
 
-def _fold_model(run_dir: Path, arm_spec: dict[str, Any], registry: Any, classes: int, channels: int, size: int):  # type: ignore[no-untyped-def]
+def _short(text: str, width: int = 24) -> str:
+    return text if len(text) <= width else text[: width - 9] + "…" + text[-8:]
+
+
+def insight_fold(results: pd.DataFrame, arm: str) -> tuple[int, int, str]:
+    """(repeat, fold, why): the arm's best-scoring cell among those that trained (status ok, no flag)."""
+    cells = results[results["arm"] == arm]
+    flag = cells["training_flag"].fillna("").astype(str) if "training_flag" in cells else pd.Series("", index=cells.index)
+    good = cells[(cells["status"] == "ok") & (flag == "")]
+    pool, why = (good, "its best-scoring fold among those that trained") if len(good) else (
+        cells, "no fold of this arm trained properly (see the warnings); its best-scoring fold is shown anyway")
+    best = pool.sort_values(["accuracy", "repeat", "fold"], ascending=[False, True, True]).iloc[0]
+    return int(best["repeat"]), int(best["fold"]), f"repeat {int(best['repeat'])} fold {int(best['fold'])}: {why}"
+
+
+def cam_layer(model: Any, x: torch.Tensor, min_size: int = 7) -> tuple[Any, str]:
+    """The deepest stage whose feature map is at least ``min_size`` x ``min_size`` (Grad-CAM on a 2x2 map
+    is blobs); ``(None, why not)`` when none is."""
+    stages = [(n, getattr(model, n)) for n in ("layer1", "layer2", "layer3", "layer4") if hasattr(model, n)]
+    shapes: dict[str, tuple[int, int]] = {}
+    hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: shapes.__setitem__(n, tuple(o.shape[-2:]))) for n, m in stages]
+    with torch.no_grad():
+        model(x[:1])
+    for hook in hooks:
+        hook.remove()
+    fit = [(n, m) for n, m in stages if min(shapes.get(n, (0, 0))) >= min_size]
+    if not fit:
+        sizes = ", ".join(f"{n} {h}x{w}" for n, (h, w) in shapes.items())
+        return None, (f"Grad-CAM not shown: every stage's feature map is below {min_size}x{min_size} at this image "
+                      f"size ({sizes}); a larger dataset.image_size would allow it")
+    name, layer = fit[-1]
+    h, w = shapes[name]
+    return layer, f"Grad-CAM on {name} ({h}x{w} feature map: the deepest stage of at least {min_size}x{min_size})"
+
+
+def _fold_model(run_dir: Path, arm_spec: dict[str, Any], registry: Any, classes: int, channels: int, size: int,
+                cell: str = "r0-f0"):  # type: ignore[no-untyped-def]
     from harness.models.build import build_model
     from harness.models.weights import safe_torch_load
 
     attention = dict(arm_spec["attention"])
     model = build_model(registry, arm_spec["backbone"], attention.pop("name"), attention, num_classes=classes,
                         in_chans=channels, image_size=size)
-    state = safe_torch_load(run_dir / "cells" / arm_spec["_name"] / "r0-f0" / "best.pt")
+    state = safe_torch_load(run_dir / "cells" / arm_spec["_name"] / cell / "best.pt")
     assert isinstance(state, dict)
     model.load_state_dict(state)
     return model.eval()
@@ -68,19 +107,22 @@ def _normalized(pixels: torch.Tensor, train: torch.Tensor, pretrained: bool) -> 
 
 
 def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], registry: Any, images: RunImages,
-                      predictions: pd.DataFrame, splits: pd.DataFrame, class_names: list[str], size: int) -> dict[str, str]:
-    """Excitation plot (SE arms) and Grad-CAM overlays for fold 0's best model."""
+                      predictions: pd.DataFrame, splits: pd.DataFrame, class_names: list[str], size: int,
+                      results: pd.DataFrame | None = None) -> dict[str, str]:
+    """Excitation plot (SE arms) and Grad-CAM overlays for the best model of a fold that trained."""
     from captum.attr import LayerAttribution, LayerGradCam
 
     spec = dict(arm_spec, _name=arm_name)
-    model = _fold_model(run_dir, spec, registry, len(class_names), images.pixels.shape[1], size)
-    fold = splits[(splits.repeat == 0) & (splits.fold == 0)]
+    repeat, fold_no, why = insight_fold(results, arm_name) if results is not None else (0, 0, "repeat 0 fold 0")
+    model = _fold_model(run_dir, spec, registry, len(class_names), images.pixels.shape[1], size,
+                        f"r{repeat}-f{fold_no}")
+    fold = splits[(splits.repeat == repeat) & (splits.fold == fold_no)]
     train_idx = torch.tensor([images.index[s] for s in fold[fold.role == "train"].sample_id if s in images.index])
-    val = predictions[(predictions.arm == arm_name) & (predictions.role == "val") & (predictions.repeat == 0)
-                      & (predictions.fold == 0) & predictions.sample_id.isin(images.index)]
+    val = predictions[(predictions.arm == arm_name) & (predictions.role == "val") & (predictions.repeat == repeat)
+                      & (predictions.fold == fold_no) & predictions.sample_id.isin(images.index)]
     val_idx = torch.tensor([images.index[s] for s in val.sample_id])
     x = _normalized(images.pixels[val_idx], images.pixels[train_idx], bool(arm_spec.get("pretrained")))
-    out: dict[str, str] = {}
+    out: dict[str, str] = {"fold": why}
     gates = [(f"{n}.{tag.gate}", m.get_submodule(tag.gate)) for n, m, tag in attention_modules(model) if tag.gate]
     if gates:
         chosen = [gates[0], gates[len(gates) // 2], gates[-1]] if len(gates) >= 3 else gates
@@ -95,7 +137,8 @@ def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], re
                                     else np.zeros(captured[n].shape[1]) for c in range(len(class_names))])
                        for n, _ in chosen}
         out["excitation"] = excitation_png(excitations, class_names)
-    target_layer = getattr(model, "layer4", None) or getattr(model, "layer3", None)
+        out["activity"] = gate_activity({n: captured[n] for n, _ in chosen})
+    target_layer, out["gradcam_note"] = cam_layer(model, x) if len(val) else (None, "Grad-CAM not shown: no validation images")
     if target_layer is not None and len(val):
         picks = []
         for c in range(len(class_names)):
@@ -111,3 +154,17 @@ def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], re
                     for t, p in zip(val.y_true.to_numpy()[positions], val.y_pred.to_numpy()[positions], strict=True)]
         out["gradcam"] = image_grid_png([images.pixels[val_idx[i]].numpy() for i in positions], captions, list(heat))
     return out
+
+
+INACTIVE_SD = 0.02  # fixed before looking at any run: gates this flat act as a constant channel scale
+
+
+def gate_activity(gates: dict[str, torch.Tensor]) -> str:
+    """Whether the SE gates respond to the image: the spread (sd across images, mean over channels) per block;
+    "attention inactive" when every block's spread is below INACTIVE_SD."""
+    spreads = {name: float(g.reshape(len(g), -1).std(0).mean()) if len(g) > 1 else 0.0 for name, g in gates.items()}
+    listed = ", ".join(f"{n} {v:.3f}" for n, v in spreads.items())
+    if spreads and max(spreads.values()) < INACTIVE_SD:
+        return (f"attention inactive: the SE gates barely vary between images (sd across images {listed}; "
+                f"all below {INACTIVE_SD}), so they act as a fixed per-channel scale, not as attention")
+    return f"gates vary between images (sd across images, mean over channels: {listed})"

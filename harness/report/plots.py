@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,26 +27,33 @@ def to_png(fig) -> str:  # type: ignore[no-untyped-def]
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def curves_png(histories: Sequence[pd.DataFrame], title: str) -> str:
-    """Train/inner/val loss and accuracy per fold (thin), their mean ± sd band, and the LR schedule."""
+def arm_curves_png(histories: Mapping[str, Sequence[pd.DataFrame]], metric: str) -> str:
+    """One metric, every arm on one plot (the arms are what is compared): validation mean ± sd over
+    folds (solid, band), training mean (dashed) and, when declared, the inner selection split
+    (dash-dot), one colour per arm."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
-    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        for split, color in (("train", "tab:blue"), ("inner", "tab:green"), ("val", "tab:orange")):
-            column = f"{split}_{metric}"
-            if not all(column in h for h in histories):  # the inner (selection) split exists only when declared
+    fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=80)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (arm, frames) in enumerate(histories.items()):
+        color = colors[index % len(colors)]
+        for split, style in (("val", "-"), ("train", "--"), ("inner", "-.")):
+            if not all(f"{split}_{metric}" in h for h in frames):  # the inner split exists only when declared
                 continue
-            for h in histories:
-                ax.plot(h["epoch"], h[column], color=color, alpha=0.25, linewidth=0.8)
-            frame = pd.concat([h.set_index("epoch")[column] for h in histories], axis=1)
-            mean, sd = frame.mean(axis=1), frame.std(axis=1).fillna(0)
-            ax.plot(mean.index, mean, color=color, linewidth=2, label=f"{split} (mean)")
-            ax.fill_between(mean.index, mean - sd, mean + sd, color=color, alpha=0.15)
-        ax.set(title=f"{title}: {metric}", xlabel="epoch")
+            frame = pd.concat([h.set_index("epoch")[f"{split}_{metric}"] for h in frames], axis=1)
+            mean = frame.mean(axis=1)
+            ax.plot(mean.index, mean, color=color, linestyle=style, linewidth=2 if split == "val" else 1,
+                    label=f"{arm} ({ {'val': 'validation', 'train': 'training', 'inner': 'inner selection'}[split]})")
+            if split == "val":
+                sd = frame.std(axis=1).fillna(0)
+                ax.fill_between(mean.index, mean - sd, mean + sd, color=color, alpha=0.15)
+    ax.set(title=f"{metric}: every arm (mean over folds; band ± sd)", xlabel="epoch", ylabel=metric)
+    if metric == "loss":  # the schedule, once per arm (arms may override it)
         lr_axis = ax.twinx()
-        lr_axis.step(histories[0]["epoch"], histories[0]["lr"], where="post", color="gray", linestyle=":", label="lr")
-        lr_axis.set_ylabel("learning rate", color="gray")
-    axes[0].legend(loc="upper right", fontsize=7)
+        for index, frames in enumerate(histories.values()):
+            lr_axis.step(frames[0]["epoch"], frames[0]["lr"], where="post", color=colors[index % len(colors)],
+                         linestyle=":", linewidth=1)
+        lr_axis.set_ylabel("learning rate (dotted)", color="gray")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.16 if metric == "loss" else 1.01, 1.0))
     fig.tight_layout()
     return to_png(fig)
 

@@ -20,7 +20,8 @@ import pandas as pd
 from harness import __version__
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
-from harness.report.plots import curves_png
+from harness.report.answer import Answer, build_answer, group_scores
+from harness.report.plots import arm_curves_png
 
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "roc_auc_ovr")
@@ -66,13 +67,18 @@ class ReportData:
     confusion: dict[str, list[list[int]]]
     confusion_normalized: dict[str, list[list[float]]]
     per_class: dict[str, list[dict[str, Any]]]
-    curves: dict[str, str]  # arm -> base64 PNG
+    curves: dict[str, str]  # metric (loss, accuracy) -> base64 PNG with every arm
     significance: dict[str, Any] | None = None  # stats.json (harness.stats.compare)
     gallery: dict[str, str] = field(default_factory=dict)
     insight: dict[str, dict[str, str]] = field(default_factory=dict)
     tuning: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     sections: list[dict[str, Any]] = field(default_factory=list)
+    answer: Answer | None = None
+    dataset: dict[str, Any] | None = None  # data_summary.json: class/group counts, fold balance
+    group_scores: list[dict[str, Any]] = field(default_factory=list)  # per clinical unit (group x class)
+    majority_rate: float | None = None  # mean over cells: always predicting the training majority class
+    chance_rate: float | None = None
 
 
 def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
@@ -212,13 +218,16 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
             with np.errstate(invalid="ignore"):
                 normalized[str(name)] = np.nan_to_num(matrix / matrix.sum(1, keepdims=True)).round(3).tolist()
             per_class[str(name)] = per_class_table(group["y_true"].to_numpy(), group["y_pred"].to_numpy(), class_names)
-    curves = {}
-    for arm in arms:
-        histories = [pd.read_csv(p) for p in sorted((run_dir / "cells" / arm.name).glob("*/history.csv"))]
-        if histories:
-            curves[arm.name] = curves_png(histories, arm.name)
-    columns = [c for c in ("arm", "repeat", "fold", "status", "accuracy", "f1_macro", "loss", "test_accuracy",
-                           "epochs", "scored_epoch", "best_epoch", "seconds") if c in results]
+    histories = {arm.name: [pd.read_csv(p) for p in sorted((run_dir / "cells" / arm.name).glob("*/history.csv"))]
+                 for arm in arms}
+    histories = {k: v for k, v in histories.items() if v}
+    curves = {m: arm_curves_png(histories, m) for m in ("loss", "accuracy")} if histories else {}
+    columns = [c for c in ("arm", "repeat", "fold", "status", "accuracy", "majority_rate", "f1_macro", "loss",
+                           "test_accuracy", "epochs", "scored_epoch", "best_epoch", "seconds", "training_flag") if c in results]
+    if "training_flag" in results:
+        results["training_flag"] = results["training_flag"].fillna("")
+        for row in results[results["training_flag"] != ""].itertuples():
+            warnings.append(f"{row.arm} repeat {row.repeat} fold {row.fold}: training failed? {row.training_flag}")
     data = ReportData(
         study_name=study["name"], created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, plugins=run_info.get("plugins", []), git_commit=run_info.get("study_git_commit", ""),
@@ -226,7 +235,14 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         protocol=protocol_text(study, "test_accuracy" in results), study_yaml=study_text, class_names=class_names,
         arms=arms, per_fold=results[columns].to_dict("records"),  # type: ignore[arg-type]
         confusion=confusion, confusion_normalized=normalized, per_class=per_class, curves=curves,
-        significance=significance, tuning=_read_json(run_dir / "tuning.json", None), warnings=warnings)
+        significance=significance, tuning=_read_json(run_dir / "tuning.json", None), warnings=warnings,
+        answer=build_answer(study, significance, results, protocol_text(study, "test_accuracy" in results)),
+        dataset=_read_json(run_dir / "data_summary.json", None),
+        majority_rate=float(results["majority_rate"].mean()) if "majority_rate" in results else None,
+        chance_rate=1.0 / len(class_names) if class_names else None)
+    if (run_dir / "splits.csv").exists() and not predictions.empty:
+        data.group_scores = group_scores(predictions, pd.read_csv(run_dir / "splits.csv", keep_default_na=False),
+                                         len(class_names))
     if insight and not predictions.empty:
         _add_insight(data, run_dir, study, registry, predictions)
     return data
@@ -244,15 +260,17 @@ def _add_insight(data: ReportData, run_dir: Path, study_dict: dict[str, Any], re
         run_info = _read_json(run_dir / "run.json", {})
         study_dir = Path(run_info["study_dir"]) if run_info.get("study_dir") else None
         images = load_run_images(run_dir, study, registry, study_dir)
-        splits = pd.read_csv(run_dir / "splits.csv")
+        splits = pd.read_csv(run_dir / "splits.csv", keep_default_na=False)
+        results = pd.read_csv(run_dir / "results.csv")
+        groups = dict(zip(splits.sample_id.astype(str), splits.group.astype(str), strict=True))
         for arm in data.arms[:6]:
-            gallery = misclassified_gallery(predictions, images, data.class_names, arm.name)
+            gallery = misclassified_gallery(predictions, images, data.class_names, arm.name, groups)
             if gallery:
                 data.gallery[arm.name] = gallery
-            if (run_dir / "cells" / arm.name / "r0-f0" / "best.pt").exists():
+            if any((run_dir / "cells" / arm.name).glob("*/best.pt")):
                 data.insight[arm.name] = attention_insight(
                     run_dir, arm.name, study_dict["arms"][arm.name], registry, images, predictions, splits,
-                    data.class_names, study.spec.dataset.image_size)
+                    data.class_names, study.spec.dataset.image_size, results)
     except Exception as exc:  # the numbers are the report; pictures are a bonus
         data.warnings.append(f"attention insight and gallery skipped: {type(exc).__name__}: {exc}")
 

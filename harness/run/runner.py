@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import time
 import warnings
@@ -27,6 +28,7 @@ from harness.models.build import build_model, model_cost
 from harness.registry import Registry
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
+from harness.run.flags import baseline_rates, training_flag
 from harness.run.rundir import RunDir
 from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldOutcome, FoldTrainer
 from harness.seeds import stream_seed
@@ -69,6 +71,15 @@ def run_lock(run_dir: Path, *, shared: bool = False) -> Iterator[None]:
     """One ``harness run`` per run directory at a time (storage workers share it among themselves)."""
     with RunDir(run_dir).lock(shared=shared):
         yield
+
+
+def default_threads(workers: int = 1) -> int:
+    """Torch CPU threads that do not oversubscribe: the cores this process may use / local workers."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -150,8 +161,7 @@ class StudyRunner:
         """Everything before the first cell: resolved study, data decoded once, splits, every arm built once."""
         spec = self.study.spec
         self._started = time.perf_counter()
-        if spec.training.threads:
-            torch.set_num_threads(spec.training.threads)
+        torch.set_num_threads(spec.training.threads or default_threads())
         atomic_write_text(self.run_dir / "study.yaml", yaml.safe_dump(resolved_study(self.study), sort_keys=False))
         data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir,
                             subset=self.options.subset)
@@ -161,7 +171,8 @@ class StudyRunner:
         self._overhead = time.perf_counter() - self._started
         self.log(f"study {spec.name}: {len(self.arms)} arm(s) x {len(data.splits.folds)} fold(s); "
                  f"{len(data.table.paths)} images ({data.num_classes} classes), decoded once in "
-                 f"{data.timings['decode']:.2f}s; fixed overhead {self._overhead:.2f}s")
+                 f"{data.timings['decode']:.2f}s; fixed overhead {self._overhead:.2f}s; "
+                 f"{torch.get_num_threads()} CPU thread(s)")
         return data, costs
 
     def run_cell(self, arm: Arm, fold: Fold, data: PreparedData, costs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
@@ -197,7 +208,7 @@ class StudyRunner:
             if not (cell / RESULT_FILE).exists():
                 self.failures.append(f"{cell} was deleted while the study ran; rerun to train that cell again")
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
-                    "device": str(resolve_device(spec.training.device)),
+                    "device": str(resolve_device(spec.training.device)), "threads": torch.get_num_threads(),
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
                     "arms": costs, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
                     "plugins": [vars(p) for p in self.registry.plugins],
@@ -395,6 +406,8 @@ class StudyRunner:
             for c in range(n_classes):
                 frame[f"p_{c}"] = probs[:, c]
             frames.append(frame)
+        rates = baseline_rates(table.labels[fold.val], n_classes)
+        flag = training_flag(outcome.history, outcome.best_epoch, rates["majority_rate"])
         atomic_write_text(cell / "history.csv", pd.DataFrame(outcome.history).to_csv(index=False))
         atomic_write_text(cell / "predictions.csv", pd.concat(frames).to_csv(index=False))
         result = {"arm": arm.name, "repeat": fold.repeat, "fold": fold.fold, "status": outcome.status,
@@ -405,6 +418,7 @@ class StudyRunner:
                   "n_val": len(fold.val),
                   "params": cost["params"], "flops": cost["flops"],
                   "note": "; ".join(n for n in (outcome.note, *metric_notes) if n),
+                  **rates, "training_flag": flag,
                   "fingerprint": fingerprint}
         kill_point("cell-files-written")
         atomic_write_text(cell / RESULT_FILE, json.dumps(result, indent=1))  # written last: marks the cell done
@@ -414,6 +428,8 @@ class StudyRunner:
             {k: v for k, v in metrics.items() if isinstance(v, float)}))
         if outcome.status != "ok":
             warnings.warn(f"{arm.name} r{fold.repeat} f{fold.fold}: {outcome.status}: {outcome.note}", stacklevel=2)
+        elif flag:
+            self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: training flag: {flag}")
         return result
 
     def _cell_outputs(self, cell: Path) -> tuple[dict[str, Any], pd.DataFrame]:

@@ -104,6 +104,8 @@ class CVSpec(StrictModel):
     stratify: bool = True
     allow_group_overlap: bool = Field(False, description="accept groups (cv.group) found in both the official test "
                                       "split and the CV pool; otherwise that is an error")
+    fold_column: str | None = Field(None, description="a column of the dataset's table holding predefined folds "
+                                                        "(the published ones); its distinct values are the folds")
 
 
 class OptimizerSpec(BaseModel):

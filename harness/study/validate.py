@@ -1,4 +1,5 @@
-"""Check a loaded study against the registry: component names and options, before anything runs."""
+"""Check a loaded study against the registry: component names and options, before anything runs
+(the dataset itself: :mod:`harness.study.validate_data`)."""
 
 from __future__ import annotations
 
@@ -110,9 +111,17 @@ def tune_space_problems(study: LoadedStudy, registry: Registry) -> list[Problem]
     return problems
 
 
-def validate_study(study: LoadedStudy, registry: Registry) -> None:
+def validate_study(study: LoadedStudy, registry: Registry, *, data: bool = False) -> list[str]:
+    """Raise :class:`StudyError` with every problem; with ``data``, the dataset too. Returns notes to show."""
     problems = component_problems(study, registry)
+    notes: list[str] = []
+    if data:
+        from harness.study.validate_data import data_problems
+
+        more, notes = data_problems(study, registry)
+        problems += more
     if not problems:
         problems = tune_space_problems(study, registry)
     if problems:
         raise StudyError(problems)
+    return notes

@@ -71,9 +71,8 @@ def test_real_enospc_phantom_staging_is_removed(full_disk: Path) -> None:
 
 
 def test_injected_enospc_phantom_staging_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from PIL import Image
-
     from harness_plugins.phantom import generate
+    from PIL import Image
 
     real_save = Image.Image.save
     saved: list[int] = []

@@ -63,8 +63,8 @@ def _assert_same_run(out: Path, reference: Path) -> None:
 def stopping_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A one-arm study whose first fold stops early, run once without interruption."""
     import yaml
-
     from conftest import TINY_STUDY
+
     from harness.study.loader import _deep_merge
 
     folder = tmp_path_factory.mktemp("stopping")

@@ -1,0 +1,103 @@
+"""``harness validate``'s dataset checks: everything that needs no training, every problem at once.
+
+Options through the dataset plugin's option model, the table (paths, columns), the group and fold
+columns, and class and group counts against ``cv.folds``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError, Problem, did_you_mean
+from harness.options import option_errors
+from harness.registry import Registry
+from harness.study.loader import LoadedStudy
+
+MAX_LISTED = 5
+
+
+def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem], list[str]]:
+    """Problems with the dataset (with study-file lines) and notes worth showing (guesses, warnings)."""
+    from harness.data.prepared import load_table
+
+    spec = study.spec
+    problems: list[Problem] = []
+
+    def add(path: tuple[str, ...], message: str) -> None:
+        line = study.line_of(path) or study.line_of(path[:-1]) or study.line_of(path[:1])
+        problems.append(Problem(str(study.source), line, ".".join(path), message))
+
+    info = registry.components["datasets"].get(spec.dataset.name)
+    if info is None:  # reported by component_problems
+        return problems, []
+    model = getattr(info, "options", None)
+    for key, message in option_errors(model, spec.dataset.options) if model is not None else []:
+        add(("dataset", "options", key) if key else ("dataset", "options"), message)
+    if problems or not getattr(info, "cheap_index", True):
+        return problems, []
+    with tempfile.TemporaryDirectory(prefix="harness-validate-") as cache:
+        try:
+            table = load_table(study, registry, Path(cache))
+        except HarnessError as exc:
+            add(("dataset", "options"), str(exc))
+            return problems, []
+    missing = [i for i, p in enumerate(table.paths) if not Path(p).is_file()]
+    if missing:
+        listed = ", ".join(str(table.paths[i]) + (f" (row {table.rows[i]})" if table.rows else "")
+                           for i in missing[:MAX_LISTED])
+        add(("dataset", "options", "path"), f"{len(missing)} image file(s) do not exist: {listed}"
+            + (" ..." if len(missing) > MAX_LISTED else ""))
+    columns = [str(c) for c in table.columns.columns]
+    cv = spec.cv
+    for key, name in (("group", cv.group), ("fold_column", cv.fold_column)):
+        if name is not None and name not in columns:
+            hint = ("" if columns else "; this dataset has no columns besides image and label")
+            if spec.dataset.name in ("folder", "filename"):
+                hint += "; folder/filename datasets get a column 'group' from dataset.options.group_pattern"
+            add(("cv", key), f"the dataset has no column {name!r}{did_you_mean(name, columns)}; "
+                             f"columns: {', '.join(columns) or 'none'}{hint}")
+    if any(p.path.startswith("cv.") for p in problems):
+        return problems, table.notes
+    notes = list(table.notes)
+    _count_problems(table, cv, add, notes)
+    if problems:
+        return problems, notes
+    from harness.data.prepared import describe_data
+    from harness.data.splits import make_splits
+
+    try:
+        splits = make_splits(table, cv, spec.seed)
+    except HarnessError as exc:
+        add(("cv",), str(exc))
+        return problems, notes
+    describe_data(table, splits, cv, notes.append)
+    return problems, notes
+
+
+def _count_problems(table, cv, add, notes: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Classes and groups against k, each its own problem."""
+    from harness.data.splits import _groups
+
+    labels = table.labels
+    counts = np.bincount(labels, minlength=len(table.class_names))
+    if (counts > 0).sum() < 2:
+        add(("dataset",), f"only one class ({table.class_names[int(np.argmax(counts))]!r}); a classifier needs two or more")
+    if cv.fold_column:
+        return
+    small = [f"{table.class_names[c]!r} has {int(n)}" for c, n in enumerate(counts) if 0 < n < cv.folds]
+    if small:
+        add(("cv", "folds"), f"{', '.join(small)} image(s), fewer than cv.folds = {cv.folds}; lower cv.folds or add data")
+    groups = _groups(table, cv)
+    if groups is None:
+        return
+    n_groups = len(np.unique(groups))
+    if n_groups < cv.folds:
+        add(("cv", "group"), f"{n_groups} distinct group(s), fewer than cv.folds = {cv.folds}")
+    thin = [f"{table.class_names[c]!r} in {len(np.unique(groups[labels == c]))}"
+            for c in range(len(counts)) if 0 < len(np.unique(groups[labels == c])) < cv.folds]
+    if thin:
+        notes.append(f"warning: class(es) found in fewer groups than cv.folds = {cv.folds} ({', '.join(thin)}): "
+                     "some validation folds will have none of them; consider fewer folds")
