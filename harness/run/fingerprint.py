@@ -21,7 +21,7 @@ def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "") -> str:
     ``data_key`` (:func:`data_fingerprint`) covers the data's content: labels, groups, splits and pixels.
     """
     spec = study.spec
-    training = arm.training.model_dump(mode="json", exclude={"device", "threads"})
+    training = arm.training.model_dump(mode="json", exclude={"device", "threads", "checkpoints"})  # not the science
     parts = {"dataset": spec.dataset.model_dump(mode="json"), "cv": spec.cv.model_dump(mode="json"),
              "seed": spec.seed, "backbone": arm.backbone, "attention": [arm.attention_name, arm.attention_options],
              "pretrained": arm.pretrained, "training": training, "init": spec.init, "data": data_key}

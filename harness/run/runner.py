@@ -29,7 +29,7 @@ from harness.registry import Registry
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
 from harness.run.flags import baseline_rates, training_flag
-from harness.run.rundir import RunDir
+from harness.run.rundir import BEST, LAST, RunDir
 from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldOutcome, FoldTrainer
 from harness.seeds import stream_seed
 from harness.stats.metrics import classification_metrics
@@ -423,6 +423,7 @@ class StudyRunner:
         kill_point("cell-files-written")
         atomic_write_text(cell / RESULT_FILE, json.dumps(result, indent=1))  # written last: marks the cell done
         kill_point("result-written")
+        self._prune_checkpoints(cell, arm.training.checkpoints)
         self.registry.fold_finished(FoldContext(
             self.study.spec.name, self.run_dir, arm.name, fold.repeat, fold.fold,
             {k: v for k, v in metrics.items() if isinstance(v, float)}))
@@ -431,6 +432,14 @@ class StudyRunner:
         elif flag:
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: training flag: {flag}")
         return result
+
+    @staticmethod
+    def _prune_checkpoints(cell: Path, policy: str) -> None:
+        """A finished cell needs no resume state: keep the scored weights only (or as ``checkpoints`` says)."""
+        if policy != "all":
+            (cell / LAST).unlink(missing_ok=True)
+        if policy == "none":
+            (cell / BEST).unlink(missing_ok=True)
 
     def _cell_outputs(self, cell: Path) -> tuple[dict[str, Any], pd.DataFrame]:
         """A finished cell's result and predictions, read once per version of its result file."""

@@ -162,6 +162,9 @@ class TrainingSpec(StrictModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     amp: bool | None = None
     channels_last: bool | None = None
+    checkpoints: Literal["best", "none", "all"] = Field(
+        "best", description="what a finished cell keeps: the scored weights (best.pt), nothing, or also last.pt "
+                            "with the optimizer state (about 3x the weights)")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch")
 
     @model_validator(mode="after")
