@@ -20,7 +20,7 @@ from torch import nn
 
 from harness.models.build import build_model
 from harness.registry import Registry
-from harness.run.runner import resolve_device
+from harness.run.inputs import resolve_device
 from harness.run.trainer import FoldInputs, FoldTrainer
 from harness.study.schema import AugmentSpec, TrainingSpec
 

@@ -266,7 +266,7 @@ def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, 
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{out / 'cells.db'}"
     if threads is None:
-        from harness.run.runner import default_threads
+        from harness.run.inputs import default_threads
 
         args.overrides = [*args.overrides, f"training.threads={default_threads(args.workers)}"]
     _spawn_workers(args, "run", out, storage, args.workers - 1, "--no-report")
@@ -348,7 +348,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from harness.run.runner import default_threads
+    from harness.run.inputs import default_threads
 
     if args.threads is not None and args.threads < 1:
         raise HarnessError(f"--threads must be at least 1, got {args.threads}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import time
 import warnings
@@ -13,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 import yaml
@@ -21,21 +19,23 @@ import yaml
 from harness import __version__
 from harness.atomic import atomic_write_text
 from harness.contracts import FoldContext, StudyContext
-from harness.data.prepared import PreparedData, normalization, prepare_data, write_data_files
+from harness.data.prepared import PreparedData, prepare_data, write_data_files
 from harness.data.splits import Fold
 from harness.errors import HarnessError, Interrupted
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
+from harness.run.cells import aggregate, is_done, write_cell
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
-from harness.run.flags import baseline_rates, training_flag
-from harness.run.rundir import BEST, LAST, RunDir
-from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldOutcome, FoldTrainer
+from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs, resolve_device
+from harness.run.rundir import RESULT, RunDir
+from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
 from harness.seeds import stream_seed
-from harness.stats.metrics import classification_metrics
 from harness.study.loader import Arm, LoadedStudy
 
-RESULT_FILE = "result.json"
+RESULT_FILE = RESULT  # kept for callers of the old name
+__all__ = ["FoldDataTooLarge", "RunOptions", "StudyRunner", "default_threads", "resolve_device", "run_lock",
+           "run_study"]
 
 
 @dataclass
@@ -73,23 +73,6 @@ def run_lock(run_dir: Path, *, shared: bool = False) -> Iterator[None]:
         yield
 
 
-def default_threads(workers: int = 1) -> int:
-    """Torch CPU threads that do not oversubscribe: the cores this process may use / local workers."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise HarnessError(f"training.device is {name!r} but no CUDA GPU is available; use auto or cpu")
-    return torch.device(name)
-
-
 def resolved_study(study: LoadedStudy) -> dict[str, Any]:
     data = study.spec.model_dump(mode="json", exclude={"grid"})
     data["arms"] = {
@@ -100,10 +83,6 @@ def resolved_study(study: LoadedStudy) -> dict[str, Any]:
     return data
 
 
-class FoldDataTooLarge(torch.cuda.OutOfMemoryError):
-    """The fold's images, not a batch, exhausted GPU memory."""
-
-
 @dataclass
 class StudyRunner:
     study: LoadedStudy
@@ -111,7 +90,6 @@ class StudyRunner:
     options: RunOptions
     interrupt: _Interrupt = field(default_factory=_Interrupt)
     failures: list[str] = field(default_factory=list)
-    _outputs: dict[Path, tuple[int, dict[str, Any], pd.DataFrame]] = field(default_factory=dict)
     _started: float = 0.0
     _finished: list[Path] = field(default_factory=list)  # cells done in this process (checked again at the end)
     _overhead: float = 0.0
@@ -279,21 +257,11 @@ class StudyRunner:
                            image_size=self.study.spec.dataset.image_size, pretrained=arm.pretrained,
                            init=self.study.spec.init)
 
-    def _done(self, cell: Path, fingerprint: str) -> bool:
-        result = cell / RESULT_FILE
-        if not result.exists():
-            return False
-        try:
-            stored = json.loads(result.read_text())
-        except (OSError, json.JSONDecodeError):
-            return False
-        return bool(stored.get("fingerprint") == fingerprint)
-
     def _run_cell(self, arm: Arm, fold: Fold, data: PreparedData, cost: dict[str, Any]) -> dict[str, Any]:
         """Train and evaluate one cell (or reuse it when done with the same settings); its result."""
         cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
         fingerprint = cell_fingerprint(self.study, arm, self.data_key)
-        if self._done(cell, fingerprint):
+        if is_done(cell, fingerprint):
             return dict(json.loads((cell / RESULT_FILE).read_text()))
         stored = cell / RESULT_FILE
         if stored.exists() or ((cell / "last.pt").exists() and not self._same_config(cell, fingerprint)):
@@ -339,32 +307,7 @@ class StudyRunner:
         optimizer = self.registry.optimizer(opt_spec.pop("name")).build(model.parameters(), opt_spec)
         sched_spec = arm.training.scheduler.model_dump()
         scheduler = self.registry.scheduler(sched_spec.pop("name")).build(optimizer, sched_spec, arm.training.epochs)
-        pixels, labels = data.images.pixels, torch.from_numpy(data.table.labels)
-        fit, inner = fold.fit, fold.inner  # weights fit on `fit`; choices (if any) made on `inner`, never on val
-        x_train = pixels[torch.from_numpy(fit)]
-        mean, std = normalization(x_train, data.images.channels, bool(arm.pretrained))
-        test = torch.from_numpy(data.splits.test)
-
-        def put(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device, non_blocking=True)
-
-        x_val, x_test, x_inner = pixels[torch.from_numpy(fold.val)], pixels[test], pixels[torch.from_numpy(inner)]
-        try:
-            inputs = FoldInputs(
-                x_train=put(x_train), y_train=put(labels[fit]),
-                x_val=put(x_val), y_val=put(labels[fold.val]),
-                x_test=put(x_test), y_test=put(labels[test]),
-                mean=put(mean), std=put(std), in_chans=data.images.channels,
-                x_inner=put(x_inner), y_inner=put(labels[inner]),
-            )
-        except torch.cuda.OutOfMemoryError:
-            nbytes = sum(t.numel() for t in (x_train, x_val, x_test, x_inner))
-            power = min(3, max(0, (nbytes.bit_length() - 1) // 10))
-            size = f"{nbytes / 1024**power:.1f} {['bytes', 'KiB', 'MiB', 'GiB'][power]}"
-            raise FoldDataTooLarge(
-                f"the fold's decoded images ({size} as uint8) do not fit in GPU memory beside the model; "
-                "a smaller batch will not help: lower dataset.image_size, or --set training.device=cpu"
-            ) from None
+        inputs = fold_inputs(data, fold, device, bool(arm.pretrained))
         epoch_bar = tqdm(total=arm.training.epochs, desc="epochs", unit="ep", leave=False,
                          disable=self.options.quiet, position=1)
 
@@ -381,93 +324,21 @@ class StudyRunner:
 
     def _write_cell(self, arm: Arm, fold: Fold, data: PreparedData, cell: Path, fingerprint: str,
                     outcome: FoldOutcome, cost: dict[str, Any]) -> dict[str, Any]:
-        table, n_classes = data.table, data.num_classes
-        frames = []
-        metrics = {}
-        metric_notes: list[str] = []  # why a metric is undefined (e.g. ROC-AUC with one class)
-        for role, idx, probs in (("val", fold.val, outcome.val_probs), ("test", data.splits.test, outcome.test_probs)):
-            if len(idx) == 0:
-                continue
-            y_true = table.labels[idx]
-            role_notes: list[str] = []
-            if np.isfinite(probs).all():
-                role_metrics = classification_metrics(y_true, probs, n_classes, role_notes)
-                role_metrics["loss"] = float(-np.mean(np.log(probs[np.arange(len(idx)), y_true] + 1e-12)))
-            else:  # diverged before any usable epoch: no score is honest, so none is given
-                keys = [*classification_metrics(y_true, np.nan_to_num(probs), n_classes), "loss"]
-                role_metrics = dict.fromkeys(keys, float("nan"))
-                role_notes.append("metrics are NaN: the model's probabilities are not finite")
-            metric_notes += [f"{role}: {n}" for n in role_notes]
-            prefix = "" if role == "val" else "test_"
-            metrics.update({prefix + k: v for k, v in role_metrics.items()})
-            frame = pd.DataFrame({"arm": arm.name, "repeat": fold.repeat, "fold": fold.fold, "role": role,
-                                  "sample_id": [table.sample_ids[i] for i in idx], "y_true": y_true,
-                                  "y_pred": probs.argmax(1)})
-            for c in range(n_classes):
-                frame[f"p_{c}"] = probs[:, c]
-            frames.append(frame)
-        rates = baseline_rates(table.labels[fold.val], n_classes)
-        flag = training_flag(outcome.history, outcome.best_epoch, rates["majority_rate"])
-        atomic_write_text(cell / "history.csv", pd.DataFrame(outcome.history).to_csv(index=False))
-        atomic_write_text(cell / "predictions.csv", pd.concat(frames).to_csv(index=False))
-        result = {"arm": arm.name, "repeat": fold.repeat, "fold": fold.fold, "status": outcome.status,
-                  **metrics, "epochs": outcome.epochs_run,
-                  "best_epoch": outcome.best_epoch if outcome.best_epoch >= 0 else None,
-                  "scored_epoch": outcome.scored_epoch, "selection": arm.training.selection.rule,
-                  "seconds": outcome.seconds, "n_train": len(fold.fit), "n_inner": len(fold.inner),
-                  "n_val": len(fold.val),
-                  "params": cost["params"], "flops": cost["flops"],
-                  "note": "; ".join(n for n in (outcome.note, *metric_notes) if n),
-                  **rates, "training_flag": flag,
-                  "fingerprint": fingerprint}
-        kill_point("cell-files-written")
-        atomic_write_text(cell / RESULT_FILE, json.dumps(result, indent=1))  # written last: marks the cell done
-        kill_point("result-written")
-        self._prune_checkpoints(cell, arm.training.checkpoints)
-        self.registry.fold_finished(FoldContext(
-            self.study.spec.name, self.run_dir, arm.name, fold.repeat, fold.fold,
-            {k: v for k, v in metrics.items() if isinstance(v, float)}))
+        result, metrics = write_cell(cell, arm, fold, data, outcome, fingerprint, cost)
+        self.registry.fold_finished(FoldContext(self.study.spec.name, self.run_dir, arm.name, fold.repeat, fold.fold,
+                                                metrics))
         if outcome.status != "ok":
             warnings.warn(f"{arm.name} r{fold.repeat} f{fold.fold}: {outcome.status}: {outcome.note}", stacklevel=2)
-        elif flag:
-            self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: training flag: {flag}")
+        elif result["training_flag"]:
+            self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: training flag: {result['training_flag']}")
         return result
 
-    @staticmethod
-    def _prune_checkpoints(cell: Path, policy: str) -> None:
-        """A finished cell needs no resume state: keep the scored weights only (or as ``checkpoints`` says)."""
-        if policy != "all":
-            (cell / LAST).unlink(missing_ok=True)
-        if policy == "none":
-            (cell / BEST).unlink(missing_ok=True)
-
-    def _cell_outputs(self, cell: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-        """A finished cell's result and predictions, read once per version of its result file."""
-        stamp = (cell / RESULT_FILE).stat().st_mtime_ns
-        cached = self._outputs.get(cell)
-        if cached is None or cached[0] != stamp:
-            result = json.loads((cell / RESULT_FILE).read_text())
-            result.pop("fingerprint", None)
-            cached = (stamp, result, pd.read_csv(cell / "predictions.csv"))
-            self._outputs[cell] = cached
-        return dict(cached[1]), cached[2]
-
     def _aggregate(self, data: PreparedData) -> pd.DataFrame:
-        rows, predictions = [], []
-        for arm in self.arms:
-            fingerprint = cell_fingerprint(self.study, arm, self.data_key)
-            for fold in data.splits.folds:
-                cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
-                if not self._done(cell, fingerprint):
-                    continue
-                result, cell_predictions = self._cell_outputs(cell)
-                rows.append(result)
-                predictions.append(cell_predictions)
-        results = pd.DataFrame(rows)
-        atomic_write_text(self.run_dir / "results.csv", results.to_csv(index=False))
-        if predictions:
-            atomic_write_text(self.run_dir / "predictions.csv", pd.concat(predictions).to_csv(index=False))
-        return results
+        """results.csv and predictions.csv from every finished cell of this study's arms."""
+        return aggregate(self.run_dir, [(self.cell_dir(arm.name, fold.repeat, fold.fold), fingerprint)
+                                        for arm in self.arms
+                                        for fingerprint in [cell_fingerprint(self.study, arm, self.data_key)]
+                                        for fold in data.splits.folds])
 
 
 def _git_commit(folder: Path) -> str:

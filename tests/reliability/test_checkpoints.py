@@ -30,7 +30,7 @@ def _runner(study: Path, out: Path, **options: Any) -> tuple[StudyRunner, list[s
 
 
 def test_checkpoint_copied_from_another_fold_is_refused(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    study = write_study({"training": {"epochs": 2}}, arms=ONE_ARM)
+    study = write_study({"training": {"epochs": 2, "checkpoints": "all"}}, arms=ONE_ARM)  # keep last.pt to copy
     reference = tmp_path / "reference"
     _runner(study, reference)[0].run()
     cells = tmp_path / "run" / "cells" / "plain"

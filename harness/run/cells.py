@@ -1,0 +1,107 @@
+"""One cell's files: its scores and predictions written once it ends, read back to aggregate a study."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.atomic import atomic_write_text
+from harness.data.prepared import PreparedData
+from harness.data.splits import Fold
+from harness.run.faults import kill_point
+from harness.run.flags import baseline_rates, training_flag
+from harness.run.rundir import BEST, CELL_PREDICTIONS, HISTORY, LAST, PREDICTIONS, RESULT, RESULTS
+from harness.run.trainer import FoldOutcome
+from harness.stats.metrics import classification_metrics
+from harness.study.loader import Arm
+
+
+def is_done(cell: Path, fingerprint: str) -> bool:
+    """The cell finished with these settings and this data (its result.json carries the fingerprint)."""
+    try:
+        stored = json.loads((cell / RESULT).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return bool(stored.get("fingerprint") == fingerprint)
+
+
+def _scores(arm: Arm, fold: Fold, data: PreparedData, outcome: FoldOutcome) -> tuple[dict[str, float], list[str], pd.DataFrame]:
+    """Metrics of the validation fold (and test_* of the held-out part), why any is undefined, predictions."""
+    table, n_classes = data.table, data.num_classes
+    frames, metrics, notes = [], {}, []
+    for role, idx, probs in (("val", fold.val, outcome.val_probs), ("test", data.splits.test, outcome.test_probs)):
+        if len(idx) == 0:
+            continue
+        y_true = table.labels[idx]
+        role_notes: list[str] = []
+        if np.isfinite(probs).all():
+            role_metrics = classification_metrics(y_true, probs, n_classes, role_notes)
+            role_metrics["loss"] = float(-np.mean(np.log(probs[np.arange(len(idx)), y_true] + 1e-12)))
+        else:  # diverged before any usable epoch: no score is honest, so none is given
+            keys = [*classification_metrics(y_true, np.nan_to_num(probs), n_classes), "loss"]
+            role_metrics = dict.fromkeys(keys, float("nan"))
+            role_notes.append("metrics are NaN: the model's probabilities are not finite")
+        notes += [f"{role}: {n}" for n in role_notes]
+        prefix = "" if role == "val" else "test_"
+        metrics.update({prefix + k: v for k, v in role_metrics.items()})
+        frame = pd.DataFrame({"arm": arm.name, "repeat": fold.repeat, "fold": fold.fold, "role": role,
+                              "sample_id": [table.sample_ids[i] for i in idx], "y_true": y_true,
+                              "y_pred": probs.argmax(1)})
+        for c in range(n_classes):
+            frame[f"p_{c}"] = probs[:, c]
+        frames.append(frame)
+    return metrics, notes, pd.concat(frames)
+
+
+def write_cell(cell: Path, arm: Arm, fold: Fold, data: PreparedData, outcome: FoldOutcome, fingerprint: str,
+               cost: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """history.csv, predictions.csv, then result.json (written last: it marks the cell done);
+    the result and its metrics."""
+    metrics, metric_notes, predictions = _scores(arm, fold, data, outcome)
+    rates = baseline_rates(data.table.labels[fold.val], data.num_classes)
+    result = {"arm": arm.name, "repeat": fold.repeat, "fold": fold.fold, "status": outcome.status,
+              **metrics, "epochs": outcome.epochs_run,
+              "best_epoch": outcome.best_epoch if outcome.best_epoch >= 0 else None,
+              "scored_epoch": outcome.scored_epoch, "selection": arm.training.selection.rule,
+              "seconds": outcome.seconds, "n_train": len(fold.fit), "n_inner": len(fold.inner),
+              "n_val": len(fold.val), "params": cost["params"], "flops": cost["flops"],
+              "note": "; ".join(n for n in (outcome.note, *metric_notes) if n),
+              **rates, "training_flag": training_flag(outcome.history, outcome.best_epoch, rates["majority_rate"]),
+              "fingerprint": fingerprint}
+    atomic_write_text(cell / HISTORY, pd.DataFrame(outcome.history).to_csv(index=False))
+    atomic_write_text(cell / CELL_PREDICTIONS, predictions.to_csv(index=False))
+    kill_point("cell-files-written")
+    atomic_write_text(cell / RESULT, json.dumps(result, indent=1))
+    kill_point("result-written")
+    prune_checkpoints(cell, arm.training.checkpoints)
+    return result, metrics
+
+
+def prune_checkpoints(cell: Path, policy: str) -> None:
+    """A finished cell needs no resume state: keep the scored weights only (or as ``checkpoints`` says)."""
+    if policy != "all":
+        (cell / LAST).unlink(missing_ok=True)
+    if policy == "none":
+        (cell / BEST).unlink(missing_ok=True)
+
+
+def aggregate(run_dir: Path, cells: Iterable[tuple[Path, str]]) -> pd.DataFrame:
+    """results.csv and predictions.csv from the finished ``(cell, fingerprint)`` pairs, in their order."""
+    rows, predictions = [], []
+    for cell, fingerprint in cells:
+        if not is_done(cell, fingerprint):
+            continue
+        result = json.loads((cell / RESULT).read_text())
+        result.pop("fingerprint", None)
+        rows.append(result)
+        predictions.append(pd.read_csv(cell / CELL_PREDICTIONS))
+    results = pd.DataFrame(rows)
+    atomic_write_text(run_dir / RESULTS, results.to_csv(index=False))
+    if predictions:
+        atomic_write_text(run_dir / PREDICTIONS, pd.concat(predictions).to_csv(index=False))
+    return results
