@@ -225,3 +225,33 @@ def test_harness_run_ends_with_the_verdict(write_study, tmp_path: Path, capsys: 
     assert "  se: difference " in out and "P(equivalent)" in out
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
     assert "min_detectable" in stats["arms"][0] and stats["arms"][0]["difference_interval"] is not None
+
+
+def test_held_out_f1_with_groups_uses_a_clustered_randomization_test(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    n_test, cells = 48, 4
+    y = np.tile([0, 1], n_test // 2)
+    test_groups = np.repeat(np.arange(12), 4)
+    shift = rng.normal(0, 0.3, 12)[test_groups]  # patient-level effects shared by both arms
+
+    def probs() -> np.ndarray:
+        p1 = np.clip(0.5 + (2 * y - 1) * 0.15 + shift * 0.3 + rng.normal(0, 0.2, (cells, n_test)), 0.01, 0.99)
+        return np.stack([1 - p1, p1], axis=-1)
+
+    pa, pb = probs(), probs()
+    run = make_run(tmp_path / "run", {"a": np.full(cells, 0.6), "b": np.full(cells, 0.6)}, folds=2,
+                   metric_column="test_f1_macro", compare={"baseline": "b", "metric": "test_f1"},
+                   test_probs={"a": pa, "b": pb}, y_test=y)
+    ids = [f"t{i:04d}" for i in range(n_test)]
+    pd.DataFrame({"sample_id": ids, "group": [f"P{g}" for g in test_groups], "repeat": 0, "fold": 0,
+                  "role": "test"}).to_csv(run / "splits.csv", index=False)
+    item = compare_run(run).arms[0]
+    test = item.tests["test_set"]
+    assert test["test"] == "paired randomization" and "per group" in test["assumption"] and 0 < test["pvalue"] <= 1
+    assert "cluster bootstrap" in item.tests["bootstrap"]["method"]
+    assert item.tests["samples"]["groups"] == 12
+    from sklearn.metrics import f1_score
+
+    expected = (f1_score(y, pa.mean(0).argmax(1), average="macro") - f1_score(y, pb.mean(0).argmax(1), average="macro"))
+    assert item.difference == pytest.approx(expected)
+    assert abs(item.tests["bayes"]["p_a_better"] + item.tests["bayes"]["p_rope"] + item.tests["bayes"]["p_b_better"] - 1) < 1e-9

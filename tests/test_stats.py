@@ -330,3 +330,16 @@ def test_roc_auc_undefined_says_why() -> None:
     bad = np.array([[0.5, np.nan], [0.4, 0.6], [0.7, 0.3]])
     assert math.isnan(classification_metrics(np.array([0, 1, 0]), bad, 2, notes)["roc_auc_ovr"])
     assert any("scikit-learn refused it" in n for n in notes)
+
+
+def test_fast_metric_value_equals_scikit_learn() -> None:
+    """metric_value (used inside bootstraps) must give exactly classification_metrics' (scikit-learn's) numbers."""
+    from harness.stats.metrics import classification_metrics, metric_value
+
+    rng = np.random.default_rng(3)
+    for n_classes, n in ((2, 30), (4, 40), (4, 7)):  # n = 7: some classes absent or never predicted
+        y = rng.integers(0, n_classes, n)
+        probs = rng.dirichlet(np.ones(n_classes), n)
+        reference = classification_metrics(y, probs, n_classes)
+        for name, value in reference.items():
+            assert metric_value(name, y, probs, n_classes) == pytest.approx(value, nan_ok=True), name

@@ -97,8 +97,8 @@ def test_grouped_predictions_need_the_clustered_tests() -> None:
         naive += mcnemar(y, pred_a, pred_b).pvalue < ALPHA
         clustered += clustered_mcnemar(y, pred_a, pred_b, groups).pvalue < ALPHA
         if design < 100:  # the bootstrap is slower: its coverage on 100 designs
-            ca, cb = correct["a"].astype(float), correct["b"].astype(float)
-            ci, _ = cluster_bootstrap(lambda idx: float(np.mean(ca[idx]) - np.mean(cb[idx])), len(y), groups,
+            gain = correct["a"].astype(float) - correct["b"].astype(float)
+            ci, _ = cluster_bootstrap(lambda idx, gain=gain: float(np.mean(gain[idx])), len(y), groups,
                                       n_resamples=300, seed=design)
             bootstrap_misses += not ci.low <= 0 <= ci.high
     assert naive / DESIGNS > ALPHA + NOISE
