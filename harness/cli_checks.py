@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +58,27 @@ def silence_broken_pipe() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # stdout is not a real file (e.g. captured by a test)
         pass
+
+
+def registry_for(args: argparse.Namespace, modules: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+    """The plugin registry with the study's own plugin modules, strict when --strict-plugins."""
+    from harness.registry import load_registry
+
+    return load_registry(modules, strict=args.strict_plugins)
+
+
+def load_validated(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The study file with --set/--threads applied, and its registry; every problem at once."""
+    from harness.study.loader import load_study
+    from harness.study.validate import validate_study
+
+    if getattr(args, "threads", None):
+        if args.threads < 1:
+            raise HarnessError(f"--threads must be at least 1, got {args.threads}")
+        args.overrides = [*args.overrides, f"training.threads={args.threads}"]
+        args.threads = None  # applied once
+
+    study = load_study(args.study, args.overrides)
+    registry = registry_for(args, study.spec.plugins)
+    validate_study(study, registry)
+    return study, registry

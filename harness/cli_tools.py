@@ -1,0 +1,153 @@
+"""Commands that inspect or measure without running a study: plugins, list, model, prepare, bench, report."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+from pathlib import Path
+
+from harness.cli_checks import attention_option, load_validated, registry_for
+from harness.errors import HarnessError
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from harness.registry import KINDS
+
+    registry = registry_for(args)
+    rows = []
+    for record in registry.plugins:
+        provides = {kind: sorted(n for n, owner in registry.owners[kind].items() if owner == record.name)
+                    for kind in KINDS}
+        rows.append({**vars(record), "registers": {k: v for k, v in provides.items() if v}})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for row in rows:
+        print(f"{row['name']} {row['version']}  ({row['source']})")
+        for kind, names in row["registers"].items():
+            print(f"    {kind}: {', '.join(names)}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registry = registry_for(args)
+    names = [n for n in registry.names(args.kind) if fnmatch.fnmatch(n, args.pattern)]
+    if args.options and args.kind == "datasets":
+        from harness.options import options_markdown
+
+        print(options_markdown([(n, getattr(registry.get(args.kind, n), "options", None)) for n in names]))
+        return 0
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {registry.get(args.kind, name).summary}")
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from harness.models.build import build_model, model_cost
+
+    registry = registry_for(args)
+    name, options = attention_option(args.attention)
+    model = build_model(registry, args.backbone, name, options, num_classes=args.classes,
+                        in_chans=args.in_chans, image_size=args.image_size)
+    cost = model_cost(model, args.in_chans, args.image_size)
+    layers = [{"name": n, "type": type(m).__name__, "params": sum(p.numel() for p in m.parameters())}
+              for n, m in model.named_children()]
+    stages: dict[str, set[float]] = {}
+    for row in cost.attention:
+        if row["ratio"] is not None:  # variants without a bottleneck (eca, ...) have no ratio
+            stages.setdefault(row["module"].split(".")[0], set()).add(row["ratio"])
+    if args.json:
+        print(json.dumps({"backbone": args.backbone, "params": cost.params, "flops": cost.flops, "layers": layers,
+                          "attention": {"name": name, **options, "modules": cost.attention,
+                                        "ratio_per_stage": {k: sorted(v) for k, v in stages.items()}}}, indent=1))
+        return 0
+    print(f"{args.backbone} + {name} {options or ''}")
+    print(f"  params {cost.params:,}   FLOPs {cost.flops / 1e9:.3f} G at {args.image_size}x{args.image_size}")
+    for layer in layers:
+        print(f"  {layer['name']:<14} {layer['type']:<20} {layer['params']:>12,}")
+    for stage, ratios in stages.items():
+        print(f"  effective attention ratio in {stage}: {', '.join(f'{r:g}' for r in sorted(ratios))}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from harness.data.patches import make_patches
+
+    summary = make_patches(args.src, args.dst, size=args.size, max_white=args.max_white, white_level=args.white_level,
+                           test_fraction=args.test_fraction, seed=args.seed, pattern=args.pattern)
+    print(f"{summary.sources} source images ({summary.test_sources} held out for test): kept {summary.kept} "
+          f"patches, discarded {summary.discarded_white} mostly-white ones")
+    print(f"dataset: {summary.csv} (use dataset: {{name: csv, options: {{path: ...}}}} and cv.group: source)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from harness.run.inputs import default_threads
+
+    if args.threads is not None and args.threads < 1:
+        raise HarnessError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads or default_threads())
+    if args.mode == "data":
+        return _bench_data(args)
+    from harness.bench import BenchConfig, run_bench
+
+    name, options = attention_option(args.attention)
+    config = BenchConfig(args.backbone, name, tuple(sorted(options.items())), args.image_size, args.batch_size,
+                         args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
+                         compile=args.compile, augment=args.augment)
+    result = run_bench(config, registry_for(args), profile_steps=args.profile)
+    profile = result.pop("profile", None)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "config"}))
+    else:
+        print(f"{result['backbone']} + {result['attention']} at {result['image_size']}px, batch {result['batch_size']}, "
+              f"{result['device_name']} (amp {result['amp']}, channels_last {result['channels_last']})")
+        print(f"  train  harness {result['train_img_s']:.1f} img/s   bare loop {result['bare_train_img_s']:.1f} img/s   "
+              f"ratio {result['overhead_ratio']:.3f}   batch preparation {100 * result['data_share']:.1f} % of step time")
+        if "attention_ratio" in result:
+            print(f"  plain {result['backbone']} (bare loop) {result['plain_train_img_s']:.1f} img/s   "
+                  f"{result['attention']} / plain throughput {result['attention_ratio']:.3f}")
+        print(f"  infer  {result['infer_img_s']:.1f} img/s   peak memory {result['peak_mem_mb']:.0f} MB")
+    if profile:
+        print(profile, file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _bench_data(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from harness.bench import data_share
+    from harness.run.runner import RunOptions, run_study
+
+    if args.study is None:
+        raise HarnessError("harness bench data needs a study file: harness bench data STUDY [--set ...]")
+    args.overrides = list(args.overrides)
+    study, registry = load_validated(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_study(study, registry, RunOptions(Path(tmp), quiet=True, report=False))
+        rows = data_share(Path(tmp))
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(f"{row['arm']}: data preparation = {100 * row['data_share']:.2f} % of training time after epoch 1 "
+                  f"({row['epochs_measured']} epochs); images decoded once for the whole study in "
+                  f"{row['decode_seconds_for_whole_study']:.2f} s")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.render import write_comparison, write_report
+
+    if len(args.run_dirs) == 1:
+        print(write_report(args.run_dirs[0], None, args.out))
+    elif len(args.run_dirs) == 2:
+        print(write_comparison(args.run_dirs[0], args.run_dirs[1], args.out or Path("comparison.html")))
+    else:
+        raise HarnessError("harness report takes one run directory, or two to compare")
+    return 0
