@@ -17,7 +17,7 @@ def safe_torch_load(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "global" not in str(exc).lower():  # random bytes or a damaged file, not a pickled object
+        if "global" not in str(exc).lower() and not _pickles_code(path):  # random bytes or a damaged file
             raise HarnessError(f"{path}: not a readable PyTorch weights file (corrupt: {_last_line(exc)})") from None
         raise HarnessError(
             f"{path}: refused to load: the file holds Python objects beyond tensors, which could run "
@@ -25,6 +25,20 @@ def safe_torch_load(path: Path) -> object:
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise HarnessError(f"{path}: not a readable PyTorch weights file ({exc})") from None
+
+
+CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
+
+
+def _pickles_code(path: Path) -> bool:
+    """The file is a well-formed plain pickle that imports or calls something (never executed: opcodes only)."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as handle:
+            return any(op.name in CODE_OPCODES for op, _, _ in pickletools.genops(handle))
+    except Exception:  # not a pickle at all: garbage or truncated
+        return False
 
 
 def _last_line(exc: Exception) -> str:
