@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from harness.contracts import attention_modules
 from harness.models.build import build_model
 from harness.registry import load_registry
 
@@ -39,9 +40,7 @@ def _relative_moves(backbone: str, variant: str, init: str, steps: int = 3) -> l
     name, options = VARIANTS[variant]
     torch.manual_seed(0)
     model = build_model(REGISTRY, backbone, name, dict(options), num_classes=2, in_chans=1, image_size=32, init=init)
-    layer = model.harness_attention.layer  # type: ignore[union-attr]
-    kind = layer.func if hasattr(layer, "func") else layer
-    modules = [m for m in model.modules() if isinstance(m, kind)]
+    modules = [m for _, m, _ in attention_modules(model)]  # as the plugin tagged them (the contract)
     assert modules, f"no {variant} module found in {backbone}"
 
     def flat(module: nn.Module) -> torch.Tensor:
