@@ -114,7 +114,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args) or 0
+        code = COMMANDS[args.command](args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at interpreter exit
+        return code
     except StudyError as exc:
         print(f"{len(exc.problems)} problem(s):", file=sys.stderr)
         print(exc, file=sys.stderr)

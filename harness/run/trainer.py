@@ -260,6 +260,7 @@ class FoldTrainer:
                 s.best_value, s.best_epoch, s.bad_epochs = value, s.epoch, 0
                 self.best_weights = copy.deepcopy(self.model.state_dict())
                 atomic_save_torch(self.best_path, self.best_weights)
+                kill_point("best-saved")
             else:
                 s.bad_epochs += 1
             if patience is not None and s.bad_epochs >= patience:
