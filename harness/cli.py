@@ -192,6 +192,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from harness.study.loader import load_study
     from harness.tuning.search import TuneOptions, best_overrides, tune_study
 
+    if args.trials is not None and args.trials < 1:  # before any worker starts
+        raise HarnessError(f"--trials must be at least 1 (got {args.trials}): it is the total number of trials per arm")
     study, registry = _load(args)
     out = run_directory(args.out or Path("runs") / study.name)
     if args.workers > 1:

@@ -16,7 +16,7 @@ def safe_torch_load(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "global" not in str(exc).lower():  # random bytes or a damaged file, not a pickled object
+        if not _looks_pickled(path) and "global" not in str(exc).lower():  # random bytes, not a pickle
             raise HarnessError(f"{path}: not a readable PyTorch weights file (corrupt: {_last_line(exc)})") from None
         raise HarnessError(
             f"{path}: refused to load: the file holds Python objects beyond tensors, which could run "
@@ -24,6 +24,16 @@ def safe_torch_load(path: Path) -> object:
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise HarnessError(f"{path}: not a readable PyTorch weights file ({exc})") from None
+
+
+def _looks_pickled(path: Path) -> bool:
+    """A pickle (PROTO opcode, protocol 2-5) or a zip, as torch.save writes: then a refusal is about code."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
 def _last_line(exc: Exception) -> str:
