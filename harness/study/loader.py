@@ -16,9 +16,9 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import HarnessError, Problem, StudyError, did_you_mean
+from harness.errors import Problem, StudyError, did_you_mean
 from harness.study.schema import ID_PATTERN, ArmSpec, Study, TrainingSpec
-from harness.study.yamlio import load_value, read_yaml_with_lines  # noqa: F401 (read_yaml_with_lines re-exported)
+from harness.study.yamlio import load_value, read_yaml_with_lines
 
 Path_ = tuple[str | int, ...]
 
