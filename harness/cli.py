@@ -129,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args) or 0
+        code = COMMANDS[args.command](args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at interpreter exit
+        return code
     except StudyError as exc:
         print(f"{len(exc.problems)} problem(s):", file=sys.stderr)
         print(exc, file=sys.stderr)
@@ -200,6 +202,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from harness.study.loader import load_study
     from harness.tuning.search import TuneOptions, best_overrides, tune_study
 
+    if args.trials is not None and args.trials < 1:  # before any worker starts
+        raise HarnessError(f"--trials must be at least 1 (got {args.trials}): it is the total number of trials per arm")
     study, registry = load_validated(args)
     out = run_directory(args.out or Path("runs") / study.name)
     if args.workers > 1:

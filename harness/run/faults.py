@@ -5,6 +5,7 @@ first) it reaches the named moment. Unset, which is always the case outside thos
 one environment lookup. The moments lie in the windows between a fold's last checkpoint and its cell
 being marked done:
 
+- ``best-saved``: an epoch's best weights are written, its ``last.pt`` is not yet
 - ``terminal-saved``: a fold's last checkpoint, holding its terminal state (stopped/diverged/finished), is written
 - ``evaluated``: the fold's final evaluation is done, nothing of the cell's result is written yet
 - ``cell-files-written``: history.csv and predictions.csv are written, result.json is not
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 import signal
 
-MOMENTS = ("terminal-saved", "evaluated", "cell-files-written", "result-written")
+MOMENTS = ("best-saved", "terminal-saved", "evaluated", "cell-files-written", "result-written")
 _reached: dict[str, int] = {}
 
 

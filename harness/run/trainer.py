@@ -285,6 +285,7 @@ class FoldTrainer:
                     if self.restore_best:
                         self.best_weights = copy.deepcopy(self.model.state_dict())
                         atomic_save_torch(self.best_path, self.best_weights)
+                        kill_point("best-saved")
                 else:
                     s.bad_epochs += 1
                 if patience is not None and s.bad_epochs >= patience:

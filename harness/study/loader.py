@@ -20,7 +20,7 @@ from harness.errors import Problem, StudyError, did_you_mean
 from harness.stats._results import StatsError
 from harness.stats.registry import metric_names, resolve_metric
 from harness.study.schema import ID_PATTERN, ArmSpec, Study, TrainingSpec
-from harness.study.yamlio import load_value, read_yaml_with_lines  # noqa: F401 (read_yaml_with_lines re-exported)
+from harness.study.yamlio import load_value, read_yaml_with_lines
 
 Path_ = tuple[str | int, ...]
 

@@ -112,7 +112,7 @@ def test_sigkill_at_random_moments_then_rerun_is_identical(stopping_reference: t
     kills, started = 0, time.monotonic()
     while kills < 20:
         if kills % 4 == 3:
-            code = _child(study, out, kill_at=f"{rng.choice(WINDOWS)}@{rng.randint(1, 2)}")
+            code = _child(study, out, kill_at=f"{rng.choice([*WINDOWS, 'best-saved'])}@{rng.randint(1, 3)}")
         else:
             code = _child(study, out, kill_after=rng.uniform(0.05, 2.5))
         if code == 0:  # the study finished before the kill: start over so every kill lands in real work

@@ -60,8 +60,10 @@ def test_scheduler_option_out_of_range_is_refused_before_any_trial(write_study, 
 def test_zero_or_negative_trials_is_an_error(write_study, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
                                              trials: str) -> None:
     study = _tune(write_study, SPACE)
-    assert main(["tune", str(study), "--out", str(tmp_path / "run"), "--quiet", "--trials", trials]) == 2
+    out = tmp_path / "run"
+    assert main(["tune", str(study), "--out", str(out), "--quiet", "--trials", trials, "--workers", "2"]) == 2
     assert f"--trials must be at least 1 (got {trials})" in capsys.readouterr().err
+    assert not (out / "tuning.db").exists()  # refused before any worker started
 
 
 def test_trials_that_keep_failing_stop_with_the_first_failure(write_study, tmp_path: Path,  # type: ignore[no-untyped-def]

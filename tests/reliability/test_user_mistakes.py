@@ -150,14 +150,16 @@ def test_5001_digit_label_is_a_label() -> None:
     assert labels.tolist() == [3, 1, 2, 0, 1]
 
 
-def test_compare_json_into_a_closed_pipe(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["compare", "{run}", "--baseline", "plain", "--json"], ["list", "attention"]],
+                         ids=["compare --json", "small output"])
+def test_output_into_a_closed_pipe(tmp_path: Path, command: list[str]) -> None:
     rows = [{"arm": arm, "repeat": 0, "fold": f, "accuracy": 0.5 + 0.01 * f + (0.1 if arm == "se" else 0),
              "f1_macro": 0.5, "n_train": 20, "n_val": 5} for arm in ("plain", "se") for f in range(5)]
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     read, write = os.pipe()
     os.close(read)  # like `| head` that has already exited
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(tmp_path), "--baseline", "plain", "--json"],
-                          stdout=write, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    line = [sys.executable, "-m", "harness.cli", *[part.format(run=tmp_path) for part in command]]
+    done = subprocess.run(line, stdout=write, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
     os.close(write)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
