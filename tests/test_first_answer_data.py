@@ -124,6 +124,8 @@ def test_ungrouped_frames_are_warned_about(tmp_path: Path) -> None:
     ([f"{'cat' if i % 2 else 'dog'}.{i}.jpg" for i in range(20)], 2, False),  # one prefix per class
     ([f"case{i}.png" for i in range(20)], 2, False),  # every name its own source ("case" shared is one prefix)
     ([f"{w}.png" for w in "abcdefghij"], 2, False),  # no numbers
+    ([f"{i}.png" for i in range(100)], 2, False),  # plain numbers are not frames of sources "1".."9"
+    ([f"{v}_{f}.png" for v in range(10, 16) for f in range(3)], 2, True),  # numeric video ids, set off
 ])
 def test_frame_name_detection(names: list[str], n_classes: int, flagged: bool) -> None:
     assert (frame_name_warning(names, n_classes) is not None) is flagged
