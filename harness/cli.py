@@ -13,13 +13,10 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import HarnessError, Interrupted, StudyError
+from harness.run.threads import THREADS_HELP, default_threads, threads_flag
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-
-THREADS_HELP = ("torch CPU threads per process (sets training.threads; default: the cores available to this "
-                "process divided by the local workers, so processes do not oversubscribe)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -146,11 +143,7 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from harness.study.loader import load_study
     from harness.study.validate import validate_study
 
-    if getattr(args, "threads", None):
-        if args.threads < 1:
-            raise HarnessError(f"--threads must be at least 1, got {args.threads}")
-        args.overrides = [*args.overrides, f"training.threads={args.threads}"]
-        args.threads = None  # applied once
+    threads_flag(args)
 
     study = load_study(args.study, args.overrides)
     registry = _registry(args, study.spec.plugins)
@@ -243,8 +236,6 @@ def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None) 
     out.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{out / 'cells.db'}"
     if threads is None:
-        from harness.run.runner import default_threads
-
         args.overrides = [*args.overrides, f"training.threads={default_threads(args.parallel)}"]
     _spawn_workers(args, "run", out, storage, args.parallel - 1, "--no-report")
     return storage
@@ -337,11 +328,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
     import yaml
 
-    from harness.run.runner import default_threads
-
-    if args.threads is not None and args.threads < 1:
-        raise HarnessError(f"--threads must be at least 1, got {args.threads}")
-    torch.set_num_threads(args.threads or default_threads())
+    torch.set_num_threads(threads_flag(args) or default_threads())
     if args.mode == "data":
         return _bench_data(args)
     from harness.bench import BenchConfig, run_bench

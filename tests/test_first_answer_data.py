@@ -161,12 +161,12 @@ def test_default_threads_follow_the_cores_this_process_may_use() -> None:
     import sys
 
     code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
-            "from harness.run.runner import default_threads; print(default_threads(), default_threads(4))")
+            "from harness.run.threads import default_threads; print(default_threads(), default_threads(4))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["1", "1"]
     import os
 
-    from harness.run.runner import default_threads
+    from harness.run.threads import default_threads
     assert default_threads(1) == len(os.sched_getaffinity(0))
     assert default_threads(len(os.sched_getaffinity(0)) * 2) == 1
 

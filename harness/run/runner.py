@@ -23,14 +23,15 @@ import yaml
 from harness import __version__
 from harness.atomic import atomic_write_text
 from harness.contracts import FoldContext, StudyContext
+from harness.data.prepared import PreparedData, normalization, prepare_data, write_data_files
 from harness.errors import HarnessError, Interrupted
-from harness.stats.metrics import classification_metrics
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
-from harness.data.prepared import PreparedData, normalization, prepare_data, write_data_files
-from harness.study.loader import Arm, LoadedStudy
 from harness.run.flags import baseline_rates, training_flag
+from harness.run.threads import default_threads
 from harness.run.trainer import CorruptCheckpoint, FoldInputs, FoldTrainer, seed_for
+from harness.stats.metrics import classification_metrics
+from harness.study.loader import Arm, LoadedStudy
 
 RESULT_FILE = "result.json"
 
@@ -82,15 +83,6 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
-
-
-def default_threads(workers: int = 1) -> int:
-    """Torch CPU threads that do not oversubscribe: the cores this process may use / local workers."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
 
 
 def resolve_device(name: str) -> torch.device:
