@@ -196,7 +196,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     study, registry = _load(args)
     out = (args.out or Path("runs") / study.name).resolve()
     if args.workers > 1:
-        _tune_workers(args, out)
+        _tune_workers(args, out, study.spec.training.threads)
     options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet)
     summary = tune_study(study, registry, options, args.overrides)
     for worker in getattr(args, "extra_workers", []):
@@ -223,9 +223,10 @@ def _spawn_workers(args: argparse.Namespace, command: str, out: Path, storage: s
     args.extra_workers = [subprocess.Popen(line, stdout=subprocess.DEVNULL) for _ in range(count)]
 
 
-def _tune_workers(args: argparse.Namespace, out: Path) -> None:
-    """``tune --workers N``: N - 1 extra workers on the same storage."""
+def _tune_workers(args: argparse.Namespace, out: Path, study_threads: int | None) -> None:
+    """``tune --workers N``: N - 1 extra workers on the same storage; the threads split between them unless set."""
     args.storage = args.storage or f"sqlite:///{out / 'tuning.db'}"
+    args.overrides += [] if study_threads else [f"training.threads={default_threads(args.workers)}"]
     _spawn_workers(args, "tune", out, args.storage, args.workers - 1,
                    *(["--trials", str(args.trials)] if args.trials else []))
 

@@ -192,3 +192,20 @@ def test_readme_lists_every_dataset_option_from_the_option_models(capsys: pytest
         for option in model.model_fields:
             assert f"| `{option}` |" in table
     assert readme.count("group_column") == 1  # grouping is described one way (cv.group), the old option only listed
+
+
+def test_tune_workers_split_the_threads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`tune --workers N` gives each worker process cores / N threads unless the study sets them."""
+    import argparse
+
+    from harness import cli
+    from harness.run.threads import default_threads
+
+    spawned: list[list[str]] = []
+    monkeypatch.setattr(cli, "_spawn_workers", lambda args, *rest: spawned.append(list(args.overrides)))
+    args = argparse.Namespace(storage=None, overrides=[], workers=2, trials=None)
+    cli._tune_workers(args, tmp_path, None)
+    assert spawned == [[f"training.threads={default_threads(2)}"]] and args.overrides == spawned[0]
+    args = argparse.Namespace(storage=None, overrides=[], workers=2, trials=None)
+    cli._tune_workers(args, tmp_path, 3)  # the study's own training.threads wins
+    assert args.overrides == []
