@@ -89,7 +89,7 @@ def test_validate_ok_prints_the_data_summary(tmp_path: Path, capsys: pytest.Capt
     assert main(["validate", str(study)]) == 0
     out = capsys.readouterr().out
     assert "classes: a-lines 12, b-lines 12" in out and "groups: 8; per class: a-lines 4, b-lines 4" in out
-    assert "repeat 0 fold 1: train" in out and "dataset checked" in out
+    assert "repeat 0 fold 1: train" in out and "data checked" in out
 
 
 def test_folder_group_pattern_keeps_frames_of_a_video_together(tmp_path: Path) -> None:
