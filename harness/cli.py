@@ -20,15 +20,12 @@ from harness.cli_checks import (
 )
 from harness.cli_tools import cmd_bench, cmd_list, cmd_model, cmd_plugins, cmd_prepare, cmd_report
 from harness.errors import HarnessError, Interrupted, StudyError
+from harness.run.threads import THREADS_HELP, default_threads
 from harness.stats.commands import add_parsers as add_stats_parsers
 from harness.stats.commands import cmd_compare, cmd_plan, verdict_lines
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-
-THREADS_HELP = ("torch CPU threads per process (sets training.threads; default: the cores available to this "
-                "process divided by the local workers, so processes do not oversubscribe)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a study file; every problem at once, with line numbers")
     validate.add_argument("study", type=Path)
+    validate.add_argument("--no-data", action="store_true", help="check the study file only, not its dataset")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     plugins = sub.add_parser("plugins", help="list plugins and what they register")
@@ -160,10 +158,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from harness.study.validate import validate_study
 
     study = load_study(args.study, args.overrides)
-    notes = validate_study(study, registry_for(args, study.spec.plugins), data=True)
-    for note in notes:
-        print(f"  {note}")
-    print(f"{args.study}: OK ({len(study.arms)} arm(s): {', '.join(study.arms)}; dataset checked)")
+    notes = validate_study(study, registry_for(args, study.spec.plugins), data=not args.no_data)
+    print("".join(f"  {note}\n" for note in notes), end="")
+    print(f"{args.study}: OK ({len(study.arms)} arm(s): {', '.join(study.arms)}; data {'not ' * args.no_data}checked)")
     return 0
 
 
@@ -207,7 +204,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     study, registry = load_validated(args)
     out = run_directory(args.out or Path("runs") / study.name)
     if args.workers > 1:
-        _tune_workers(args, out)
+        _tune_workers(args, out, study.spec.training.threads)
     options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet)
     summary = tune_study(study, registry, options, args.overrides)
     for worker in getattr(args, "extra_workers", []):
@@ -235,9 +232,10 @@ def _spawn_workers(args: argparse.Namespace, command: str, out: Path, storage: s
     args.extra_workers = [subprocess.Popen(line, stdout=subprocess.DEVNULL) for _ in range(count)]
 
 
-def _tune_workers(args: argparse.Namespace, out: Path) -> None:
-    """``tune --workers N``: N - 1 extra workers on the same storage."""
+def _tune_workers(args: argparse.Namespace, out: Path, study_threads: int | None) -> None:
+    """``tune --workers N``: N - 1 extra workers on the same storage; the threads split between them unless set."""
     args.storage = args.storage or f"sqlite:///{out / 'tuning.db'}"
+    args.overrides += [] if study_threads else [f"training.threads={default_threads(args.workers)}"]
     _spawn_workers(args, "tune", out, args.storage, args.workers - 1,
                    *(["--trials", str(args.trials)] if args.trials else []))
 
@@ -248,8 +246,6 @@ def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, 
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{out / 'cells.db'}"
     if threads is None:
-        from harness.run.inputs import default_threads
-
         args.overrides = [*args.overrides, f"training.threads={default_threads(args.workers)}"]
     _spawn_workers(args, "run", out, storage, args.workers - 1, "--no-report")
     return storage

@@ -69,14 +69,11 @@ def registry_for(args: argparse.Namespace, modules: Sequence[str] = ()):  # type
 
 def load_validated(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The study file with --set/--threads applied, and its registry; every problem at once."""
+    from harness.run.threads import threads_flag
     from harness.study.loader import load_study
     from harness.study.validate import validate_study
 
-    if getattr(args, "threads", None):
-        if args.threads < 1:
-            raise HarnessError(f"--threads must be at least 1, got {args.threads}")
-        args.overrides = [*args.overrides, f"training.threads={args.threads}"]
-        args.threads = None  # applied once
+    threads_flag(args)
 
     study = load_study(args.study, args.overrides)
     registry = registry_for(args, study.spec.plugins)

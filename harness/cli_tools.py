@@ -39,6 +39,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         print(options_markdown([(n, getattr(registry.get(args.kind, n), "options", None)) for n in names]))
         return 0
+    if args.options and args.kind == "datasets":
+        from harness.options import options_markdown
+
+        print(options_markdown([(n, getattr(registry.get(args.kind, n), "options", None)) for n in names]))
+        return 0
     width = max((len(n) for n in names), default=0)
     for name in names:
         print(f"{name:<{width}}  {registry.get(args.kind, name).summary}")
@@ -87,11 +92,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from harness.run.inputs import default_threads
+    from harness.run.threads import default_threads, threads_flag
 
-    if args.threads is not None and args.threads < 1:
-        raise HarnessError(f"--threads must be at least 1, got {args.threads}")
-    torch.set_num_threads(args.threads or default_threads())
+    torch.set_num_threads(threads_flag(args) or default_threads())
     if args.mode == "data":
         return _bench_data(args)
     from harness.bench import BenchConfig, run_bench

@@ -89,7 +89,7 @@ def test_validate_ok_prints_the_data_summary(tmp_path: Path, capsys: pytest.Capt
     assert main(["validate", str(study)]) == 0
     out = capsys.readouterr().out
     assert "classes: a-lines 12, b-lines 12" in out and "groups: 8; per class: a-lines 4, b-lines 4" in out
-    assert "repeat 0 fold 1: train" in out and "dataset checked" in out
+    assert "repeat 0 fold 1: train" in out and "data checked" in out
 
 
 def test_folder_group_pattern_keeps_frames_of_a_video_together(tmp_path: Path) -> None:
@@ -124,6 +124,8 @@ def test_ungrouped_frames_are_warned_about(tmp_path: Path) -> None:
     ([f"{'cat' if i % 2 else 'dog'}.{i}.jpg" for i in range(20)], 2, False),  # one prefix per class
     ([f"case{i}.png" for i in range(20)], 2, False),  # every name its own source ("case" shared is one prefix)
     ([f"{w}.png" for w in "abcdefghij"], 2, False),  # no numbers
+    ([f"{i}.png" for i in range(100)], 2, False),  # plain numbers are not frames of sources "1".."9"
+    ([f"{v}_{f}.png" for v in range(10, 16) for f in range(3)], 2, True),  # numeric video ids, set off
 ])
 def test_frame_name_detection(names: list[str], n_classes: int, flagged: bool) -> None:
     assert (frame_name_warning(names, n_classes) is not None) is flagged
@@ -159,12 +161,12 @@ def test_default_threads_follow_the_cores_this_process_may_use() -> None:
     import sys
 
     code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
-            "from harness.run.runner import default_threads; print(default_threads(), default_threads(4))")
+            "from harness.run.threads import default_threads; print(default_threads(), default_threads(4))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["1", "1"]
     import os
 
-    from harness.run.runner import default_threads
+    from harness.run.threads import default_threads
     assert default_threads(1) == len(os.sched_getaffinity(0))
     assert default_threads(len(os.sched_getaffinity(0)) * 2) == 1
 
@@ -190,3 +192,20 @@ def test_readme_lists_every_dataset_option_from_the_option_models(capsys: pytest
         for option in model.model_fields:
             assert f"| `{option}` |" in table
     assert readme.count("group_column") == 1  # grouping is described one way (cv.group), the old option only listed
+
+
+def test_tune_workers_split_the_threads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`tune --workers N` gives each worker process cores / N threads unless the study sets them."""
+    import argparse
+
+    from harness import cli
+    from harness.run.threads import default_threads
+
+    spawned: list[list[str]] = []
+    monkeypatch.setattr(cli, "_spawn_workers", lambda args, *rest: spawned.append(list(args.overrides)))
+    args = argparse.Namespace(storage=None, overrides=[], workers=2, trials=None)
+    cli._tune_workers(args, tmp_path, None)
+    assert spawned == [[f"training.threads={default_threads(2)}"]] and args.overrides == spawned[0]
+    args = argparse.Namespace(storage=None, overrides=[], workers=2, trials=None)
+    cli._tune_workers(args, tmp_path, 3)  # the study's own training.threads wins
+    assert args.overrides == []

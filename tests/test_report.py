@@ -116,6 +116,7 @@ def test_report_in_a_real_browser(finished_run: Path) -> None:
         page.goto((finished_run / "report.html").as_uri())
         images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
         answer = page.locator("#answer").bounding_box()
+        desktop_width = page.evaluate("document.documentElement.scrollWidth")  # wide tables scroll inside .scroll
         first_screen = page.locator(".verdict").first.inner_text()
         page.screenshot(path=str(ARTIFACTS / "quickstart-report-first-screen.png"))
         page.screenshot(path=str(ARTIFACTS / "quickstart-report.png"), full_page=True)
@@ -135,6 +136,7 @@ def test_report_in_a_real_browser(finished_run: Path) -> None:
     assert errors == []
     assert len(images) >= 6 and all(ok for _, ok in images), images
     assert answer is not None and answer["y"] < 900, answer  # the answer starts on the first screen
+    assert desktop_width <= 1200, desktop_width
     assert "se-resnet18" in first_screen and "resnet18" in first_screen
     assert overflow == [] and page_width <= 703, (overflow, page_width)
     assert len(pdf) > 10_000 and (ARTIFACTS / "quickstart-report.png").stat().st_size > 10_000

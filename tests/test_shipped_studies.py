@@ -14,8 +14,15 @@ STUDIES = sorted((Path(__file__).parents[1] / "studies").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("study", STUDIES, ids=[s.stem for s in STUDIES])
-def test_shipped_study_validates(study: Path) -> None:
-    assert main(["validate", str(study)]) == 0
+def test_shipped_study_validates(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Studies on bundled data validate with their data; the seed studies point at data a user brings
+    (a placeholder path), so their file validates alone and the data check names the missing path."""
+    if "/path/to/" not in study.read_text():
+        assert main(["validate", str(study)]) == 0
+        return
+    assert main(["validate", "--no-data", str(study)]) == 0
+    assert main(["validate", str(study)]) == 2
+    assert "/path/to/" in capsys.readouterr().err
 
 
 def test_se_reduction_study_runs_shrunk(tmp_path: Path) -> None:

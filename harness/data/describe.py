@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 # "<source>_frame12", "<source>-slice_3", "<source> img7", or "<source>_12" (bare trailing number)
-_FRAME = re.compile(r"^(?P<source>.+?)[ _.\-]*(?P<kind>frames?|slices?|frm|img|image|f|s)?[ _.\-]*\d+$", re.IGNORECASE)
+_FRAME = re.compile(r"^(?P<source>.+?)(?P<gap>[ _.\-]*(?:frames?|slices?|frm|img|image|f|s)?[ _.\-]*)\d+$", re.IGNORECASE)
 
 
 def frame_sources(names: Sequence[str]) -> dict[str, str]:
@@ -20,7 +20,8 @@ def frame_sources(names: Sequence[str]) -> dict[str, str]:
     for name in names:
         stem = re.sub(r"(\.[A-Za-z][A-Za-z0-9]{1,3})+$", "", name.replace("\\", "/").rsplit("/", 1)[-1])
         match = _FRAME.match(stem)
-        if match:
+        # "1234" is a number, not frame 234 of source "1": a source ends in a letter or is set off
+        if match and (match.group("gap") or not match.group("source")[-1].isdigit()):
             out[name] = match.group("source")
     return out
 

@@ -32,7 +32,8 @@ def _fmt(value: float | None, metric: str, sign: bool = False) -> str:
     if value is None or not math.isfinite(value):
         return "–"
     factor, unit = _scale(metric)
-    return f"{factor * value:{'+' if sign else ''}.1f}{unit}" if factor != 1 else f"{value:{'+' if sign else ''}.3g}"
+    text = f"{factor * value:{'+' if sign else ''}.1f}" if factor != 1 else f"{value:{'+' if sign else ''}.3g}"
+    return ("0.0" if text in ("-0.0", "+0.0") else text) + unit
 
 
 def _interval(arm: dict[str, Any]) -> tuple[float, float] | None:

@@ -47,7 +47,11 @@ def arm_curves_png(histories: Mapping[str, Sequence[pd.DataFrame]], metric: str)
                 sd = frame.std(axis=1).fillna(0)
                 ax.fill_between(mean.index, mean - sd, mean + sd, color=color, alpha=0.15)
     ax.set(title=f"{metric}: every arm (mean over folds; band ± sd)", xlabel="epoch", ylabel=metric)
-    if metric == "loss":  # the schedule, once per arm (arms may override it)
+    if metric == "loss":  # log scale: one unstable epoch must not flatten the rest; and the schedule per arm
+        if all((h[f"{split}_loss"] > 0).all() for frames in histories.values() for h in frames
+               for split in ("train", "val")):
+            ax.set_yscale("log")
+            ax.set_ylabel("loss (log scale)")
         lr_axis = ax.twinx()
         for index, frames in enumerate(histories.values()):
             lr_axis.step(frames[0]["epoch"], frames[0]["lr"], where="post", color=colors[index % len(colors)],

@@ -224,10 +224,8 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
     curves = {m: arm_curves_png(histories, m) for m in ("loss", "accuracy")} if histories else {}
     columns = [c for c in ("arm", "repeat", "fold", "status", "accuracy", "majority_rate", "f1_macro", "loss",
                            "test_accuracy", "epochs", "scored_epoch", "best_epoch", "seconds", "training_flag") if c in results]
-    if "training_flag" in results:
+    if "training_flag" in results:  # flagged cells: in the answer box, the per-fold table and compare's warnings
         results["training_flag"] = results["training_flag"].fillna("")
-        for row in results[results["training_flag"] != ""].itertuples():
-            warnings.append(f"{row.arm} repeat {row.repeat} fold {row.fold}: training failed? {row.training_flag}")
     data = ReportData(
         study_name=study["name"], created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, plugins=run_info.get("plugins", []), git_commit=run_info.get("study_git_commit", ""),

@@ -1,28 +1,20 @@
-"""What one fold trains on: the device, the CPU threads, and the fold's tensors placed there once."""
+"""What one fold trains on: the device, and the fold's tensors placed there once."""
 
 from __future__ import annotations
-
-import os
 
 import torch
 
 from harness.data.prepared import PreparedData, normalization
 from harness.data.splits import Fold
 from harness.errors import HarnessError
+from harness.run.threads import default_threads
 from harness.run.trainer import FoldInputs
+
+__all__ = ["FoldDataTooLarge", "default_threads", "fold_inputs", "resolve_device"]
 
 
 class FoldDataTooLarge(torch.cuda.OutOfMemoryError):
     """The fold's images, not a batch, exhausted GPU memory."""
-
-
-def default_threads(workers: int = 1) -> int:
-    """Torch CPU threads that do not oversubscribe: the cores this process may use / local workers."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
 
 
 def resolve_device(name: str) -> torch.device:

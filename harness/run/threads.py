@@ -1,0 +1,31 @@
+"""CPU threads per process: a default that does not oversubscribe, and the ``--threads`` flag."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from harness.errors import HarnessError
+
+THREADS_HELP = ("torch CPU threads per process (sets training.threads; default: the cores available to this "
+                "process divided by the local workers, so processes do not oversubscribe)")
+
+
+def default_threads(workers: int = 1) -> int:
+    """Torch CPU threads that do not oversubscribe: the cores this process may use / local workers."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def threads_flag(args: argparse.Namespace) -> int | None:
+    """``--threads`` checked (>= 1); for study commands also added once as a ``training.threads`` override."""
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise HarnessError(f"--threads must be at least 1, got {threads}")
+    if threads and hasattr(args, "overrides") and getattr(args, "command", "") in ("run", "tune"):
+        args.overrides = [*args.overrides, f"training.threads={threads}"]
+        args.threads = None  # applied once
+    return threads
