@@ -265,7 +265,8 @@ class FoldTrainer:
             if not (math.isfinite(train_loss) and (math.isfinite(inner_loss) or not inputs.has_inner)
                     and self._weights_finite()):
                 what = (f"loss became {train_loss}" if not math.isfinite(train_loss) else
-                        f"inner loss became {inner_loss}" if not math.isfinite(inner_loss) else "weights became non-finite")
+                        f"inner loss became {inner_loss}" if inputs.has_inner and not math.isfinite(inner_loss)
+                        else "weights became non-finite")
                 status, note = "diverged", f"{what} at epoch {s.epoch}"
                 self._save(None)
                 break
