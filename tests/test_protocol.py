@@ -119,6 +119,9 @@ def test_every_arm_gets_the_same_inner_split_and_named_curves(write_study, tmp_p
     resolved = yaml.safe_load((out / "study.yaml").read_text())
     assert resolved["training"]["selection"] == {"rule": "last", "inner_fraction": 0.25}
     assert resolved["training"]["early_stopping"]["monitor"] == "inner_loss"  # the split it really watches
+    from harness.study.loader import load_study
+
+    assert load_study(out / "study.yaml").spec.training.selection.inner_fraction == 0.25  # the report reloads it
 
 
 @pytest.mark.parametrize(("update", "arms", "message"), [

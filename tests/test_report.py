@@ -41,7 +41,9 @@ def test_report_data_values(finished_run: Path) -> None:
         assert (summary.low, summary.high) == (pytest.approx(max(0.0, accuracy.mean() - half)),
                                                pytest.approx(min(1.0, accuracy.mean() + half)))
         assert arm.folds == 3 and arm.params > 11_000_000 and arm.flops > 0 and arm.throughput > 0
-    assert data.protocol == "3-fold stratified CV grouped by patient, 1 repeat"
+    assert data.protocol == ("3-fold stratified CV grouped by patient, 1 repeat, model selection: none, the last epoch "
+                             "is scored, augmentation: none, init: standard (every BatchNorm weight 1; timm's "
+                             "zero_init_last off)")
     assert set(data.curves) == {"loss", "accuracy"}  # every arm on one plot per metric
     assert sum(sum(row) for row in data.confusion["resnet18"]) == 48  # every sample once, out of fold
     assert all(abs(sum(row) - 1) < 1e-2 for row in data.confusion_normalized["resnet18"])

@@ -80,7 +80,9 @@ def test_rerun_skips_finished_cells(write_study, tmp_path: Path) -> None:  # typ
 
 
 def test_killed_mid_fold_resumes_to_identical_results(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    study = write_study({"training": {"epochs": 4}})
+    # augmentation and best-epoch restore on the inner split declared, so their state is resumed too
+    study = write_study({"training": {"epochs": 4, "selection": {"rule": "best", "inner_fraction": 0.25}},
+                         "dataset": {"augment": "standard"}})
     reference = tmp_path / "reference"
     _run(study, reference, "--no-report")
     out = tmp_path / "killed"

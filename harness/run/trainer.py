@@ -269,9 +269,14 @@ class FoldTrainer:
             s.history.append(row)
             s.epoch, s.step = s.epoch + 1, 0
             self.on_epoch(row)
-            if not (math.isfinite(train_loss) and (math.isfinite(inner_loss) or not inputs.has_inner)):
-                bad = train_loss if not math.isfinite(train_loss) else inner_loss
-                s.terminal, s.note = "diverged", f"loss became {bad} at epoch {s.epoch}"
+            # divergence is read off the training loss, the inner split and the weights themselves:
+            # never off the scored fold
+            if not (math.isfinite(train_loss) and (math.isfinite(inner_loss) or not inputs.has_inner)
+                    and self._weights_finite()):
+                what = (f"loss became {train_loss}" if not math.isfinite(train_loss) else
+                        f"inner loss became {inner_loss}" if inputs.has_inner and not math.isfinite(inner_loss)
+                        else "weights became non-finite")
+                s.terminal, s.note = "diverged", f"{what} at epoch {s.epoch}"
                 self._save(None)
                 kill_point("terminal-saved")
                 break
@@ -311,6 +316,11 @@ class FoldTrainer:
         status = "diverged" if s.terminal == "diverged" else "ok"
         return FoldOutcome(status, s.history, s.best_epoch, s.epoch, val_probs, test_probs, s.seconds, s.note,
                            scored_epoch)
+
+    def _weights_finite(self) -> bool:
+        """Whether every weight and float buffer (BatchNorm statistics) is finite; one device sync."""
+        tensors = [t for t in (*self.model.parameters(), *self.model.buffers()) if t.is_floating_point()]
+        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
     def train_step(self, idx: torch.Tensor, generator: torch.Generator, loss_sum: torch.Tensor,
                    correct: torch.Tensor) -> None:

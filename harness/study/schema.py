@@ -185,21 +185,6 @@ class ArmSpec(StrictModel):
     pretrained: bool | str = False
     training: dict[str, Any] = Field(default_factory=dict, description="overrides of training.*")
 
-    @field_validator("training")
-    @classmethod
-    def _same_selection_for_all(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if "selection" in value:
-            raise ValueError("training.selection is set once for the study (every arm is scored by the same "
-                             "rule on the same inner split); move it to the study's training: section")
-        return value
-
-    @field_validator("attention")
-    @classmethod
-    def _attention_has_name(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        if isinstance(value, dict) and not isinstance(value.get("name"), str):
-            raise ValueError("an attention mapping needs a 'name' (e.g. {name: se, reduction: 16})")
-        return value
-
 
 class CompareSpec(StrictModel):
     baseline: str | None = None
@@ -267,6 +252,22 @@ class Study(StrictModel):
     init: Literal["standard", "zero_last_bn"] = Field(
         "standard", description="weight init for every arm: standard (every BatchNorm weight 1) or zero_last_bn "
         "(each residual branch's last BatchNorm weight 0, timm's zero_init_last; refused with attention)")
+
+    @field_validator("arms")
+    @classmethod
+    def _same_selection_for_all(cls, arms: dict[str, ArmSpec], info: ValidationInfo) -> dict[str, ArmSpec]:
+        study = info.data.get("training")
+        for name, arm in arms.items():
+            if study is None or "selection" not in arm.training:
+                continue
+            try:
+                same = SelectionSpec.model_validate(arm.training["selection"]) == study.selection
+            except ValueError:
+                same = False
+            if not same:  # (the resolved study repeats the study's own selection under every arm: allowed)
+                raise ValueError(f"arm {name!r} sets training.selection; it is set once for the study (every arm "
+                                 "is scored by the same rule on the same inner split): move it to training:")
+        return arms
 
     @model_validator(mode="after")
     def _has_arms(self) -> Study:

@@ -32,7 +32,7 @@ def _wait_for(path: Path, process: subprocess.Popen, limit: float = 120) -> None
 
 
 def test_ctrl_c_checkpoints_exits_nonzero_and_rerun_resumes(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    study = write_study({"training": {"epochs": 3}})
+    study = write_study({"training": {"epochs": 3}, "dataset": {"augment": "standard"}})  # mid-epoch augment draws resume
     reference = tmp_path / "reference"
     assert _run(study, reference) == 0
     out = tmp_path / "interrupted"
