@@ -197,7 +197,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from harness.run.runner import RunOptions, run_study
     from harness.study.loader import load_study
-    from harness.tuning.search import TuneOptions, best_overrides, tune_study
+    from harness.tuning.protocols import best_overrides, tune_study
+    from harness.tuning.search import TuneOptions
 
     if args.trials is not None and args.trials < 1:  # before any worker starts
         raise HarnessError(f"--trials must be at least 1 (got {args.trials}): it is the total number of trials per arm")

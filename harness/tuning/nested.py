@@ -11,28 +11,31 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
 from harness.atomic import atomic_write_text
-from harness.registry import Registry
 from harness.run.runner import RunOptions, StudyRunner
-from harness.study.loader import TUNE_METRICS, LoadedStudy, load_study
+from harness.study.loader import TUNE_METRICS, load_study
 from harness.tuning.search import (
     ArmObjective,
-    TuneOptions,
+    TuneSetup,
     arm_overrides,
     describe_study,
     optimize_arm,
 )
 
 
-def nested_tune(study: LoadedStudy, registry: Registry, options: TuneOptions, overrides: list[str], storage: Any,
-                total: int, direction: Literal["minimize", "maximize"], summary: dict[str, Any]) -> dict[str, Any]:
+def nested_tune(setup: TuneSetup) -> dict[str, Any]:
+    """Tune on an inner CV of each outer training part, score on the outer fold; results.csv and the report are
+    those outer scores. Returns the arms' outer results and the protocol line."""
+    study, registry, options, overrides = setup.study, setup.registry, setup.options, setup.overrides
+    storage, total, direction = setup.storage, setup.total, setup.direction
     assert study.spec.tune is not None
     tune = study.spec.tune
     out = options.out_dir
+    summary: dict[str, Any] = {"arms": {}, "protocol": ""}
     outer = StudyRunner(study, registry, RunOptions(out, quiet=True, report=False, stats=False))
     data, costs = outer.setup()  # outer splits, classes, arms.json: the frame of the final report
     column = TUNE_METRICS[tune.metric]
@@ -72,7 +75,7 @@ def nested_tune(study: LoadedStudy, registry: Registry, options: TuneOptions, ov
     results = pd.DataFrame(rows)
     atomic_write_text(out / "results.csv", results.to_csv(index=False))
     atomic_write_text(out / "predictions.csv", pd.concat(predictions).to_csv(index=False))
-    atomic_write_text(out / "tuning.json", json.dumps(summary, indent=1, default=str))
+    atomic_write_text(out / "tuning.json", json.dumps({**setup.header(), **summary}, indent=1, default=str))
     outer.options.stats = results["arm"].nunique() > 1
     outer.options.report = True
     outer.finish(data, costs, results)

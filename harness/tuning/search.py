@@ -9,23 +9,17 @@ re-run. ``--trials`` is the total for the study, so a rerun resumes.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.atomic import atomic_write_text
-from harness.errors import HarnessError, StudyError
+from harness.errors import HarnessError
 from harness.registry import Registry
 from harness.run.trainer import seed_for
-from harness.stats.registry import resolve_metric
 from harness.study.loader import TUNE_METRICS, LoadedStudy, load_study, set_line
 from harness.study.schema import ParamSpec, TuneSpec
 
-HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_INTERVAL", "10"))  # seconds between worker heartbeats
-GRACE_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_GRACE", "30"))  # silence after which a worker counts as dead
 MAX_CONSECUTIVE_FAILURES = 5  # failed trials in a row (in this process) after which tuning stops
 
 
@@ -38,54 +32,23 @@ class TuneOptions:
     keep_checkpoints: bool = False
 
 
-def storage_for(url: str | None, run_dir: Path) -> Any:
-    """An Optuna storage with heartbeats (so dead workers' trials are re-run): RDB URL or journal file."""
-    import warnings
+@dataclass(frozen=True)
+class TuneSetup:
+    """What every tuning protocol (flat, nested) works from."""
 
-    import optuna
-    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-    from optuna.storages.journal import JournalFileBackend
+    study: LoadedStudy
+    registry: Registry
+    options: TuneOptions
+    overrides: list[str]
+    storage: Any
+    total: int  # trials per arm (per outer fold, nested)
+    direction: Literal["minimize", "maximize"]
 
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    url = url or f"sqlite:///{run_dir / 'tuning.db'}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
-    if url.startswith("journal:"):
-        journal = Path(url.removeprefix("journal:")).expanduser()
-        if not journal.parent.is_dir() or journal.is_dir():
-            raise HarnessError(f"storage {url!r}: {journal} is not a file in an existing folder; "
-                               "use journal:/existing/folder/tuning.log")
-        try:
-            return JournalStorage(JournalFileBackend(str(journal)))
-        except OSError as exc:
-            raise HarnessError(f"storage {url!r}: cannot open {journal}: {exc.strerror}") from None
-    url = with_postgres_driver(url)
-    engine: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
-        engine["connect_args"] = {"timeout": 60}  # several local workers wait for the file lock instead of failing
-    try:
-        return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                          heartbeat_stale_trial_callback=retry, engine_kwargs=engine)
-    except (ImportError, ModuleNotFoundError) as exc:
-        hint = "pip install 'ablation-harness[postgres]'" if url.startswith("postgresql") else "install its driver"
-        raise HarnessError(f"storage {url!r} needs a database driver: {exc} ({hint})") from None
-    except optuna.exceptions.StorageInternalError as exc:
-        raise HarnessError(f"cannot open storage {url!r}: {exc}") from None
-    except Exception as exc:  # sqlalchemy's URL/connection errors
-        raise HarnessError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from None
-
-
-def with_postgres_driver(url: str) -> str:
-    """``postgresql://`` with the driver that is installed: SQLAlchemy 2.1 defaults to psycopg 3, while the
-    ``postgres`` extra (and many systems) provide psycopg2. An explicit ``postgresql+driver://`` is kept."""
-    import importlib.util
-
-    if not url.startswith("postgresql://") or importlib.util.find_spec("psycopg") is not None:
-        return url
-    if importlib.util.find_spec("psycopg2") is not None:
-        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
-    raise HarnessError(f"storage {url!r} needs a PostgreSQL driver: pip install 'ablation-harness[postgres]' "
-                       "(psycopg2-binary) or psycopg[binary]")
+    def header(self) -> dict[str, Any]:
+        """The first fields of ``tuning.json``: what was optimised, and how."""
+        tune = self.study.spec.tune
+        assert tune is not None
+        return {"metric": tune.metric, "direction": self.direction, "pruner": tune.pruner, "sampler": tune.sampler}
 
 
 def _sampler(tune: TuneSpec, seed: int) -> Any:
@@ -204,44 +167,6 @@ class ArmObjective:
         return sum(scores) / len(scores)
 
 
-def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, overrides: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
-    """Tune every selected arm; write ``tuning.json`` (best values, counts, plots) in the run directory."""
-    import optuna
-
-    tune = study.spec.tune
-    if tune is None:
-        raise HarnessError(f"{study.source}: no 'tune:' section; add one with a search space (see the README)")
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by FailureGuard, without a traceback
-    from harness.study.validate import tune_space_problems
-
-    problems = tune_space_problems(study, registry)  # before any trial (cmd_tune's validate did it too)
-    if problems:
-        raise StudyError(problems)
-    import warnings
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    total = tune.trials if options.trials is None else options.trials
-    if total < 1:
-        raise HarnessError(f"--trials must be at least 1 (got {total}): it is the total number of trials per arm")
-    storage = storage_for(options.storage or tune.storage, options.out_dir)
-    direction: Literal["minimize", "maximize"] = resolve_metric(tune.metric, allow_test=False).direction
-    summary: dict[str, Any] = {"metric": tune.metric, "direction": direction, "pruner": tune.pruner,
-                               "sampler": tune.sampler, "protocol": "", "arms": {}}
-    if tune.nested:
-        from harness.tuning.nested import nested_tune
-
-        return nested_tune(study, registry, options, list(overrides), storage, total, direction, summary)
-    for arm in tune.arms or list(study.arms):
-        objective = ArmObjective(study, registry, arm, options, list(overrides))
-        optuna_study = optimize_arm(f"{study.name}:{arm}", objective, storage, total, direction, options.quiet)
-        summary["arms"][arm] = describe_study(optuna_study)
-    summary["protocol"] = (f"{tune.sampler} sampler, {tune.pruner} pruner, {total} trials per arm; each trial is the "
-                           f"arm's {study.spec.cv.folds}-fold CV (not nested: the best trial's score is optimistically biased, "
-                           "and a --then-run comparison reuses the folds the values were tuned on)")
-    atomic_write_text(options.out_dir / "tuning.json", json.dumps(summary, indent=1, default=str))
-    return summary
-
-
 def optimize_arm(name: str, objective: ArmObjective, storage: Any, total: int, direction: Literal["minimize", "maximize"],
                  quiet: bool) -> Any:
     """Run (or resume) one Optuna study until it holds ``total`` complete or pruned trials."""
@@ -325,11 +250,3 @@ def describe_study(optuna_study: Any) -> dict[str, Any]:
         except Exception as exc:  # a plot that cannot be drawn (e.g. one distinct value) is left out
             out["plots_skipped"] = out.get("plots_skipped", []) + [f"{name}: {exc}"]
     return out
-
-
-def best_overrides(summary: dict[str, Any]) -> list[str]:
-    lines = []
-    for arm, info in summary["arms"].items():
-        if info["best_params"]:
-            lines += arm_overrides(arm, info["best_params"])
-    return lines
