@@ -12,6 +12,7 @@ from pathlib import Path
 from harness import __version__
 from harness.cli_checks import (
     USER_OS_ERRORS,
+    load_study_every_problem,
     load_validated,
     os_error_message,
     registry_for,
@@ -154,10 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.study.loader import load_study
     from harness.study.validate import validate_study
 
-    study = load_study(args.study, args.overrides)
+    study = load_study_every_problem(args)
     notes = validate_study(study, registry_for(args, study.spec.plugins), data=not args.no_data)
     print("".join(f"  {note}\n" for note in notes), end="")
     print(f"{args.study}: OK ({len(study.arms)} arm(s): {', '.join(study.arms)}; data {'not ' * args.no_data}checked)")

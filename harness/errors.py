@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 class HarnessError(Exception):
@@ -32,8 +33,9 @@ class Problem:
 class StudyError(HarnessError):
     """A study file with one or more problems, all reported at once."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], partial: Any = None):
         self.problems = problems
+        self.partial = partial  # the study with the faulty keys left out, so later stages can still be checked
         super().__init__("\n".join(str(p) for p in problems))
 
 

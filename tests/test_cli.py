@@ -73,3 +73,13 @@ def test_written_files_follow_the_umask(tmp_path: Path, umask: int, mode: int) -
     finally:
         os.umask(previous)
     assert (tmp_path / "results.csv").stat().st_mode & 0o777 == mode
+
+
+def test_validate_reports_schema_and_component_problems_in_one_round(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    study = tmp_path / "bad.yaml"
+    study.write_text("name: bad\ndataset: {name: phantom, image_size: 32, options: {classes: 2, per_class: 8}}\n"
+                     "cv: {folds: 2}\ntrainng: {epochs: 1}\narms:\n  a: {backbone: resnet2000, attention: none}\n")
+    assert main(["validate", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err
+    assert "bad.yaml:4: trainng: unknown key 'trainng'" in err and "bad.yaml:6: arms.a.backbone: unknown backbone" in err

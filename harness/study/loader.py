@@ -16,7 +16,7 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import Problem, StudyError, did_you_mean
+from harness.errors import HarnessError, Problem, StudyError, did_you_mean
 from harness.stats._results import StatsError
 from harness.stats.registry import metric_names, resolve_metric
 from harness.study.schema import ID_PATTERN, ArmSpec, Study, TrainingSpec
@@ -215,11 +215,13 @@ def study_from_data(data: Any, lines: dict[Path_, int], source: Path, overrides:
     if not isinstance(data, dict):
         raise StudyError([Problem(file, 1, "", "a study file must be a YAML mapping (name:, dataset:, arms: ...)")])
     problems = apply_overrides(data, overrides, lines)
+    partial = None
     try:
         spec = Study.model_validate(data)
     except ValidationError as exc:
         problems += _pydantic_problems(exc, file, lines, (), Study)
         spec = None
+        partial = _without_faulty_keys(data, exc, lines, source)
     arms: dict[str, Arm] = {}
     if spec is not None:
         arms, arm_problems = _resolve_arms(spec, data, file, lines)
@@ -229,8 +231,28 @@ def study_from_data(data: Any, lines: dict[Path_, int], source: Path, overrides:
     if spec is not None and spec.tune is not None and not problems:
         problems += _tune_problems(spec, data, file, lines)
     if problems or spec is None:
-        raise StudyError(problems)
+        raise StudyError(problems, partial)
     return LoadedStudy(spec=spec, arms=arms, source=source, data=data, lines=lines)
+
+
+def _without_faulty_keys(data: dict[str, Any], exc: ValidationError, lines: dict[Path_, int],
+                         source: Path) -> LoadedStudy | None:
+    """The study with every key the schema refused left out (defaults apply), or None when that is not a
+    valid study either: later stages (component names, the data) can then report their problems too."""
+    pruned = copy.deepcopy(data)
+    for error in exc.errors():
+        parent: Any = pruned
+        *path, last = error["loc"]
+        for key in path:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.pop(last, None)
+    try:
+        spec = Study.model_validate(pruned)
+        arms, problems = _resolve_arms(spec, pruned, str(source), lines)
+    except (ValidationError, HarnessError):
+        return None
+    return None if problems else LoadedStudy(spec=spec, arms=arms, source=source, data=pruned, lines=lines)
 
 
 def _baseline_problems(data: dict[str, Any], file: str, lines: Mapping[Path_, int]) -> list[Problem]:
