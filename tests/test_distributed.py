@@ -19,6 +19,8 @@ import optuna
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `-m "not slow"` skips them; CI runs them
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -10,6 +10,8 @@ import pytest
 
 from harness.cli import main
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `-m "not slow"` skips them; CI runs them
+
 STUDIES = sorted((Path(__file__).parents[1] / "studies").glob("*.yaml"))
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from harness.cli import main
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `-m "not slow"` skips them; CI runs them
+
 
 def _tune_study(write_study, pruner: str = "median", metric: str = "loss"):  # type: ignore[no-untyped-def]
     return write_study({
