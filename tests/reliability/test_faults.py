@@ -49,7 +49,7 @@ def test_ctrl_c_checkpoints_exits_nonzero_and_rerun_resumes(write_study, tmp_pat
 
 
 def test_truncated_checkpoint_restarts_the_fold_to_the_same_numbers(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    study = write_study({"training": {"epochs": 2}})
+    study = write_study({"training": {"epochs": 2, "checkpoints": "all"}})  # keep last.pt to damage
     out = tmp_path / "run"
     assert _run(study, out) == 0
     expected = pd.read_csv(out / "results.csv")
@@ -145,12 +145,12 @@ def test_fold_images_that_do_not_fit_on_the_gpu_are_not_blamed_on_the_batch(
     """OOM injected while the fold's images are placed on the device (no GPU in CI)."""
     import torch
 
-    import harness.run.runner
+    import harness.run.inputs
 
     def placement_out_of_memory(**fields: object) -> None:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(harness.run.runner, "FoldInputs", placement_out_of_memory)
+    monkeypatch.setattr(harness.run.inputs, "FoldInputs", placement_out_of_memory)
     assert _run(write_study(), tmp_path / "run") == 2
     err = capsys.readouterr().err
     # 24 phantom images of 32 x 32, one channel: every image is in the fold's train, val or test part

@@ -22,7 +22,7 @@ from harness.run import faults
 pytestmark = pytest.mark.slow  # end-to-end runs: `-m "not slow"` skips them; CI runs them
 
 WINDOWS = ["terminal-saved", "evaluated", "cell-files-written", "result-written"]
-STOPPING = {"training": {"epochs": 6, "early_stopping": {"patience": 1}}}
+STOPPING = {"training": {"epochs": 6, "early_stopping": {"patience": 1}, "selection": {"inner_fraction": 0.3}}}
 ONE_ARM = {"plain": {"backbone": "resnet20", "attention": "none"}}
 
 
