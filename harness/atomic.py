@@ -12,8 +12,9 @@ from typing import IO, Any
 from harness.errors import HarnessError
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Call ``write(fileobj)`` on a temp file next to ``path``, then atomically replace ``path``."""
+def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
+    """Call ``write(stream)`` on a temp file next to ``path``, then atomically replace ``path``; the stream
+    has ``write``/``flush``/``tell`` only (so a full disk keeps its errno)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -70,7 +71,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
@@ -86,4 +87,4 @@ def atomic_save_torch(path: Path, obj: Any) -> None:
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getbuffer())
+    atomic_write_bytes(path, buffer.getbuffer())  # no copy of a large checkpoint
