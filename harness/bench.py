@@ -20,6 +20,7 @@ from torch import nn
 
 from harness.models.build import build_model
 from harness.registry import Registry
+from harness.run import rundir as files
 from harness.run.inputs import resolve_device
 from harness.run.trainer import FoldInputs, FoldTrainer
 from harness.study.schema import AugmentSpec, TrainingSpec
@@ -196,9 +197,9 @@ def data_share(run_dir: Path) -> list[dict[str, Any]]:
     import pandas as pd
 
     rows = []
-    run = json.loads((run_dir / "run.json").read_text())
-    for arm_dir in sorted((run_dir / "cells").iterdir()):
-        histories = [pd.read_csv(p) for p in sorted(arm_dir.glob("*/history.csv"))]
+    run = json.loads((run_dir / files.RUN_INFO).read_text())
+    for arm_dir in sorted((run_dir / files.CELLS).iterdir()):
+        histories = [pd.read_csv(p) for p in sorted(arm_dir.glob(f"*/{files.HISTORY}"))]
         later = pd.concat([h.assign(epoch_seconds=h.seconds.diff(), epoch_data=h.data_seconds.diff()).iloc[1:]
                            for h in histories])
         rows.append({"arm": arm_dir.name, "epochs_measured": len(later),

@@ -21,6 +21,7 @@ from harness.data.images import DecodedImages, ImageTable, decode_images, descri
 from harness.data.splits import Splits, make_splits
 from harness.errors import HarnessError
 from harness.registry import Registry
+from harness.run import rundir as files
 from harness.study.loader import LoadedStudy
 
 
@@ -102,12 +103,12 @@ def describe_data(table: ImageTable, splits: Splits, cv: Any, log: Callable[[str
 
 
 def write_data_files(run_dir: Path, data: PreparedData) -> None:
-    atomic_write_text(run_dir / "splits.csv", data.splits.table.to_csv(index=False))
-    atomic_write_text(run_dir / "classes.json", json.dumps(data.table.class_names, indent=1))
+    atomic_write_text(run_dir / files.SPLITS, data.splits.table.to_csv(index=False))
+    atomic_write_text(run_dir / files.CLASSES, json.dumps(data.table.class_names, indent=1))
     if data.summary:
-        atomic_write_text(run_dir / "data_summary.json", json.dumps(data.summary, indent=1))
+        atomic_write_text(run_dir / files.DATA_SUMMARY, json.dumps(data.summary, indent=1))
     if data.skipped:
-        atomic_write_text(run_dir / "skipped_images.csv",
+        atomic_write_text(run_dir / files.SKIPPED,
                           pd.DataFrame(data.skipped, columns=["path", "reason"]).to_csv(index=False))
 
 

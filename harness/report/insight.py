@@ -13,6 +13,7 @@ import torch
 
 from harness.contracts import attention_modules
 from harness.report.plots import excitation_png, image_grid_png
+from harness.run import rundir as files
 
 MAX_GALLERY = 12
 
@@ -93,7 +94,7 @@ def _fold_model(run_dir: Path, arm_spec: dict[str, Any], registry: Any, classes:
     attention = dict(arm_spec["attention"])
     model = build_model(registry, arm_spec["backbone"], attention.pop("name"), attention, num_classes=classes,
                         in_chans=channels, image_size=size)
-    state = safe_torch_load(run_dir / "cells" / arm_spec["_name"] / cell / "best.pt")
+    state = safe_torch_load(run_dir / files.CELLS / arm_spec["_name"] / cell / files.BEST)
     assert isinstance(state, dict)
     model.load_state_dict(state)
     return model.eval()

@@ -22,6 +22,7 @@ from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.report.answer import Answer, build_answer, group_scores
 from harness.report.plots import arm_curves_png
+from harness.run import rundir as files
 
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "roc_auc_ovr")
@@ -171,20 +172,20 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
     """Everything the report shows, computed from the stored run outputs (no retraining)."""
     import yaml
 
-    results_path = run_dir / "results.csv"
+    results_path = run_dir / files.RESULTS
     if not results_path.exists() or results_path.stat().st_size <= 1:
         raise HarnessError(f"{run_dir} has no results yet; run the study first (harness run STUDY)")
-    study_text = (run_dir / "study.yaml").read_text()
+    study_text = (run_dir / files.STUDY).read_text()
     study = yaml.safe_load(study_text)
     results = pd.read_csv(results_path)
-    run_info = _read_json(run_dir / "run.json", {})
-    arms_info = _read_json(run_dir / "arms.json", {})
-    class_names = [str(c) for c in _read_json(run_dir / "classes.json", [])]
-    predictions = pd.read_csv(run_dir / "predictions.csv") if (run_dir / "predictions.csv").exists() else pd.DataFrame()
-    significance = _read_json(run_dir / "stats.json", None)
+    run_info = _read_json(run_dir / files.RUN_INFO, {})
+    arms_info = _read_json(run_dir / files.ARMS, {})
+    class_names = [str(c) for c in _read_json(run_dir / files.CLASSES, [])]
+    predictions = pd.read_csv(run_dir / files.PREDICTIONS) if (run_dir / files.PREDICTIONS).exists() else pd.DataFrame()
+    significance = _read_json(run_dir / files.STATS, None)
     warnings = [f"dataset: {n}" for n in run_info.get("data_notes", [])]
-    if (run_dir / "skipped_images.csv").exists():
-        skipped = pd.read_csv(run_dir / "skipped_images.csv")
+    if (run_dir / files.SKIPPED).exists():
+        skipped = pd.read_csv(run_dir / files.SKIPPED)
         warnings += [f"skipped image {row.path}: {row.reason}" for row in skipped.itertuples()]
     better = {c["arm"] for c in (significance or {}).get("arms", [])
               if c["verdict"] == "better" and c.get("holm_p") is not None and c["holm_p"] < significance["alpha"]}
@@ -218,7 +219,7 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
             with np.errstate(invalid="ignore"):
                 normalized[str(name)] = np.nan_to_num(matrix / matrix.sum(1, keepdims=True)).round(3).tolist()
             per_class[str(name)] = per_class_table(group["y_true"].to_numpy(), group["y_pred"].to_numpy(), class_names)
-    histories = {arm.name: [pd.read_csv(p) for p in sorted((run_dir / "cells" / arm.name).glob("*/history.csv"))]
+    histories = {arm.name: [pd.read_csv(p) for p in sorted((run_dir / files.CELLS / arm.name).glob(f"*/{files.HISTORY}"))]
                  for arm in arms}
     histories = {k: v for k, v in histories.items() if v}
     curves = {m: arm_curves_png(histories, m) for m in ("loss", "accuracy")} if histories else {}
@@ -233,13 +234,13 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         protocol=protocol_text(study, "test_accuracy" in results), study_yaml=study_text, class_names=class_names,
         arms=arms, per_fold=results[columns].to_dict("records"),  # type: ignore[arg-type]
         confusion=confusion, confusion_normalized=normalized, per_class=per_class, curves=curves,
-        significance=significance, tuning=_read_json(run_dir / "tuning.json", None), warnings=warnings,
+        significance=significance, tuning=_read_json(run_dir / files.TUNING, None), warnings=warnings,
         answer=build_answer(study, significance, results, protocol_text(study, "test_accuracy" in results)),
-        dataset=_read_json(run_dir / "data_summary.json", None),
+        dataset=_read_json(run_dir / files.DATA_SUMMARY, None),
         majority_rate=float(results["majority_rate"].mean()) if "majority_rate" in results else None,
         chance_rate=1.0 / len(class_names) if class_names else None)
-    if (run_dir / "splits.csv").exists() and not predictions.empty:
-        data.group_scores = group_scores(predictions, pd.read_csv(run_dir / "splits.csv", keep_default_na=False),
+    if (run_dir / files.SPLITS).exists() and not predictions.empty:
+        data.group_scores = group_scores(predictions, pd.read_csv(run_dir / files.SPLITS, keep_default_na=False),
                                          len(class_names))
     if insight and not predictions.empty:
         _add_insight(data, run_dir, study, registry, predictions)
@@ -254,18 +255,18 @@ def _add_insight(data: ReportData, run_dir: Path, study_dict: dict[str, Any], re
 
     try:
         registry = registry or load_registry(study_dict.get("plugins", []))
-        study = load_study(run_dir / "study.yaml")
-        run_info = _read_json(run_dir / "run.json", {})
+        study = load_study(run_dir / files.STUDY)
+        run_info = _read_json(run_dir / files.RUN_INFO, {})
         study_dir = Path(run_info["study_dir"]) if run_info.get("study_dir") else None
         images = load_run_images(run_dir, study, registry, study_dir)
-        splits = pd.read_csv(run_dir / "splits.csv", keep_default_na=False)
-        results = pd.read_csv(run_dir / "results.csv")
+        splits = pd.read_csv(run_dir / files.SPLITS, keep_default_na=False)
+        results = pd.read_csv(run_dir / files.RESULTS)
         groups = dict(zip(splits.sample_id.astype(str), splits.group.astype(str), strict=True))
         for arm in data.arms[:6]:
             gallery = misclassified_gallery(predictions, images, data.class_names, arm.name, groups)
             if gallery:
                 data.gallery[arm.name] = gallery
-            if any((run_dir / "cells" / arm.name).glob("*/best.pt")):
+            if any((run_dir / files.CELLS / arm.name).glob(f"*/{files.BEST}")):
                 data.insight[arm.name] = attention_insight(
                     run_dir, arm.name, study_dict["arms"][arm.name], registry, images, predictions, splits,
                     data.class_names, study.spec.dataset.image_size, results)
@@ -305,11 +306,11 @@ def write_report(run_dir: Path, registry: Any = None, out: Path | None = None) -
 
         from harness.registry import load_registry
 
-        study = yaml.safe_load((run_dir / "study.yaml").read_text()) or {}
+        study = yaml.safe_load((run_dir / files.STUDY).read_text()) or {}
         with pywarnings.catch_warnings():
             pywarnings.simplefilter("ignore")
             registry = load_registry(study.get("plugins") or [])  # the study's own plugins too
-    target = out or run_dir / "report.html"
+    target = out or run_dir / files.REPORT
     data = build_report_data(run_dir, registry)
     atomic_write_text(target, render_report(data, registry, run_dir))
     return target
@@ -318,7 +319,7 @@ def write_report(run_dir: Path, registry: Any = None, out: Path | None = None) -
 def write_comparison(run_a: Path, run_b: Path, out: Path) -> Path:
     """Two runs' arms side by side; paired statistics only when both used identical splits."""
     a, b = build_report_data(run_a, insight=False), build_report_data(run_b, insight=False)
-    same_splits = (run_a / "splits.csv").read_bytes() == (run_b / "splits.csv").read_bytes()
+    same_splits = (run_a / files.SPLITS).read_bytes() == (run_b / files.SPLITS).read_bytes()
     notes = [] if same_splits else ["the two runs used different splits: their folds are not paired, so no paired "
                                     "test is made between them; compare means and intervals only"]
     html = _environment().get_template("compare.html.j2").render(runs=[(run_a.name, a), (run_b.name, b)],

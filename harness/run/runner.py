@@ -24,6 +24,7 @@ from harness.data.splits import Fold
 from harness.errors import HarnessError, Interrupted
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
+from harness.run import rundir as files
 from harness.run.cells import aggregate, is_done, write_cell
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
@@ -140,7 +141,7 @@ class StudyRunner:
         spec = self.study.spec
         self._started = time.perf_counter()
         torch.set_num_threads(spec.training.threads or default_threads())
-        atomic_write_text(self.run_dir / "study.yaml", yaml.safe_dump(resolved_study(self.study), sort_keys=False))
+        atomic_write_text(self.run_dir / files.STUDY, yaml.safe_dump(resolved_study(self.study), sort_keys=False))
         data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir,
                             subset=self.options.subset)
         write_data_files(self.run_dir, data)
@@ -192,7 +193,7 @@ class StudyRunner:
                     "plugins": [vars(p) for p in self.registry.plugins],
                     "study_git_commit": _git_commit(self.study.source.parent),
                     "study_dir": str(self.study.source.parent.resolve())}
-        atomic_write_text(self.run_dir / "run.json", json.dumps(run_info, indent=1, default=str))
+        atomic_write_text(self.run_dir / files.RUN_INFO, json.dumps(run_info, indent=1, default=str))
         if self.options.stats:
             self._write_stats(results)
         self.registry.study_finished(StudyContext(spec.name, self.run_dir, results))
@@ -248,7 +249,7 @@ class StudyRunner:
                                "attention_options": arm.attention_options, "params": cost.params,
                                "flops": cost.flops, "attention_modules": len(cost.attention),
                                "notes": list(getattr(model, "harness_notes", []))}
-        atomic_write_text(self.run_dir / "arms.json", json.dumps(costs, indent=1, default=str))
+        atomic_write_text(self.run_dir / files.ARMS, json.dumps(costs, indent=1, default=str))
         return costs
 
     def _build(self, arm: Arm, data: PreparedData) -> torch.nn.Module:
@@ -264,9 +265,9 @@ class StudyRunner:
         if is_done(cell, fingerprint):
             return dict(json.loads((cell / RESULT_FILE).read_text()))
         stored = cell / RESULT_FILE
-        if stored.exists() or ((cell / "last.pt").exists() and not self._same_config(cell, fingerprint)):
+        if stored.exists() or ((cell / files.LAST).exists() and not self._same_config(cell, fingerprint)):
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: settings changed since it ran; training it again")
-            for name in (RESULT_FILE, "last.pt", "best.pt"):
+            for name in (RESULT_FILE, files.LAST, files.BEST):
                 (cell / name).unlink(missing_ok=True)
         cell.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cell / "fingerprint", fingerprint)
@@ -278,8 +279,8 @@ class StudyRunner:
             resumed = trainer.resume()
         except CorruptCheckpoint as exc:
             self.log(f"{cell / 'last.pt'} is corrupt ({exc}); restarting this fold from scratch")
-            (cell / "last.pt").unlink(missing_ok=True)
-            (cell / "best.pt").unlink(missing_ok=True)
+            (cell / files.LAST).unlink(missing_ok=True)
+            (cell / files.BEST).unlink(missing_ok=True)
             trainer = self._trainer(arm, fold, data, cell, device)
             resumed = ""
         if resumed:

@@ -30,6 +30,7 @@ from torch import nn
 
 from harness.atomic import atomic_save_torch
 from harness.data.augment import augment_batch
+from harness.run import rundir as files
 from harness.run.faults import kill_point
 from harness.seeds import stream_seed
 from harness.study.schema import AugmentSpec, TrainingSpec
@@ -155,11 +156,11 @@ class FoldTrainer:
 
     @property
     def last_path(self) -> Path:
-        return self.cell_dir / "last.pt"
+        return self.cell_dir / files.LAST
 
     @property
     def best_path(self) -> Path:
-        return self.cell_dir / "best.pt"
+        return self.cell_dir / files.BEST
 
     def _save(self, generator: torch.Generator | None) -> None:
         s = self.state

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError, did_you_mean
+from harness.run import rundir as files
 from harness.stats._results import StatsError
 from harness.stats.registry import MetricInfo, resolve_metric
 
@@ -39,7 +40,7 @@ def study_compare_settings(run_dir: Path) -> dict[str, Any]:
     """The resolved study's ``compare:`` block (empty when the run has no study.yaml)."""
     import yaml
 
-    path = run_dir / "study.yaml"
+    path = run_dir / files.STUDY
     if not path.exists():
         return {}
     study = yaml.safe_load(path.read_text()) or {}
@@ -49,7 +50,7 @@ def study_compare_settings(run_dir: Path) -> dict[str, Any]:
 def load_run(run_dir: Path, *, baseline: str | None = None, metric: str | None = None,
              alpha: float | None = None, rope: float | None = None) -> RunScores:
     """Results and settings; arguments left None come from the study's ``compare:`` block, then the defaults."""
-    results_path = run_dir / "results.csv"
+    results_path = run_dir / files.RESULTS
     if not results_path.exists():
         raise HarnessError(f"{run_dir} has no results.csv; run the study first")
     results = pd.read_csv(results_path)
@@ -66,7 +67,7 @@ def load_run(run_dir: Path, *, baseline: str | None = None, metric: str | None =
     if baseline not in arms:
         raise HarnessError(f"baseline {baseline!r} has no results{did_you_mean(baseline, arms)}; arms: {', '.join(arms)}")
     ratio = float((results["n_val"] / results["n_train"]).mean())
-    predictions = pd.read_csv(run_dir / "predictions.csv") if (run_dir / "predictions.csv").exists() else None
+    predictions = pd.read_csv(run_dir / files.PREDICTIONS) if (run_dir / files.PREDICTIONS).exists() else None
     return RunScores(results, arms, baseline, info,
                      float(alpha if alpha is not None else settings.get("alpha", 0.05)),
                      float(rope if rope is not None else settings.get("rope", 0.01)),
@@ -76,7 +77,7 @@ def load_run(run_dir: Path, *, baseline: str | None = None, metric: str | None =
 
 def read_groups(run_dir: Path) -> dict[str, str] | None:
     """sample_id -> group from splits.csv, or None when no group column was declared."""
-    path = run_dir / "splits.csv"
+    path = run_dir / files.SPLITS
     if not path.exists():
         return None
     splits = pd.read_csv(path, usecols=lambda c: c in ("sample_id", "group"), dtype=str)

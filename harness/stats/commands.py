@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.run import rundir as files
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -73,7 +74,7 @@ def verdict_lines(run_dir: Path) -> str:
 
     from harness.stats.compare import compare_run, format_verdicts
 
-    results = run_dir / "results.csv"
+    results = run_dir / files.RESULTS
     if not results.exists() or pd.read_csv(results, usecols=["arm"])["arm"].nunique() < 2:
         return ""
     try:

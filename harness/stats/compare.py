@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from harness.atomic import atomic_write_text
+from harness.run import rundir as files
 from harness.stats._effects import corrected_interval, effect_sizes
 from harness.stats._results import StatsError
 from harness.stats._runfiles import RunScores, load_run
@@ -248,7 +249,7 @@ def _friedman(run: RunScores, table: pd.DataFrame) -> dict[str, Any]:
 
 
 def write_stats(run_dir: Path, comparison: Comparison) -> Path:
-    target = run_dir / "stats.json"
+    target = run_dir / files.STATS
     atomic_write_text(target, comparison.to_json())
     return target
 

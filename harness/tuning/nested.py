@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness.atomic import atomic_write_text
+from harness.run import rundir as files
 from harness.run.runner import RunOptions, StudyRunner
 from harness.study.loader import TUNE_METRICS, load_study
 from harness.tuning.search import (
@@ -53,14 +54,14 @@ def nested_tune(setup: TuneSetup) -> dict[str, Any]:
             final_dir = out / "nested" / arm / tag / "final"
             StudyRunner(final, registry, RunOptions(final_dir, quiet=True, report=False, stats=False, arms=[arm],
                                                     cache_dir=out / "cache", fold_order=[index])).run()
-            cell = final_dir / "cells" / arm / f"r{fold.repeat}-f{fold.fold}"
+            cell = final_dir / files.CELLS / arm / f"r{fold.repeat}-f{fold.fold}"
             target = outer.cell_dir(arm, fold.repeat, fold.fold)
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(cell, target, ignore=shutil.ignore_patterns("*.tmp"))
-            result = json.loads((cell / "result.json").read_text())
+            result = json.loads((cell / files.RESULT).read_text())
             result.pop("fingerprint", None)
             rows.append({**result, "tuned_params": json.dumps(best)})
-            predictions.append(pd.read_csv(cell / "predictions.csv"))
+            predictions.append(pd.read_csv(cell / files.PREDICTIONS))
             summary["arms"][arm]["outer"].append({"repeat": fold.repeat, "fold": fold.fold, "best_params": best,
                                                   "inner_best": described["best_value"], "outer_score": result[column],
                                                   "counts": described["counts"]})
@@ -73,9 +74,9 @@ def nested_tune(setup: TuneSetup) -> dict[str, Any]:
                            "training part; the best values are scored on the outer fold, which tuning never saw. "
                            "The results below are those outer scores (unbiased).")
     results = pd.DataFrame(rows)
-    atomic_write_text(out / "results.csv", results.to_csv(index=False))
-    atomic_write_text(out / "predictions.csv", pd.concat(predictions).to_csv(index=False))
-    atomic_write_text(out / "tuning.json", json.dumps({**setup.header(), **summary}, indent=1, default=str))
+    atomic_write_text(out / files.RESULTS, results.to_csv(index=False))
+    atomic_write_text(out / files.PREDICTIONS, pd.concat(predictions).to_csv(index=False))
+    atomic_write_text(out / files.TUNING, json.dumps({**setup.header(), **summary}, indent=1, default=str))
     outer.options.stats = results["arm"].nunique() > 1
     outer.options.report = True
     outer.finish(data, costs, results)
@@ -84,4 +85,4 @@ def nested_tune(setup: TuneSetup) -> dict[str, Any]:
 
 def inner_sample_ids(trial_dir: Path) -> set[str]:
     """Every sample an inner trial trained or validated on (for leakage checks)."""
-    return set(pd.read_csv(trial_dir / "splits.csv").sample_id)
+    return set(pd.read_csv(trial_dir / files.SPLITS).sample_id)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError, StudyError
 from harness.registry import Registry
+from harness.run import rundir as files
 from harness.stats.registry import resolve_metric
 from harness.study.loader import LoadedStudy
 from harness.tuning.nested import nested_tune
@@ -46,7 +47,7 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
     direction: Literal["minimize", "maximize"] = resolve_metric(tune.metric, allow_test=False).direction
     setup = TuneSetup(study, registry, options, list(overrides), storage, total, direction)
     summary = {**setup.header(), **(nested_tune(setup) if tune.nested else flat_tune(setup))}
-    atomic_write_text(options.out_dir / "tuning.json", json.dumps(summary, indent=1, default=str))
+    atomic_write_text(options.out_dir / files.TUNING, json.dumps(summary, indent=1, default=str))
     return summary
 
 
