@@ -22,7 +22,8 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folds grouped by the phantom's patients (so the report has per-group scores)."""
     out = tmp_path_factory.mktemp("quickstart")
     study = Path(__file__).parents[1] / "studies" / "quickstart.yaml"
-    shrink = ["training.epochs=2", "dataset.options.per_class=12", "training.threads=2", "cv.group=patient"]
+    shrink = ["training.epochs=2", "dataset.options.per_class=12", "training.threads=2", "cv.group=patient",
+              "dataset.image_size=64", "dataset.options.size=64"]  # 64 px: the Grad-CAM layer choice below
     assert main(["run", str(study), "--out", str(out), "--quiet", *[a for s in shrink for a in ("--set", s)]]) == 0
     return out
 
