@@ -56,7 +56,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """Type-check harness/ with mypy (against the tests session's packages when it exists)."""
-    session.install("mypy", "types-PyYAML", "pandas-stubs")
+    session.install("mypy", "types-PyYAML", "pandas-stubs", "pydantic")  # pydantic: mypy's plugin runs in mypy's venv
     tests_python = Path(".nox/tests/bin/python")
     if tests_python.exists():  # reuse the installed torch & co. instead of a second 5 GB install
         session.run("mypy", "--python-executable", str(tests_python), "harness", *session.posargs)
