@@ -8,17 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from harness.contracts import (
-        AttentionInfo,
-        BackboneInfo,
-        DatasetInfo,
-        FoldContext,
-        OptimizerInfo,
-        ReportContext,
-        ReportSection,
-        SchedulerInfo,
-        StudyContext,
-    )
+    from harness import contracts as c
 
 PROJECT = "harness"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -28,27 +18,27 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_backbones() -> list[BackboneInfo]:
+def register_backbones() -> list[c.BackboneInfo]:
     """Return the backbones this plugin provides."""
 
 
 @hookspec
-def register_attention_variants() -> list[AttentionInfo]:
+def register_attention_variants() -> list[c.AttentionInfo]:
     """Return the attention variants this plugin provides."""
 
 
 @hookspec
-def register_datasets() -> list[DatasetInfo]:
+def register_datasets() -> list[c.DatasetInfo]:
     """Return the dataset loaders this plugin provides."""
 
 
 @hookspec
-def register_schedulers() -> list[SchedulerInfo]:
+def register_schedulers() -> list[c.SchedulerInfo]:
     """Return the learning-rate schedulers this plugin provides."""
 
 
 @hookspec
-def register_optimizers() -> list[OptimizerInfo]:
+def register_optimizers() -> list[c.OptimizerInfo]:
     """Return the optimizers this plugin provides."""
 
 
@@ -56,7 +46,7 @@ def register_optimizers() -> list[OptimizerInfo]:
 
 
 @hookspec
-def fold_finished(context: FoldContext) -> None:
+def fold_finished(context: c.FoldContext) -> None:
     """Called after one arm x repeat x fold cell has trained and been evaluated.
 
     :param context: the cell's identity, metrics and run directory.
@@ -64,7 +54,7 @@ def fold_finished(context: FoldContext) -> None:
 
 
 @hookspec
-def study_finished(context: StudyContext) -> None:
+def study_finished(context: c.StudyContext) -> None:
     """Called once every cell of a study is done and results are written.
 
     :param context: the study's name, run directory and results table.
@@ -75,7 +65,7 @@ def study_finished(context: StudyContext) -> None:
 
 
 @hookspec
-def report_sections(context: ReportContext) -> list[ReportSection]:
+def report_sections(context: c.ReportContext) -> list[c.ReportSection]:
     """Return extra sections for the HTML report.
 
     :param context: the run directory and the report's data (``ReportData``).
