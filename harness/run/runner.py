@@ -29,12 +29,11 @@ from harness.run.cells import aggregate, is_done, write_cell
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
 from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs, resolve_device
-from harness.run.rundir import RESULT, RunDir
+from harness.run.rundir import RunDir
 from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
 from harness.seeds import stream_seed
 from harness.study.loader import Arm, LoadedStudy
 
-RESULT_FILE = RESULT  # kept for callers of the old name
 __all__ = ["FoldDataTooLarge", "RunOptions", "StudyRunner", "default_threads", "resolve_device", "run_lock",
            "run_study"]
 
@@ -184,7 +183,7 @@ class StudyRunner:
         if results is None:
             results = self._aggregate(data)
         for cell in self._finished:
-            if not (cell / RESULT_FILE).exists():
+            if not (cell / files.RESULT).exists():
                 self.failures.append(f"{cell} was deleted while the study ran; rerun to train that cell again")
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
                     "device": str(resolve_device(spec.training.device)), "threads": torch.get_num_threads(),
@@ -263,11 +262,11 @@ class StudyRunner:
         cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
         fingerprint = cell_fingerprint(self.study, arm, self.data_key)
         if is_done(cell, fingerprint):
-            return dict(json.loads((cell / RESULT_FILE).read_text()))
-        stored = cell / RESULT_FILE
+            return dict(json.loads((cell / files.RESULT).read_text()))
+        stored = cell / files.RESULT
         if stored.exists() or ((cell / files.LAST).exists() and not self._same_config(cell, fingerprint)):
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: settings changed since it ran; training it again")
-            for name in (RESULT_FILE, files.LAST, files.BEST):
+            for name in (files.RESULT, files.LAST, files.BEST):
                 (cell / name).unlink(missing_ok=True)
         cell.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cell / "fingerprint", fingerprint)
