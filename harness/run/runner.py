@@ -266,10 +266,9 @@ class StudyRunner:
         stored = cell / files.RESULT
         if stored.exists() or ((cell / files.LAST).exists() and not self._same_config(cell, fingerprint)):
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: settings changed since it ran; training it again")
-            for name in (files.RESULT, files.LAST, files.BEST):
-                (cell / name).unlink(missing_ok=True)
+            _forget(cell)
         cell.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cell / "fingerprint", fingerprint)
+        atomic_write_text(cell / files.FINGERPRINT, fingerprint)
         device = resolve_device(arm.training.device)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -277,9 +276,8 @@ class StudyRunner:
         try:
             resumed = trainer.resume()
         except CorruptCheckpoint as exc:
-            self.log(f"{cell / 'last.pt'} is corrupt ({exc}); restarting this fold from scratch")
-            (cell / files.LAST).unlink(missing_ok=True)
-            (cell / files.BEST).unlink(missing_ok=True)
+            self.log(f"{cell / files.LAST} is corrupt ({exc}); restarting this fold from scratch")
+            _forget(cell)
             trainer = self._trainer(arm, fold, data, cell, device)
             resumed = ""
         if resumed:
@@ -290,7 +288,7 @@ class StudyRunner:
 
     def _same_config(self, cell: Path, fingerprint: str) -> bool:
         try:
-            return (cell / "fingerprint").read_text().strip() == fingerprint
+            return (cell / files.FINGERPRINT).read_text().strip() == fingerprint
         except OSError:
             return False
 
@@ -339,6 +337,12 @@ class StudyRunner:
                                         for arm in self.arms
                                         for fingerprint in [cell_fingerprint(self.study, arm, self.data_key)]
                                         for fold in data.splits.folds])
+
+
+def _forget(cell: Path) -> None:
+    """Drop a cell's result and checkpoints so it trains from scratch."""
+    for name in (files.RESULT, files.LAST, files.BEST):
+        (cell / name).unlink(missing_ok=True)
 
 
 def _git_commit(folder: Path) -> str:
