@@ -13,7 +13,7 @@ from scipy import stats
 from harness.cli import main
 from harness.report.render import build_report_data, render_report, write_comparison
 
-ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quickstart study, shrunk to seconds: ResNet-18 with and without SE on phantom data,
     folds grouped by the phantom's patients (so the report has per-group scores)."""
     out = tmp_path_factory.mktemp("quickstart")
-    study = Path(__file__).parents[1] / "studies" / "quickstart.yaml"
+    study = Path(__file__).parents[2] / "studies" / "quickstart.yaml"
     shrink = ["training.epochs=2", "dataset.options.per_class=12", "training.threads=2", "cv.group=patient",
               "dataset.image_size=64", "dataset.options.size=64"]  # 64 px: the Grad-CAM layer choice below
     assert main(["run", str(study), "--out", str(out), "--quiet", *[a for s in shrink for a in ("--set", s)]]) == 0

@@ -183,7 +183,7 @@ def test_readme_lists_every_dataset_option_from_the_option_models(capsys: pytest
     """The README's table is `harness list datasets --options`, which is generated from the models."""
     from harness_plugins import dataset_options
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     table = readme.split("<!-- dataset-options:start -->\n")[1].split("\n<!-- dataset-options:end -->")[0]
     assert main(["list", "datasets", "--options"]) == 0
     assert table == capsys.readouterr().out.strip(), "README out of date: paste `harness list datasets --options`"
