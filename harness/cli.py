@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true")
 
     listing = sub.add_parser("list", help="list components of one kind")
-    listing.add_argument("kind", choices=["backbones", "attention", "datasets", "schedulers", "optimizers"])
+    listing.add_argument("kind", choices=["backbones", "attention", "datasets", "schedulers", "optimizers", "loggers"])
     listing.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'se*'")
     listing.add_argument("--options", action="store_true", help="datasets: every option as a Markdown table")
 

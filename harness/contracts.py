@@ -148,6 +148,54 @@ class SchedulerInfo:
 
 
 @dataclass(frozen=True)
+class LoggerInfo:
+    """An experiment tracker a study turns on with ``loggers:``: ``start(options) -> plugin``.
+
+    The plugin is an object whose ``@hookimpl`` methods (``study_started``, ``epoch_finished``,
+    ``fold_finished``, ``study_finished``) are registered for that run only, and whose optional
+    ``close(completed: bool)`` is called once the run has ended (after the report is written).
+    ``options``: a pydantic model of its options; ``requires``: the module it imports and the
+    extra that installs it (``("mlflow", "mlflow")``), checked by ``validate``.
+    """
+
+    name: str
+    start: Callable[[Mapping[str, Any]], object]
+    summary: str
+    options: type | None = None
+    requires: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class StudyStartContext:
+    """Passed to ``study_started``: the run directory and every arm's resolved settings."""
+
+    study_name: str
+    run_dir: Path
+    arms: Mapping[str, Mapping[str, Any]]  # arm -> its settings as in the run's study.yaml
+    study: Mapping[str, Any]  # the resolved study (study.yaml)
+
+
+@dataclass(frozen=True)
+class EpochContext:
+    """Passed to ``epoch_finished``: one epoch of one arm x repeat x fold cell.
+
+    ``metrics`` is the epoch's row of the cell's ``history.csv`` (same keys); ``seconds`` the
+    training time of the cell so far.
+    """
+
+    study_name: str
+    run_dir: Path
+    arm: str
+    repeat: int
+    fold: int
+    epoch: int
+    metrics: Mapping[str, float]
+    lr: float
+    seconds: float
+    cell_dir: Path
+
+
+@dataclass(frozen=True)
 class FoldContext:
     """Passed to ``fold_finished``: one finished arm x repeat x fold cell."""
 

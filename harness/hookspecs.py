@@ -42,7 +42,28 @@ def register_optimizers() -> list[c.OptimizerInfo]:
     """Return the optimizers this plugin provides."""
 
 
+@hookspec
+def register_loggers() -> list[c.LoggerInfo]:
+    """Return the experiment trackers (``loggers:`` in a study) this plugin provides."""
+
+
 # -- lifecycle -----------------------------------------------------------------------------
+
+
+@hookspec
+def study_started(context: c.StudyStartContext) -> None:
+    """Called once before the first cell trains (after the resolved study is written).
+
+    :param context: the study's name, run directory, and every arm's resolved settings.
+    """
+
+
+@hookspec
+def epoch_finished(context: c.EpochContext) -> None:
+    """Called after each training epoch of a cell, once its row is in the cell's ``history.csv``.
+
+    :param context: the cell's identity, the epoch, its metrics row, learning rate and elapsed seconds.
+    """
 
 
 @hookspec

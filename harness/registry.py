@@ -8,8 +8,10 @@ imported by dotted path; nothing else is ever loaded.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata as metadata
+import importlib.util
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,14 +25,18 @@ from harness.contracts import (
     AttentionInfo,
     BackboneInfo,
     DatasetInfo,
+    EpochContext,
     FoldContext,
+    LoggerInfo,
     OptimizerInfo,
     ReportContext,
     ReportSection,
     SchedulerInfo,
     StudyContext,
+    StudyStartContext,
 )
 from harness.errors import HarnessError, unknown_name
+from harness.options import parse_options
 
 ENTRY_POINT_GROUP = "harness"
 
@@ -54,6 +60,7 @@ KINDS: dict[str, tuple[str, Any]] = {
     "datasets": ("register_datasets", DatasetInfo),
     "schedulers": ("register_schedulers", SchedulerInfo),
     "optimizers": ("register_optimizers", OptimizerInfo),
+    "loggers": ("register_loggers", LoggerInfo),
 }
 
 
@@ -91,6 +98,9 @@ class Registry:
     def optimizer(self, name: str) -> OptimizerInfo:
         return self.get("optimizers", name)  # type: ignore[no-any-return]
 
+    def logger(self, name: str) -> LoggerInfo:
+        return self.get("loggers", name)  # type: ignore[no-any-return]
+
     # -- typed hook calls: each implementation is called on its own, so an error names its plugin
 
     def _call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
@@ -106,6 +116,14 @@ class Registry:
                     f"plugin {impl.plugin_name!r} failed in hook {hook_name}: {type(exc).__name__}: {exc}"
                 ) from exc
         return results
+
+    def study_started(self, context: StudyStartContext) -> None:
+        """Tell every plugin that the study's first cell is about to train."""
+        self._call_each("study_started", context=context)
+
+    def epoch_finished(self, context: EpochContext) -> None:
+        """Tell every plugin that one epoch of a cell finished."""
+        self._call_each("epoch_finished", context=context)
 
     def fold_finished(self, context: FoldContext) -> None:
         """Tell every plugin that one cell finished."""
@@ -148,6 +166,66 @@ class Registry:
                 merged[name], owners[name] = function, plugin
         return merged
 
+    # -- loggers: plugins started for one run only, from the study's ``loggers:``
+
+    def start_loggers(self, loggers: Iterable[tuple[str, Mapping[str, Any]]]) -> list[object]:
+        """Start each ``(name, options)`` logger and register it as a plugin; end with :meth:`stop_loggers`."""
+        started: list[object] = []
+        try:
+            for name, options in loggers:
+                info = self.logger(name)
+                missing = logger_missing(info)
+                if missing:
+                    raise HarnessError(f"loggers: {missing}")
+                if info.options is not None:
+                    parse_options(info.options, options, f"loggers: {name}")
+                try:
+                    plugin = info.start(dict(options))
+                except HarnessError as exc:
+                    raise HarnessError(f"loggers: {name}: {exc}") from exc
+                except Exception as exc:
+                    raise HarnessError(f"logger {name!r} failed to start: {type(exc).__name__}: {exc}") from exc
+                self.plugin_manager.register(plugin, name=f"logger {name}")
+                started.append(plugin)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.stop_loggers(started, completed=False)
+            raise
+        return started
+
+    def stop_loggers(self, started: Iterable[object], *, completed: bool) -> None:
+        """Close (``close(completed)``) and unregister loggers from :meth:`start_loggers`; every one is
+        closed, then the first error is raised, naming its logger."""
+        errors: list[str] = []
+        for plugin in started:
+            name = self.plugin_manager.get_name(plugin) or type(plugin).__name__
+            try:
+                close = getattr(plugin, "close", None)
+                if close is not None:
+                    close(completed)
+            except Exception as exc:
+                errors.append(f"plugin {name!r} failed to close: {type(exc).__name__}: {exc}")
+            finally:
+                if self.plugin_manager.is_registered(plugin):
+                    self.plugin_manager.unregister(plugin)
+        if errors:
+            raise HarnessError("; ".join(errors))
+
+
+def logger_missing(info: LoggerInfo) -> str:
+    """Why ``info`` cannot start here (its package is not installed, with the fix), or ''."""
+    if info.requires is None:
+        return ""
+    module, extra = info.requires
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return ""
+    return (f"the {info.name} logger needs the {module!r} package, which is not installed: "
+            f"pip install 'ablation-harness[{extra}]' (or pip install {module})")
+
 
 _SINGULAR = {
     "backbones": "backbone",
@@ -155,6 +233,7 @@ _SINGULAR = {
     "datasets": "dataset",
     "schedulers": "scheduler",
     "optimizers": "optimizer",
+    "loggers": "logger",
 }
 
 

@@ -15,7 +15,8 @@ from harness.data.prepared import PreparedData
 from harness.data.splits import Fold
 from harness.run.faults import kill_point
 from harness.run.flags import baseline_rates, training_flag
-from harness.run.rundir import BEST, CELL_PREDICTIONS, HISTORY, LAST, PREDICTIONS, RESULT, RESULTS
+from harness.run.history import write_history
+from harness.run.rundir import BEST, CELL_PREDICTIONS, LAST, PREDICTIONS, RESULT, RESULTS
 from harness.run.trainer import FoldOutcome
 from harness.stats.metrics import classification_metrics
 from harness.study.loader import Arm
@@ -73,7 +74,7 @@ def write_cell(cell: Path, arm: Arm, fold: Fold, data: PreparedData, outcome: Fo
               "note": "; ".join(n for n in (outcome.note, *metric_notes) if n),
               **rates, "training_flag": training_flag(outcome.history, outcome.best_epoch, rates["majority_rate"]),
               "fingerprint": fingerprint}
-    atomic_write_text(cell / HISTORY, pd.DataFrame(outcome.history).to_csv(index=False))
+    write_history(cell, outcome.history)
     atomic_write_text(cell / CELL_PREDICTIONS, predictions.to_csv(index=False))
     kill_point("cell-files-written")
     atomic_write_text(cell / RESULT, json.dumps(result, indent=1))

@@ -35,6 +35,9 @@ CELLS = "cells"
 CACHE = "cache"
 LOCK = ".lock"
 CELL_QUEUE = "cells.db"  # the local workers' shared queue (``run --workers N``)
+TENSORBOARD = "tensorboard"  # the tensorboard logger's event files: tensorboard/<arm>/r<repeat>-f<fold>/
+MLFLOW_RUN = "mlflow_run.json"  # the mlflow logger's study run id, so a resumed run continues it
+MLRUNS = "mlruns"  # the mlflow logger's default store (mlflow.db + artifacts/); kept by --fresh: it holds every run
 
 # files inside one cell's folder
 RESULT = "result.json"
@@ -48,7 +51,7 @@ TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the 
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
 OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, RESULTS, PREDICTIONS, STATS, TUNING,
-           REPORT, LOG, CELLS, CELL_QUEUE)
+           REPORT, LOG, CELLS, CELL_QUEUE, TENSORBOARD, MLFLOW_RUN)
 
 
 class RunDir:
@@ -62,7 +65,16 @@ class RunDir:
 
     def cell(self, arm: str, repeat: int, fold: int) -> Path:
         """The folder of one arm x repeat x fold cell."""
-        return self.root / CELLS / arm / f"r{repeat}-f{fold}"
+        return self.root / CELLS / arm / cell_name(repeat, fold)
+
+    def tensorboard(self, arm: str, repeat: int, fold: int) -> Path:
+        """The tensorboard logger's run folder of one cell."""
+        return self.root / TENSORBOARD / arm / cell_name(repeat, fold)
+
+
+def cell_name(repeat: int, fold: int) -> str:
+    """One cell's folder name below its arm (``r0-f1``)."""
+    return f"r{repeat}-f{fold}"
 
     def prepare(self) -> None:
         """Create the folder, refusing a path that is a file or cannot be written."""

@@ -18,7 +18,7 @@ import yaml
 
 from harness import __version__
 from harness.atomic import atomic_write_text
-from harness.contracts import FoldContext, StudyContext
+from harness.contracts import EpochContext, FoldContext, StudyContext, StudyStartContext
 from harness.data.prepared import PreparedData, prepare_data, write_data_files
 from harness.data.splits import Fold
 from harness.errors import HarnessError, Interrupted
@@ -51,6 +51,7 @@ class RunOptions:
     on_cell: Callable[[Arm, Any, dict[str, Any]], None] | None = None  # after each cell; may raise to stop
     on_epoch: Callable[[Arm, Any, dict[str, float]], None] | None = None  # after each epoch; may raise to stop
     subset: Any = None  # sample indices to use instead of the whole dataset (nested CV's outer-train part)
+    loggers: bool = True  # start the study's ``loggers:`` (tuning trials do not)
 
 
 @dataclass
@@ -93,6 +94,7 @@ class StudyRunner:
     _started: float = 0.0
     _finished: list[Path] = field(default_factory=list)  # cells done in this process (checked again at the end)
     _overhead: float = 0.0
+    _loggers: list[object] = field(default_factory=list)  # the study's loggers, started by setup()
     data_key: str = ""  # data_fingerprint of the prepared data, set by setup()
 
     @property
@@ -119,8 +121,13 @@ class StudyRunner:
                 self._clear()
             else:
                 RunDir(self.run_dir).remove_temp_files()  # leftovers of a killed write
-            with self.interruptible():
-                return self._run()
+            try:
+                with self.interruptible():
+                    return self._run()
+            finally:
+                if self._loggers:  # the run stopped early: close the loggers, never hiding the cause
+                    with contextlib.suppress(Exception):
+                        self._stop_loggers(completed=False)
 
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
@@ -140,7 +147,11 @@ class StudyRunner:
         spec = self.study.spec
         self._started = time.perf_counter()
         torch.set_num_threads(spec.training.threads or default_threads())
-        atomic_write_text(self.run_dir / files.STUDY, yaml.safe_dump(resolved_study(self.study), sort_keys=False))
+        resolved = resolved_study(self.study)
+        atomic_write_text(self.run_dir / files.STUDY, yaml.safe_dump(resolved, sort_keys=False))
+        if self.options.loggers and spec.loggers:
+            self._loggers = self.registry.start_loggers((lg.name, lg.options) for lg in spec.loggers)
+        self.registry.study_started(StudyStartContext(spec.name, self.run_dir, resolved["arms"], resolved))
         data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir,
                             subset=self.options.subset)
         write_data_files(self.run_dir, data)
@@ -200,6 +211,7 @@ class StudyRunner:
             from harness.report.render import write_report
 
             write_report(self.run_dir, self.registry)
+        self._stop_loggers(completed=not self.failures)
         if self.failures:
             raise HarnessError("some folds failed:\n" + "\n".join(self.failures))
         return results
@@ -222,6 +234,10 @@ class StudyRunner:
                 self._aggregate(data)
             raise
         return self.finish(data, costs)
+
+    def _stop_loggers(self, *, completed: bool) -> None:
+        loggers, self._loggers = self._loggers, []
+        self.registry.stop_loggers(loggers, completed=completed)
 
     def _write_stats(self, results: pd.DataFrame) -> None:
         """stats.json: every arm vs the baseline with CV-valid tests (skipped for a single arm)."""
@@ -312,6 +328,9 @@ class StudyRunner:
         def on_epoch(row: dict[str, float]) -> None:
             epoch_bar.n = int(row["epoch"])
             epoch_bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
+            self.registry.epoch_finished(EpochContext(self.study.spec.name, self.run_dir, arm.name, fold.repeat,
+                                                      fold.fold, int(row["epoch"]), row, float(row["lr"]),
+                                                      float(row["seconds"]), cell))
             if self.options.on_epoch is not None:
                 self.options.on_epoch(arm, fold, row)
 

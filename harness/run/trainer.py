@@ -32,6 +32,7 @@ from harness.atomic import atomic_save_torch
 from harness.data.augment import augment_batch
 from harness.run import rundir as files
 from harness.run.faults import kill_point
+from harness.run.history import write_history
 from harness.seeds import stream_seed
 from harness.study.schema import AugmentSpec, TrainingSpec
 
@@ -268,6 +269,7 @@ class FoldTrainer:
             s.seconds += time.perf_counter() - started
             row.update(val_loss=val_loss, val_accuracy=val_acc, lr=lr, seconds=s.seconds, data_seconds=s.data_seconds)
             s.history.append(row)
+            write_history(self.cell_dir, s.history)  # live: the rows so far, replaced atomically each epoch
             s.epoch, s.step = s.epoch + 1, 0
             self.on_epoch(row)
             # divergence is read off the training loss, the inner split and the weights themselves:

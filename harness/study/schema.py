@@ -238,6 +238,23 @@ class TuneSpec(StrictModel):
     enqueue: list[dict[str, Any]] = Field(default_factory=list, description="trials to run first, e.g. the known values")
 
 
+class LoggerSpec(BaseModel):
+    """An experiment tracker: a name (``tensorboard``) or ``{name: mlflow, <option>: ...}``; every key but
+    ``name`` is the logger plugin's option."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class Study(StrictModel):
     name: str = Field(pattern=ID_PATTERN)
     seed: int = Field(0, ge=0, description="root of every random stream (numpy SeedSequence)")
@@ -252,6 +269,17 @@ class Study(StrictModel):
     init: Literal["standard", "zero_last_bn"] = Field(
         "standard", description="weight init for every arm: standard (every BatchNorm weight 1) or zero_last_bn "
         "(each residual branch's last BatchNorm weight 0, timm's zero_init_last; refused with attention)")
+    loggers: list[LoggerSpec] = Field(default_factory=list, description="experiment trackers (tensorboard, mlflow); "
+                                      "nothing is logged unless listed")
+
+    @field_validator("loggers")
+    @classmethod
+    def _loggers_once(cls, loggers: list[LoggerSpec]) -> list[LoggerSpec]:
+        names = [spec.name for spec in loggers]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"logger {twice[0]!r} is listed twice; list each logger once (with its options)")
+        return loggers
 
     @field_validator("arms")
     @classmethod

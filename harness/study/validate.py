@@ -17,16 +17,17 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
     file = str(study.source)
     problems: list[Problem] = []
 
-    def add(path: tuple[str, ...], message: str) -> None:
+    def add(path: tuple[str | int, ...], message: str) -> None:
         from harness.study.loader import FROM_SET
 
         if any(v == FROM_SET and k[:len(path)] == path for k, v in study.lines.items()):  # the value came from --set
-            problems.append(Problem("--set", None, ".".join(path), message))
+            problems.append(Problem("--set", None, ".".join(map(str, path)), message))
         else:
-            problems.append(Problem(file, study.line_of(path), ".".join(path), message))
+            problems.append(Problem(file, study.line_of(path), ".".join(map(str, path)), message))
 
     if study.spec.dataset.name not in registry.components["datasets"]:
         add(("dataset", "name"), unknown_name("dataset", study.spec.dataset.name, registry.names("datasets")))
+    _check_loggers(study, registry, add)
     checked_training: set[str] = set()
     for arm in study.arms.values():
         where = ("arms", arm.name) if arm.name in study.spec.arms else ("grid",)
@@ -57,6 +58,23 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
         own = arm.name in study.spec.arms and bool(study.spec.arms[arm.name].training)
         _check_optim(arm.training.model_dump(), registry, (*where, "training") if own else ("training",), add)
     return problems
+
+
+def _check_loggers(study: LoadedStudy, registry: Registry, add: Any) -> None:
+    """Each ``loggers:`` entry names a registered logger, with its options, and its package is installed."""
+    from harness.options import option_errors
+    from harness.registry import logger_missing
+
+    for index, spec in enumerate(study.spec.loggers):
+        if spec.name not in registry.components["loggers"]:
+            add(("loggers", index), unknown_name("logger", spec.name, registry.names("loggers")))
+            continue
+        info = registry.logger(spec.name)
+        missing = logger_missing(info)
+        if missing:
+            add(("loggers", index), missing)
+        for option, message in option_errors(info.options, spec.options) if info.options else []:
+            add(("loggers", index, option) if option else ("loggers", index), f"{spec.name}: {message}")
 
 
 def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str, ...], add: Any) -> None:

@@ -156,7 +156,8 @@ class ArmObjective:
 
         runner = StudyRunner(study, self.registry, RunOptions(
             trial_dir, quiet=True, report=False, stats=False, arms=[self.arm], cache_dir=self.options.out_dir / "cache",
-            fold_order=order, on_cell=on_cell, on_epoch=on_epoch, subset=self.subset))
+            fold_order=order, on_cell=on_cell, on_epoch=on_epoch, subset=self.subset,
+            loggers=False))
         try:
             runner.run()
         finally:
