@@ -71,11 +71,6 @@ class RunDir:
         """The tensorboard logger's run folder of one cell."""
         return self.root / TENSORBOARD / arm / cell_name(repeat, fold)
 
-
-def cell_name(repeat: int, fold: int) -> str:
-    """One cell's folder name below its arm (``r0-f1``)."""
-    return f"r{repeat}-f{fold}"
-
     def prepare(self) -> None:
         """Create the folder, refusing a path that is a file or cannot be written."""
         if self.root.exists() and not self.root.is_dir():
@@ -128,6 +123,11 @@ def cell_name(repeat: int, fold: int) -> str:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def cell_name(repeat: int, fold: int) -> str:
+    """One cell's folder name below its arm (``r0-f1``)."""
+    return f"r{repeat}-f{fold}"
 
 
 def _flock(handle: IO[str], shared: bool | None) -> None:
