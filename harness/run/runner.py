@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -328,9 +329,9 @@ class StudyRunner:
         def on_epoch(row: dict[str, float]) -> None:
             epoch_bar.n = int(row["epoch"])
             epoch_bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
-            self.registry.epoch_finished(EpochContext(self.study.spec.name, self.run_dir, arm.name, fold.repeat,
-                                                      fold.fold, int(row["epoch"]), row, float(row["lr"]),
-                                                      float(row["seconds"]), cell))
+            self.registry.epoch_finished(EpochContext(
+                self.study.spec.name, self.run_dir, arm.name, fold.repeat, fold.fold, int(row["epoch"]),
+                MappingProxyType(dict(row)), float(row["lr"]), float(row["seconds"]), cell))
             if self.options.on_epoch is not None:
                 self.options.on_epoch(arm, fold, row)
 

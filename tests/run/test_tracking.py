@@ -155,3 +155,24 @@ def test_missing_package_says_which_extra_installs_it() -> None:
     with pytest.raises(HarnessError, match=r"loggers: the fancy logger needs .*ablation-harness\[fancy\]"):
         registry.start_loggers([("fancy", {})])
     assert len(registry.plugin_manager.get_plugins()) == 1  # nothing half-started stays registered
+
+
+def test_mlflow_default_store_is_sqlite_in_the_run_directory(tmp_path: Path) -> None:
+    from harness_plugins.mlflow_logger import MlflowLogger, MlflowOptions
+
+    uri, artifacts = MlflowLogger(MlflowOptions())._store(tmp_path)
+    assert uri == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db" and (tmp_path / "mlruns").is_dir()
+    assert artifacts == (tmp_path.resolve() / "mlruns" / "artifacts").as_uri()
+    remote = MlflowLogger(MlflowOptions(tracking_uri="http://127.0.0.1:5000"))._store(tmp_path)
+    assert remote == ("http://127.0.0.1:5000", None)  # the server decides where artifacts go
+
+
+def test_fresh_removes_tensorboard_runs_and_the_mlflow_run_id_but_keeps_the_mlflow_store(tmp_path: Path) -> None:
+    from harness.run.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    run.tensorboard("a", 0, 1).mkdir(parents=True)
+    (tmp_path / "mlflow_run.json").write_text("{}")
+    (tmp_path / "mlruns").mkdir()
+    run.clear()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlruns"]  # the store holds every earlier run
