@@ -39,6 +39,7 @@ RECORDER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow  # one tiny end-to-end run (2 arms x 2 folds x 2 epochs at 16 px)
 def test_epoch_hook_sees_live_history_and_tensorboard_reads_back(write_study, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("tensorboard", reason="the tensorboard logger needs the tensorboard package")
