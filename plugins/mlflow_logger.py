@@ -13,11 +13,12 @@ run's id is kept in ``RUN/mlflow_run.json``). Needs ``pip install 'ablation-harn
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,12 @@ class MlflowLogger:
         self.run_dir = context.run_dir
         uri, artifacts = self._store(context.run_dir)
         self.client = MlflowClient(tracking_uri=uri)
+        with _exclusive(context.run_dir / files.MLFLOW_LOCK):  # local workers (run --workers N) share the runs
+            self._open_runs(context, uri, artifacts)
+
+    def _open_runs(self, context: StudyStartContext, uri: str, artifacts: str | None) -> None:
+        """The experiment, the study run (this run directory's earlier one when it resumes) and one run per
+        arm under it, each created only if missing."""
         name = self.options.experiment or context.study_name
         found = self.client.get_experiment_by_name(name)
         self.experiment = (found.experiment_id if found is not None and found.lifecycle_stage == "active"
@@ -189,6 +196,22 @@ class MlflowLogger:
             if self.client.get_run(run).info.status == "RUNNING":
                 self.client.set_terminated(run, status)
         self.client.set_terminated(self.study_run, status)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (blocking); without fcntl (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _quote(text: str) -> str:

@@ -37,6 +37,7 @@ LOCK = ".lock"
 CELL_QUEUE = "cells.db"  # the local workers' shared queue (``run --workers N``)
 TENSORBOARD = "tensorboard"  # the tensorboard logger's event files: tensorboard/<arm>/r<repeat>-f<fold>/
 MLFLOW_RUN = "mlflow_run.json"  # the mlflow logger's study run id, so a resumed run continues it
+MLFLOW_LOCK = ".mlflow.lock"  # held while the mlflow logger finds or creates the study's runs (local workers)
 MLRUNS = "mlruns"  # the mlflow logger's default store (mlflow.db + artifacts/); kept by --fresh: it holds every run
 
 # files inside one cell's folder
