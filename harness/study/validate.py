@@ -30,8 +30,14 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
     checked_training: set[str] = set()
     for arm in study.arms.values():
         where = ("arms", arm.name) if arm.name in study.spec.arms else ("grid",)
-        if arm.backbone not in registry.components["backbones"]:
-            add((*where, "backbone"), unknown_name("backbone", arm.backbone, registry.names("backbones")))
+        try:
+            registry.backbone(arm.backbone)  # a registered name, or a family member such as timm/resnet26d
+            known = True
+        except HarnessError as exc:
+            add((*where, "backbone"), str(exc))
+            known = False
+        if not known:
+            pass
         elif arm.attention_name not in registry.components["attention"]:
             add((*where, "attention"), unknown_name("attention variant", arm.attention_name, registry.names("attention")))
         else:
