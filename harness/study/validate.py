@@ -82,10 +82,13 @@ def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str
         add((*prefix, "optimizer"), str(exc))
         return
     if sched_name in registry.components["schedulers"]:
-        try:
-            registry.scheduler(sched_name).build(optimizer, sched, training["epochs"])
+        from harness.run.training_options import build_scheduler
+        from harness.study.schema import TrainingSpec
+
+        try:  # with training.warmup in front when declared (refused for a metric-stepped scheduler)
+            build_scheduler(registry, optimizer, TrainingSpec.model_validate(training))
         except HarnessError as exc:
-            add((*prefix, "scheduler"), str(exc))
+            add((*prefix, "warmup" if training.get("warmup") and "warmup" in str(exc) else "scheduler"), str(exc))
 
 
 def tune_space_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
