@@ -130,3 +130,52 @@ def test_a_stopped_and_resumed_fold_equals_an_uninterrupted_one_with_ema_warmup_
     assert (outcome.test_probs == reference.test_probs).all()
     best = torch.load(tmp_path / "resumed" / files.BEST, weights_only=True)
     torch.testing.assert_close(best["0.weight"], resumed.scored_model.state_dict()["0.weight"])  # best.pt: EMA weights
+
+
+def test_options_change_the_cell_fingerprint(write_study) -> None:  # type: ignore[no-untyped-def]
+    from harness.run.fingerprint import cell_fingerprint
+    from harness.study.loader import load_study
+
+    def fingerprint(update: dict[str, Any]) -> str:
+        study = load_study(write_study({"training": update}))
+        return cell_fingerprint(study, study.arms["plain"])
+
+    off = fingerprint({})
+    for option in ({"warmup": {"epochs": 1}}, {"clip_grad": {"max_norm": 1.0}}, {"ema": {"decay": 0.99}}):
+        assert fingerprint(option) != off, option  # a stored cell is not reused for a run that asks for it
+
+
+@pytest.mark.slow
+def test_study_run_records_and_applies_the_options(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """End to end: history.csv's lr follows the warmup ramp; resolved study and protocol line name all three."""
+    import pandas as pd
+    import yaml
+
+    from harness.cli import main
+    from harness.report.render import protocol_text
+
+    options = {"epochs": 2, "warmup": {"epochs": 1, "start_factor": 0.1}, "clip_grad": {"max_norm": 1.0},
+               "ema": {"decay": 0.9}}
+    study = write_study({"training": options}, arms={"plain": {"backbone": "resnet20", "attention": "none"}})
+    out = tmp_path / "out"
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
+    histories = sorted((out / files.CELLS).glob(f"plain/*/{files.HISTORY}"))
+    assert len(histories) == 2
+    for history in histories:  # lr 0.05: 0.1 x, then the step scheduler's first epoch (the full lr)
+        assert pd.read_csv(history)["lr"].tolist() == pytest.approx([0.005, 0.05])
+    resolved = yaml.safe_load((out / files.STUDY).read_text())
+    assert resolved["arms"]["plain"]["training"]["ema"] == {"decay": 0.9}
+    text = protocol_text(resolved)
+    assert "lr warmup: 1 epoch from 0.1 x lr" in text and "gradient clipping at total norm 1" in text
+    assert "EMA of the weights (decay 0.9): the EMA weights are selected, scored and saved" in text
+
+
+def test_protocol_line_names_the_arms_when_their_options_differ() -> None:
+    from harness.report.render import protocol_text
+
+    base = {"cv": {"folds": 2, "repeats": 1}, "training": {}, "init": "standard"}
+    same = {**base, "arms": {"a": {"training": {"ema": {"decay": 0.99}}}, "b": {"training": {"ema": {"decay": 0.99}}}}}
+    assert protocol_text(same).endswith(", EMA of the weights (decay 0.99): the EMA weights are selected, scored and saved")
+    differ = {**base, "arms": {"a": {"training": {"clip_grad": {"max_norm": 2}}}, "b": {"training": {}}}}
+    assert protocol_text(differ).endswith(", a: gradient clipping at total norm 2, b: no warmup, clipping or EMA")
+    assert "EMA" not in protocol_text({**base, "arms": {"a": {"training": {"ema": None}}}})  # off: not mentioned
