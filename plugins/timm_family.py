@@ -12,7 +12,7 @@ has it and leaves every BatchNorm weight at 1; ``zero_last_bn`` exists for ResNe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.contracts import BackboneInfo, BackboneRequest
 from harness.errors import HarnessError
@@ -59,7 +59,7 @@ def block_types(model: nn.Module) -> list[str]:
 def _create(name: str, request: BackboneRequest) -> nn.Module:
     import timm
 
-    common = {"pretrained": False, "num_classes": request.num_classes, "in_chans": request.in_chans}
+    common: dict[str, Any] = {"pretrained": False, "num_classes": request.num_classes, "in_chans": request.in_chans}
     try:  # the init policy decides, not timm's zero_init_last default (see harness_plugins.models)
         return timm.create_model(name, zero_init_last=False, **common)
     except TypeError as exc:

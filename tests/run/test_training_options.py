@@ -101,7 +101,7 @@ def test_ema_weights_follow_the_formula_and_are_what_is_evaluated(tmp_path: Path
     for key, value in expected.items():
         if value.is_floating_point() and ema[key].is_floating_point():
             torch.testing.assert_close(ema[key], value, rtol=1e-5, atol=1e-6)
-    raw = trainer.model[0].weight
+    raw = trainer.model.get_parameter("0.weight")
     assert not torch.allclose(ema["0.weight"], raw)
     x, y = trainer.inputs.x_val, trainer.inputs.y_val
     _, scored = trainer.evaluate(x, y)
