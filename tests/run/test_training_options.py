@@ -76,9 +76,13 @@ def _grad_norm(model: nn.Module) -> float:
     return float(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]).norm())
 
 
-def test_clip_grad_bounds_the_gradient_norm_of_each_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scaled", [False, True])
+def test_clip_grad_bounds_the_gradient_norm_of_each_step(tmp_path: Path, scaled: bool) -> None:
+    """Also under a GradScaler (float16 AMP): the true gradients are clipped, not the scaled ones."""
     def step_norm(training: TrainingSpec) -> float:
         trainer = _trainer(tmp_path, training)
+        if scaled:
+            trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
         zero = torch.zeros((), dtype=torch.long)
         trainer.train_step(torch.arange(8), torch.Generator().manual_seed(0), torch.zeros(()), zero)
         return _grad_norm(trainer.model)  # the gradients the optimizer stepped with
