@@ -8,7 +8,8 @@ evaluated every epoch for the curves only.
 Sample order and augmentation draw from separate streams seeded by (fold seed, epoch)
 (:mod:`harness.seeds`); the augmentation generator is saved with mid-epoch checkpoints, so a
 resumed fold reproduces an uninterrupted one exactly on CPU. Losses and accuracy are
-accumulated on the device and read once per epoch.
+accumulated on the device and read once per epoch. With ``training.ema`` the EMA weights
+(:mod:`harness.run.training_options`) are what is evaluated, selected, saved and checkpointed.
 """
 
 from __future__ import annotations

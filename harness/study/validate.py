@@ -30,14 +30,8 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
     checked_training: set[str] = set()
     for arm in study.arms.values():
         where = ("arms", arm.name) if arm.name in study.spec.arms else ("grid",)
-        try:
-            registry.backbone(arm.backbone)  # a registered name, or a family member such as timm/resnet26d
-            known = True
-        except HarnessError as exc:
-            add((*where, "backbone"), str(exc))
-            known = False
-        if not known:
-            pass
+        if unknown := _unknown_backbone(registry, arm.backbone):
+            add((*where, "backbone"), unknown)
         elif arm.attention_name not in registry.components["attention"]:
             add((*where, "attention"), unknown_name("attention variant", arm.attention_name, registry.names("attention")))
         else:
@@ -63,6 +57,15 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
         own = arm.name in study.spec.arms and bool(study.spec.arms[arm.name].training)
         _check_optim(arm.training.model_dump(), registry, (*where, "training") if own else ("training",), add)
     return problems
+
+
+def _unknown_backbone(registry: Registry, name: str) -> str:
+    """Why ``name`` is no backbone ('' when it is one: registered, or a family member like timm/resnet26d)."""
+    try:
+        registry.backbone(name)
+    except HarnessError as exc:
+        return str(exc)
+    return ""
 
 
 def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str, ...], add: Any) -> None:
