@@ -88,3 +88,10 @@ def test_list_backbones_lists_timm_models_only_when_asked(capsys: pytest.Capture
     assert main(["list", "backbones", "timm/resnet26*"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert "timm/resnet26d" in listed and "timm/convnext_atto" not in listed
+
+
+def test_gradcam_says_why_it_skips_a_model_without_resnet_stages() -> None:
+    from harness.report.insight import cam_layer
+
+    layer, why = cam_layer(_build("timm/convnext_atto").eval(), torch.zeros(1, 1, 32, 32))
+    assert layer is None and why == "Grad-CAM not shown: ConvNeXt has no ResNet stages (layer1-layer4) to attribute on"
