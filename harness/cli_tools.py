@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     registry = registry_for(args)
-    names = [n for n in registry.names(args.kind) if fnmatch.fnmatch(n, args.pattern)]
+    names = registry.matching(args.kind, args.pattern)
     if args.options and args.kind == "datasets":
         from harness.options import options_markdown
 
@@ -45,8 +44,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(options_markdown([(n, getattr(registry.get(args.kind, n), "options", None)) for n in names]))
         return 0
     width = max((len(n) for n in names), default=0)
-    for name in names:
-        print(f"{name:<{width}}  {registry.get(args.kind, name).summary}")
+    table = registry.components[args.kind]
+    for name in names:  # a family member (timm/resnet26d) has no entry of its own
+        summary = table[name].summary if name in table else f"(one of {name.split('/', 1)[0]}/*)"
+        print(f"{name:<{width}}  {summary}")
     return 0
 
 

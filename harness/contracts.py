@@ -79,6 +79,7 @@ class BackboneRequest:
     pretrained: bool | str = False
     attention: AttentionPlan = AttentionPlan(layer=None)
     init: str = "standard"  # the study's init policy: standard (every BN weight 1) | zero_last_bn
+    name: str = ""  # the backbone name the study gave (a family entry such as ``timm/*`` builds from it)
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,15 @@ class BackboneInfo:
     """A backbone: ``build(request) -> nn.Module``; ``family`` groups related backbones in listings.
 
     A backbone with attention built in tags those modules with :func:`mark_attention`.
+    A family entry is named ``prefix/*`` and has ``members(pattern)``, the ``prefix/<name>`` names
+    matching an fnmatch pattern: the registry resolves each of those names to it.
     """
 
     name: str
     build: Callable[[BackboneRequest], nn.Module]
     summary: str
     family: str = "resnet"
+    members: Callable[[str], list[str]] | None = None
 
 
 @dataclass(frozen=True)

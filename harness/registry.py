@@ -35,7 +35,7 @@ from harness.contracts import (
     StudyContext,
     StudyStartContext,
 )
-from harness.errors import HarnessError, unknown_name
+from harness.errors import HarnessError, did_you_mean, unknown_name
 from harness.options import parse_options
 
 ENTRY_POINT_GROUP = "harness"
@@ -76,12 +76,29 @@ class Registry:
     def get(self, kind: str, name: str) -> Any:
         """The component ``name`` of ``kind``, or a HarnessError listing close matches."""
         table = self.components[kind]
-        if name not in table:
+        if name in table:
+            return table[name]
+        family = table.get(name.split("/", 1)[0] + "/*") if "/" in name else None
+        members = getattr(family, "members", None)
+        if family is None or members is None:
             raise HarnessError(unknown_name(_SINGULAR[kind], name, table))
-        return table[name]
+        if name not in members(name):  # e.g. timm/<name>: the family lists its own names
+            raise HarnessError(f"unknown {_SINGULAR[kind]} {name!r}{did_you_mean(name, members(family.name))}; "
+                               f"`harness list {kind} '{family.name}'` lists them")
+        return family
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])
+
+    def matching(self, kind: str, pattern: str) -> list[str]:
+        """Registered names matching an fnmatch ``pattern``; a pattern inside a family (``timm/res*``)
+        lists the family's members, so ``*`` alone never lists every timm model."""
+        import fnmatch
+
+        names = [n for n in self.names(kind) if fnmatch.fnmatch(n, pattern)]
+        family = self.components[kind].get(pattern.split("/", 1)[0] + "/*") if "/" in pattern else None
+        members = getattr(family, "members", None)
+        return names + sorted(set(members(pattern)) - set(names)) if members is not None else names
 
     def backbone(self, name: str) -> BackboneInfo:
         return self.get("backbones", name)  # type: ignore[no-any-return]

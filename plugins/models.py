@@ -17,24 +17,9 @@ from harness.contracts import BackboneInfo, BackboneRequest
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
 
     from torch import nn
 
-
-def apply_init(stages: Mapping[int, nn.Sequential], policy: str) -> None:
-    """Apply the init policy to a ResNet's blocks (before attention is placed)."""
-    from torch import nn
-
-    if policy == "standard":
-        return
-    if policy != "zero_last_bn":
-        raise HarnessError(f"unknown init policy {policy!r}; use standard or zero_last_bn")
-    for stage in stages.values():
-        for block in stage:
-            norm = getattr(block, "bn3", None) or getattr(block, "bn2", None)
-            if isinstance(norm, nn.BatchNorm2d):
-                nn.init.zeros_(norm.weight)
 
 TIMM_PLAIN = {
     "resnet18": "ResNet-18 (timm), basic blocks 2-2-2-2",
@@ -64,7 +49,7 @@ def _timm_builder(name: str, attention_allowed: bool) -> Callable[[BackboneReque
     def build(request: BackboneRequest) -> nn.Module:
         import timm
 
-        from harness.models.surgery import apply_attention
+        from harness.models.surgery import apply_attention, apply_init, tag_builtin_se
         from harness.models.weights import load_pretrained
 
         if request.attention.layer is not None and not attention_allowed:
@@ -82,7 +67,7 @@ def _timm_builder(name: str, attention_allowed: bool) -> Callable[[BackboneReque
         apply_init(stages, request.init)
         apply_attention(stages, request.attention)
         if not attention_allowed:
-            _tag_builtin_se(model)
+            tag_builtin_se(model)
         if request.pretrained:
             load_pretrained(model, name, request.pretrained, request.in_chans)
         return model
@@ -90,26 +75,12 @@ def _timm_builder(name: str, attention_allowed: bool) -> Callable[[BackboneReque
     return build
 
 
-def _tag_builtin_se(model: nn.Module) -> None:
-    """Tag the SE modules timm builds into seresnet*/legacy_seresnet* (``se``/``se_module`` of each block)."""
-    from harness.contracts import AttentionTag, mark_attention
-
-    for module in list(model.modules()):
-        se = getattr(module, "se", None) or getattr(module, "se_module", None)
-        fc1 = getattr(se, "fc1", None)
-        if se is None or fc1 is None or not hasattr(fc1, "in_channels"):
-            continue
-        channels, hidden = int(fc1.in_channels), int(fc1.out_channels)
-        gate = "gate" if hasattr(se, "gate") else "sigmoid" if hasattr(se, "sigmoid") else None
-        mark_attention(se, AttentionTag(channels, hidden, gate, f"timm's built-in SE: hidden {hidden} of {channels}"))
-
-
 def _cifar_builder(depth: int, se: bool) -> Callable[[BackboneRequest], nn.Module]:
     def build(request: BackboneRequest) -> nn.Module:
         from harness_plugins.attention import make_se
         from harness_plugins.cifar_resnet import CifarResNet
 
-        from harness.models.surgery import apply_attention
+        from harness.models.surgery import apply_attention, apply_init
 
         if request.pretrained:
             raise HarnessError(f"no pretrained weights exist for the CIFAR ResNet-{depth}; set pretrained: false")
@@ -138,4 +109,7 @@ def register_backbones() -> list[BackboneInfo]:
         infos.append(BackboneInfo(f"se_resnet{depth}", _cifar_builder(depth, True),
                                   f"CIFAR-style SE-ResNet-{depth}: exact SE (r = 16, no bias) before the addition",
                                   family="cifar-resnet-se"))
-    return infos
+    # timm itself is imported only when a timm/ name is used
+    from harness_plugins.timm_family import timm_family
+
+    return [*infos, timm_family()]

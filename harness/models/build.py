@@ -45,7 +45,7 @@ def build_model(
     """
     info = registry.backbone(backbone)
     plan = attention_plan(registry, attention, attention_options)
-    request = BackboneRequest(num_classes, in_chans, image_size, pretrained, plan, init)
+    request = BackboneRequest(num_classes, in_chans, image_size, pretrained, plan, init, backbone)
     try:
         model = info.build(request)
     except HarnessError:

@@ -68,3 +68,28 @@ def apply_attention(stages: Mapping[int, nn.Sequential], plan: AttentionPlan) ->
                 block.downsample = nn.Sequential(*parts, layer(out_channels))
             else:
                 stage[index] = PostAttention(block, layer(out_channels))
+
+
+def apply_init(stages: Mapping[int, nn.Sequential], policy: str) -> None:
+    """Apply the study's init policy to a ResNet's blocks (before attention is placed; see harness_plugins.models)."""
+    if policy == "standard":
+        return
+    if policy != "zero_last_bn":
+        raise HarnessError(f"unknown init policy {policy!r}; use standard or zero_last_bn")
+    for stage in stages.values():
+        for block in stage:
+            norm = getattr(block, "bn3", None) or getattr(block, "bn2", None)
+            if isinstance(norm, nn.BatchNorm2d):
+                nn.init.zeros_(norm.weight)
+
+
+def tag_builtin_se(model: nn.Module) -> None:
+    """Tag the SE modules timm builds into seresnet*/legacy_seresnet* (``se``/``se_module`` of each block)."""
+    for module in list(model.modules()):
+        se = getattr(module, "se", None) or getattr(module, "se_module", None)
+        fc1 = getattr(se, "fc1", None)
+        if se is None or fc1 is None or not hasattr(fc1, "in_channels"):
+            continue
+        channels, hidden = int(fc1.in_channels), int(fc1.out_channels)
+        gate = "gate" if hasattr(se, "gate") else "sigmoid" if hasattr(se, "sigmoid") else None
+        mark_attention(se, AttentionTag(channels, hidden, gate, f"timm's built-in SE: hidden {hidden} of {channels}"))

@@ -70,6 +70,8 @@ def cam_layer(model: Any, x: torch.Tensor, min_size: int = 7) -> tuple[Any, str]
     """The deepest stage whose feature map is at least ``min_size`` x ``min_size`` (Grad-CAM on a 2x2 map
     is blobs); ``(None, why not)`` when none is."""
     stages = [(n, getattr(model, n)) for n in ("layer1", "layer2", "layer3", "layer4") if hasattr(model, n)]
+    if not stages:  # e.g. backbone: timm/convnext_atto
+        return None, f"Grad-CAM not shown: {type(model).__name__} has no ResNet stages (layer1-layer4) to attribute on"
     shapes: dict[str, tuple[int, int]] = {}
     hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: shapes.__setitem__(n, tuple(o.shape[-2:]))) for n, m in stages]
     with torch.no_grad():

@@ -106,7 +106,18 @@ def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
     parts.append({"standard": "init: standard (every BatchNorm weight 1; timm's zero_init_last off)",
                   "zero_last_bn": "init: zero_last_bn (each residual branch's last BatchNorm weight 0)",
                   None: "init: the backbone's own default"}.get(init, f"init: {init}"))
+    parts += _training_options_text(study)
     return ", ".join(parts)
+
+
+def _training_options_text(study: dict[str, Any]) -> list[str]:
+    """Warmup, gradient clipping and EMA where declared (nothing when off), per arm where arms differ."""
+    from harness.run.training_options import describe
+
+    arms = {name: describe(arm.get("training") or {}) for name, arm in (study.get("arms") or {}).items()}
+    if not arms or len({tuple(v) for v in arms.values()}) == 1:
+        return next(iter(arms.values())) if arms else describe(study.get("training") or {})
+    return [f"{name}: {'; '.join(phrases) or 'no warmup, clipping or EMA'}" for name, phrases in arms.items()]
 
 
 def _selection_text(training: dict[str, Any]) -> str:

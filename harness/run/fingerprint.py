@@ -22,6 +22,9 @@ def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "") -> str:
     """
     spec = study.spec
     training = arm.training.model_dump(mode="json", exclude={"device", "threads", "checkpoints"})  # not the science
+    for key in ("warmup", "clip_grad", "ema"):  # added later, off by default: off keeps older cells' fingerprints
+        if training.get(key) is None:
+            training.pop(key, None)
     parts = {"dataset": spec.dataset.model_dump(mode="json"), "cv": spec.cv.model_dump(mode="json"),
              "seed": spec.seed, "backbone": arm.backbone, "attention": [arm.attention_name, arm.attention_options],
              "pretrained": arm.pretrained, "training": training, "init": spec.init, "data": data_key}

@@ -32,6 +32,7 @@ from harness.run.fingerprint import cell_fingerprint, data_fingerprint
 from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs, resolve_device
 from harness.run.rundir import RunDir
 from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
+from harness.run.training_options import build_scheduler
 from harness.seeds import stream_seed
 from harness.study.loader import Arm, LoadedStudy
 
@@ -320,8 +321,7 @@ class StudyRunner:
             model = model.to(memory_format=torch.channels_last)
         opt_spec = arm.training.optimizer.model_dump()
         optimizer = self.registry.optimizer(opt_spec.pop("name")).build(model.parameters(), opt_spec)
-        sched_spec = arm.training.scheduler.model_dump()
-        scheduler = self.registry.scheduler(sched_spec.pop("name")).build(optimizer, sched_spec, arm.training.epochs)
+        scheduler = build_scheduler(self.registry, optimizer, arm.training)  # with training.warmup when declared
         inputs = fold_inputs(data, fold, device, bool(arm.pretrained))
         epoch_bar = tqdm(total=arm.training.epochs, desc="epochs", unit="ep", leave=False,
                          disable=self.options.quiet, position=1)

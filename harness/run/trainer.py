@@ -8,7 +8,8 @@ evaluated every epoch for the curves only.
 Sample order and augmentation draw from separate streams seeded by (fold seed, epoch)
 (:mod:`harness.seeds`); the augmentation generator is saved with mid-epoch checkpoints, so a
 resumed fold reproduces an uninterrupted one exactly on CPU. Losses and accuracy are
-accumulated on the device and read once per epoch.
+accumulated on the device and read once per epoch. With ``training.ema`` the EMA weights
+(:mod:`harness.run.training_options`) are what is evaluated, selected, saved and checkpointed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from harness.data.augment import augment_batch
 from harness.run import rundir as files
 from harness.run.faults import kill_point
 from harness.run.history import write_history
+from harness.run.training_options import clip_gradients, ema_update, make_ema
 from harness.seeds import stream_seed
 from harness.study.schema import AugmentSpec, TrainingSpec
 
@@ -149,9 +151,15 @@ class FoldTrainer:
         self.restore_best = training.selection.rule == "best"
         if (self.restore_best or training.early_stopping.patience) and not inputs.has_inner:
             raise ValueError("early stopping and selection.rule: best need the inner selection split in FoldInputs")
+        self.ema = make_ema(model, training.ema)  # training.ema: these weights are selected, scored and saved
         self.state = _State()
         self.best_weights: dict[str, torch.Tensor] | None = None
         self._resume_generator: torch.Tensor | None = None
+
+    @property
+    def scored_model(self) -> nn.Module:
+        """The weights every evaluation uses: the EMA's when ``training.ema`` is on, else the model's."""
+        return self.ema.module if self.ema is not None else self.model  # type: ignore[return-value]
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -169,6 +177,7 @@ class FoldTrainer:
             "version": CHECKPOINT_VERSION, "cell": self.identity, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else {},
+            "ema": self.scored_model.state_dict() if self.ema is not None else {},
             "state": {k: v for k, v in vars(s).items() if k != "history"}, "history": s.history,
             "torch_rng": torch.get_rng_state(),
             "generator": generator.get_state() if generator is not None else torch.empty(0, dtype=torch.uint8),
@@ -192,6 +201,8 @@ class FoldTrainer:
             self.scheduler.load_state_dict(ckpt["scheduler"])
             if self.scaler and ckpt["scaler"]:
                 self.scaler.load_state_dict(ckpt["scaler"])
+            if self.ema is not None:
+                self.scored_model.load_state_dict(ckpt["ema"])
             self.state = _State(**ckpt["state"], history=list(ckpt["history"]))
             torch.set_rng_state(ckpt["torch_rng"])
             self._resume_generator = ckpt["generator"]
@@ -291,7 +302,7 @@ class FoldTrainer:
                 if improved:
                     s.best_value, s.best_epoch, s.bad_epochs = value, s.epoch, 0
                     if self.restore_best:
-                        self.best_weights = copy.deepcopy(self.model.state_dict())
+                        self.best_weights = copy.deepcopy(self.scored_model.state_dict())
                         atomic_save_torch(self.best_path, self.best_weights)
                         kill_point("best-saved")
                 else:
@@ -308,10 +319,10 @@ class FoldTrainer:
                 raise KeyboardInterrupt
         scored_epoch = s.epoch
         if self.restore_best and self.best_weights is not None:
-            self.model.load_state_dict(self.best_weights)
+            self.scored_model.load_state_dict(self.best_weights)
             scored_epoch = s.best_epoch
         else:  # best.pt always holds the scored weights (here: the last epoch's)
-            atomic_save_torch(self.best_path, self.model.state_dict())
+            atomic_save_torch(self.best_path, self.scored_model.state_dict())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _, val_probs = self.evaluate(inputs.x_val, inputs.y_val)
@@ -340,11 +351,16 @@ class FoldTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler:
             self.scaler.scale(loss).backward()
+            if self.training.clip_grad is not None:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+            clip_gradients(self.model.parameters(), self.training.clip_grad)
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             loss.backward()
+            clip_gradients(self.model.parameters(), self.training.clip_grad)
             self.optimizer.step()
+        ema_update(self.ema, self.model)
         loss_sum += loss.detach() * len(idx)
         correct += (logits.detach().argmax(1) == y).sum()
 
@@ -353,14 +369,15 @@ class FoldTrainer:
         """Mean loss and class probabilities over a uint8 tensor, in evaluation mode."""
         if len(y_all) == 0:
             return math.nan, np.zeros((0, 0), dtype=np.float32)
-        self.model.eval()
+        model = self.scored_model
+        model.eval()
         probs, loss_sum = [], torch.zeros((), device=self.device)
         batch = max(self.training.batch_size, 64)
         for start in range(0, len(y_all), batch):
             x = self._normalize(prepare(x_all[start:start + batch], self.inputs, self.channels_last))
             y = y_all[start:start + batch]
             with self._autocast():
-                logits = self.model(x).float()
+                logits = model(x).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             probs.append(torch.softmax(logits, 1))
         return float(loss_sum) / len(y_all), torch.cat(probs).cpu().numpy()

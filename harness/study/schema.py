@@ -151,6 +151,28 @@ class SelectionSpec(StrictModel):
     inner_fraction: float | None = Field(None, gt=0, lt=0.5)
 
 
+class WarmupSpec(StrictModel):
+    """Linear warmup over the first ``epochs`` (lr x start_factor rising to the full lr), then the
+    declared scheduler over the remaining epochs (torch's LinearLR + SequentialLR, stepped per epoch)."""
+
+    epochs: int = Field(ge=1)
+    start_factor: float = Field(0.1, gt=0, le=1)
+
+
+class ClipGradSpec(StrictModel):
+    """Clip the gradients' total norm to ``max_norm`` before each step (unscaled first under AMP)."""
+
+    max_norm: float = Field(gt=0)
+    norm_type: float = Field(2.0, gt=0)
+
+
+class EmaSpec(StrictModel):
+    """An exponential moving average of the weights (timm's ModelEmaV3, updated after every step):
+    ema = decay * ema + (1 - decay) * weights. The EMA weights are selected, scored and saved."""
+
+    decay: float = Field(gt=0, lt=1)
+
+
 class TrainingSpec(StrictModel):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -166,6 +188,9 @@ class TrainingSpec(StrictModel):
         "best", description="what a finished cell keeps: the scored weights (best.pt), nothing, or also last.pt "
                             "with the optimizer state (about 3x the weights)")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch")
+    warmup: WarmupSpec | None = Field(None, description="linear lr warmup before the scheduler; off unless declared")
+    clip_grad: ClipGradSpec | None = Field(None, description="gradient norm clipping; off unless declared")
+    ema: EmaSpec | None = Field(None, description="EMA of the weights, which are then scored; off unless declared")
 
     @model_validator(mode="after")
     def _selection_has_inner_split(self) -> TrainingSpec:
@@ -176,6 +201,13 @@ class TrainingSpec(StrictModel):
                 f"{' and '.join(needs)}: choosing an epoch needs data the fold is not scored on; add "
                 "training.selection.inner_fraction (e.g. 0.1) to carve an inner selection split from the "
                 "fold's training part, or drop the choice (the last epoch is then scored)")
+        return self
+
+    @model_validator(mode="after")
+    def _warmup_leaves_epochs(self) -> TrainingSpec:
+        if self.warmup is not None and self.warmup.epochs >= self.epochs:
+            raise ValueError(f"warmup.epochs ({self.warmup.epochs}) must be below epochs ({self.epochs}): the "
+                             "declared scheduler runs after the warmup")
         return self
 
 

@@ -31,8 +31,8 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
     checked_training: set[str] = set()
     for arm in study.arms.values():
         where = ("arms", arm.name) if arm.name in study.spec.arms else ("grid",)
-        if arm.backbone not in registry.components["backbones"]:
-            add((*where, "backbone"), unknown_name("backbone", arm.backbone, registry.names("backbones")))
+        if unknown := _unknown_backbone(registry, arm.backbone):
+            add((*where, "backbone"), unknown)
         elif arm.attention_name not in registry.components["attention"]:
             add((*where, "attention"), unknown_name("attention variant", arm.attention_name, registry.names("attention")))
         else:
@@ -77,6 +77,15 @@ def _check_loggers(study: LoadedStudy, registry: Registry, add: Any) -> None:
             add(("loggers", index, option) if option else ("loggers", index), f"{spec.name}: {message}")
 
 
+def _unknown_backbone(registry: Registry, name: str) -> str:
+    """Why ``name`` is no backbone ('' when it is one: registered, or a family member like timm/resnet26d)."""
+    try:
+        registry.backbone(name)
+    except HarnessError as exc:
+        return str(exc)
+    return ""
+
+
 def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str, ...], add: Any) -> None:
     import torch
 
@@ -94,10 +103,13 @@ def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str
         add((*prefix, "optimizer"), str(exc))
         return
     if sched_name in registry.components["schedulers"]:
-        try:
-            registry.scheduler(sched_name).build(optimizer, sched, training["epochs"])
+        from harness.run.training_options import build_scheduler
+        from harness.study.schema import TrainingSpec
+
+        try:  # with training.warmup in front when declared (refused for a metric-stepped scheduler)
+            build_scheduler(registry, optimizer, TrainingSpec.model_validate(training))
         except HarnessError as exc:
-            add((*prefix, "scheduler"), str(exc))
+            add((*prefix, "warmup" if training.get("warmup") and "warmup" in str(exc) else "scheduler"), str(exc))
 
 
 def tune_space_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:

@@ -35,7 +35,7 @@ def _forward_backward(model: torch.nn.Module, in_chans: int, classes: int) -> No
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("backbone", sorted(REGISTRY.names("backbones")))
+@pytest.mark.parametrize("backbone", [n for n in REGISTRY.names("backbones") if not n.endswith("/*")])  # timm/*: test_timm_family
 def test_every_backbone_contract(backbone: str, capsys: pytest.CaptureFixture[str]) -> None:
     torch.manual_seed(0)
     model = _build(backbone)
