@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 LOGGER = "harness"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # run.log; the console shows the bare message
@@ -33,6 +34,8 @@ class _ConsoleHandler(logging.Handler):
     """Writes to whatever ``sys.stderr`` is at the time (tests replace it), above any progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "from_warning", False):  # Python already showed it on stderr
+            return
         try:
             message = self.format(record)
             if stderr_is_terminal():
@@ -55,22 +58,29 @@ def verbosity_level(quiet: bool = False, verbose: int = 0) -> int:
 
 @contextlib.contextmanager
 def console(level: int = logging.INFO) -> Iterator[None]:
-    """Log to stderr at ``level`` while the block runs; ``warnings.warn`` messages go through logging too."""
+    """Log to stderr at ``level`` while the block runs; ``warnings.warn`` messages reach run.log as well.
+
+    Warnings are chained, not captured (``logging.captureWarnings`` would hide them from whoever
+    records them, e.g. ``pytest.warns``): Python shows them on stderr as usual, and a copy is logged.
+    """
     logger = logging.getLogger(LOGGER)
     handler = _ConsoleHandler(level)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    warnings_logger = logging.getLogger("py.warnings")
-    previous = logger.level, logger.propagate
+    previous = logger.level, logger.propagate, warnings.showwarning
     logger.setLevel(logging.DEBUG)
     logger.propagate = False  # one copy of each line, whatever the root logger does
     logger.addHandler(handler)
-    warnings_logger.addHandler(handler)
-    logging.captureWarnings(True)
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        logger.warning("%s: %s", category.__name__, message, extra={"from_warning": True})
+        previous[2](message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
     try:
         yield
     finally:
-        logging.captureWarnings(False)
-        warnings_logger.removeHandler(handler)
+        warnings.showwarning = previous[2]
         logger.removeHandler(handler)
         logger.setLevel(previous[0])
         logger.propagate = previous[1]
@@ -88,16 +98,13 @@ def run_log(path: Path) -> Iterator[None]:
     handler = logging.FileHandler(target, mode="a", encoding="utf-8", delay=True)
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter(FORMAT))
-    warnings_logger = logging.getLogger("py.warnings")
     previous = logger.level
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
     logger.addHandler(handler)
-    warnings_logger.addHandler(handler)
     try:
         yield
     finally:
-        warnings_logger.removeHandler(handler)
         logger.removeHandler(handler)
         logger.setLevel(previous)
         handler.close()

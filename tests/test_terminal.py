@@ -65,6 +65,16 @@ def test_quiet_and_verbose_set_what_stderr_shows(flags: list[str], shown: set[st
     assert set(capsys.readouterr().err.split()) == shown
 
 
+def test_warnings_reach_run_log_and_stay_visible_to_recorders(tmp_path: Path) -> None:
+    import warnings
+
+    from harness.logs import run_log
+
+    with pytest.warns(UserWarning, match="odd data"), console(), run_log(tmp_path / "run.log"):
+        warnings.warn("odd data", stacklevel=1)
+    assert "WARNING harness: UserWarning: odd data" in (tmp_path / "run.log").read_text()
+
+
 def test_run_and_tune_share_the_workers_flag() -> None:
     for command in ("run", "tune"):
         for flag in ("--workers", "--parallel"):
