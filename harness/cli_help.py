@@ -40,10 +40,15 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
-        if ("%(default)" not in text and action.option_strings and default not in (None, False, [], "")
-                and default is not argparse.SUPPRESS and not isinstance(action, argparse._VersionAction)):
+        if ("%(default)" not in text and action.option_strings and _shown(default)
+                and not isinstance(action, argparse._VersionAction)):
             text = f"{text} (default: %(default)s)".strip()
         return text
+
+
+def _shown(default: object) -> bool:
+    """A default worth printing: not unset, not a plain off switch, not empty (0 is shown: it is a value)."""
+    return not (default is None or default is False or default is argparse.SUPPRESS or default == [] or default == "")
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse._SubParsersAction]:  # type: ignore[type-arg]
@@ -53,8 +58,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse._SubParsersAct
 def _show_defaults(parser: argparse.ArgumentParser) -> None:
     """An option without help text still shows its default (the formatter skips options without help)."""
     for action in parser._actions:
-        if (action.help is None and action.option_strings and action.default not in (None, False, [], "")
-                and action.default is not argparse.SUPPRESS):
+        if action.help is None and action.option_strings and _shown(action.default):
             action.help = "(default: %(default)s)"
 
 

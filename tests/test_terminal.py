@@ -111,6 +111,7 @@ def test_every_command_help_shows_an_example_and_defaults() -> None:
         assert "example:\n  harness " in sub.format_help(), name
     assert "(default: 1)" in commands["run"].format_help()  # --workers
     assert "(default: 150)" in commands["prepare patches"].format_help()  # --size, which has no help text
+    assert "(default: 0)" in commands["prepare patches"].format_help()  # --seed: 0 is a value, not "unset"
     top = _parser().format_help()
     assert all(f"\n  {code} " in top for code in ("0", "1", "2", "130"))  # the exit codes
 
