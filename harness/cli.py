@@ -240,8 +240,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         _tune_workers(args, out, study.spec.training.threads)
     options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet)
     from harness.logs import run_log
+    from harness.run.rundir import LOG
 
-    with run_log(out / "run.log"):  # rundir.LOG
+    with run_log(out / LOG):
         summary = tune_study(study, registry, options, args.overrides)
     for worker in getattr(args, "extra_workers", []):
         worker.wait()
