@@ -65,6 +65,13 @@ def typecheck(session: nox.Session) -> None:
         session.run("mypy", "harness", *session.posargs)
 
 
+@nox.session(python=PYTHON, default=False)
+def wheel(session: nox.Session) -> None:
+    """Build the wheel, install it into a fresh venv and run the shipped quickstart outside the tree (CI runs it in tests)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_wheel.py", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def quickstart(session: nox.Session) -> None:
     """Run the quickstart study (bundled synthetic ultrasound, CPU)."""

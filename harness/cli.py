@@ -19,35 +19,55 @@ from harness.cli_checks import (
     run_directory,
     silence_broken_pipe,
 )
-from harness.cli_tools import cmd_bench, cmd_list, cmd_model, cmd_plugins, cmd_prepare, cmd_report
+from harness.cli_help import (
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    HelpFormatter,
+    add_completion,
+    finish_help,
+)
+from harness.cli_tools import (
+    cmd_bench,
+    cmd_list,
+    cmd_model,
+    cmd_plugins,
+    cmd_prepare,
+    cmd_report,
+    cmd_studies,
+)
 from harness.errors import HarnessError, Interrupted, StudyError
+from harness.logs import console, verbosity_level
 from harness.run.threads import THREADS_HELP, default_threads
+from harness.shipped import resolve_study
 from harness.stats.commands import add_parsers as add_stats_parsers
 from harness.stats.commands import cmd_compare, cmd_plan, verdict_lines
 
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
-
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description="Declarative, seeded, statistically honest ablation studies for image classifiers.")
+    parser = argparse.ArgumentParser(prog="harness", description="Declarative, seeded, statistically honest ablation studies for image classifiers.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"ablation-harness {__version__}")
-    parser.add_argument("--strict-plugins", action="store_true", help="a plugin that fails to load is an error")
+    add_completion(parser)
     # global flags are accepted after the subcommand too (SUPPRESS keeps a value given before it)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--strict-plugins", action="store_true", default=argparse.SUPPRESS,
-                        help="a plugin that fails to load is an error")
+    for target, default in ((parser, None), (common, argparse.SUPPRESS)):
+        flags = target.add_argument_group("global options") if target is parser else target
+        flags.add_argument("--strict-plugins", action="store_true", default=default or False,
+                           help="a plugin that fails to load is an error")
+        flags.add_argument("-q", "--quiet", action="store_true", default=default or False,
+                           help="warnings and errors only: no progress, no info lines")
+        flags.add_argument("-v", "--verbose", action="count", default=default or 0,
+                           help="also debug lines (per-epoch progress off a terminal)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_parser = sub.add_parser
     sub.add_parser = lambda *a, **k: add_parser(*a, parents=[common], **k)  # type: ignore[method-assign]
 
     run = sub.add_parser("run", help="run every arm of a study on identical seeded folds")
-    run.add_argument("study", type=Path)
+    run.add_argument("study", type=Path, help="a study file, or the name of a shipped study (harness studies)")
     run.add_argument("--out", type=Path, help="run directory (default runs/<name>/)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a study key, e.g. --set training.epochs=2 (repeatable)")
     run.add_argument("--fresh", action="store_true", help="discard earlier results in the run directory")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--no-report", action="store_true", help="skip writing report.html")
     run.add_argument("--storage", help="Optuna storage URL: workers sharing it split the cells between them")
     run.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
@@ -55,14 +75,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="N worker processes on this machine share the cells (small models do not fill a GPU)")
 
     tune = sub.add_parser("tune", help="Optuna search (lr, step size, any key) per arm with fold-aware pruning")
-    tune.add_argument("study", type=Path)
+    tune.add_argument("study", type=Path, help="a study file, or the name of a shipped study (harness studies)")
     tune.add_argument("--trials", type=int, help="total trials per arm (a rerun adds up to this many)")
     tune.add_argument("--storage", help="Optuna storage URL shared by workers (default sqlite in the run dir)")
-    tune.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    tune.add_argument("--workers", "--parallel", dest="workers", type=int, default=1, metavar="N",
+                      help="N worker processes on this machine share the trials (same flag as run's)")
     tune.add_argument("--out", type=Path)
     tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     tune.add_argument("--then-run", action="store_true", help="run the study's arms with each arm's best values")
-    tune.add_argument("--quiet", action="store_true")
     tune.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
 
     validate = sub.add_parser("validate", help="check a study file; every problem at once, with line numbers")
@@ -122,11 +142,23 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="re-render report.html from a finished run (no retraining); two runs: side by side")
     report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     report.add_argument("--out", type=Path)
+
+    studies = sub.add_parser("studies", help="list the example studies shipped with the package, or copy them out")
+    studies.add_argument("--copy", type=Path, metavar="DIR", help="copy every shipped study into DIR")
+    finish_help(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if isinstance(getattr(args, "study", None), Path):  # a bare name (quickstart) runs a shipped study
+        args.study = resolve_study(args.study)
+    with console(verbosity_level(args.quiet, args.verbose)):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command; user errors, interrupts and a closed pipe become a message and an exit code."""
     try:
         code = COMMANDS[args.command](args) or 0
         sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at interpreter exit
@@ -207,7 +239,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.workers > 1:
         _tune_workers(args, out, study.spec.training.threads)
     options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet)
-    summary = tune_study(study, registry, options, args.overrides)
+    from harness.logs import run_log
+    from harness.run.rundir import LOG
+
+    with run_log(out / LOG):
+        summary = tune_study(study, registry, options, args.overrides)
     for worker in getattr(args, "extra_workers", []):
         worker.wait()
     for arm, info in summary["arms"].items():
@@ -252,7 +288,7 @@ def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, 
     return storage
 
 
-COMMANDS = {"run": cmd_run, "tune": cmd_tune, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
+COMMANDS = {"studies": cmd_studies, "run": cmd_run, "tune": cmd_tune, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
             "model": cmd_model, "compare": cmd_compare, "plan": cmd_plan, "prepare": cmd_prepare, "bench": cmd_bench, "report": cmd_report}
 
 if __name__ == "__main__":

@@ -155,3 +155,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         raise HarnessError("harness report takes one run directory, or two to compare")
     return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from harness.shipped import copy_studies, first_comment, shipped_studies
+
+    if args.copy is not None:
+        for path in copy_studies(args.copy):
+            print(path)
+        return 0
+    studies = shipped_studies()
+    width = max((len(n) for n in studies), default=0)
+    for name, path in studies.items():
+        print(f"{name:<{width}}  {first_comment(path)}")
+    print(f"(in {next(iter(studies.values())).parent if studies else 'no folder'}; run one by name: harness run NAME)")
+    return 0

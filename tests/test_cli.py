@@ -36,13 +36,22 @@ def test_global_flag_after_the_subcommand(write_study, tmp_path: Path) -> None: 
     assert main(["--strict-plugins", "validate", str(study)]) == 0
 
 
-def test_run_dir_lock_is_exclusive_against_workers_and_shared_between_them(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["fcntl", "filelock"])
+def test_run_dir_lock_is_exclusive_against_workers_and_shared_between_them(
+        tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both lock backends: fcntl on POSIX, filelock's reader/writer lock where fcntl is missing (Windows)."""
+    from harness.run import rundir
+
+    monkeypatch.setattr(rundir, "_posix_locks", lambda: backend == "fcntl")
     run = RunDir(tmp_path / "run")
     with run.lock(shared=True), run.lock(shared=True):
         with pytest.raises(HarnessError, match=r"in use by another harness process \(a run or its workers\)"), run.lock():
             pass
     with run.lock(), pytest.raises(HarnessError, match=r"in use by another harness process \(a plain harness run\)"), run.lock(shared=True):
         pass
+    with run.lock():  # released on exit: taken again
+        pass
+    assert (tmp_path / "run" / (rundir.LOCK if backend == "fcntl" else rundir.LOCK_DB)).exists()
 
 
 def test_fresh_clears_every_output_and_temp_leftovers(tmp_path: Path) -> None:

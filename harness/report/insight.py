@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from harness.contracts import attention_modules
+from harness.optional import MissingExtra, optional_import
 from harness.report.plots import excitation_png, image_grid_png
 from harness.run import rundir as files
 
@@ -112,9 +113,8 @@ def _normalized(pixels: torch.Tensor, train: torch.Tensor, pretrained: bool) -> 
 def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], registry: Any, images: RunImages,
                       predictions: pd.DataFrame, splits: pd.DataFrame, class_names: list[str], size: int,
                       results: pd.DataFrame | None = None) -> dict[str, str]:
-    """Excitation plot (SE arms) and Grad-CAM overlays for the best model of a fold that trained."""
-    from captum.attr import LayerAttribution, LayerGradCam
-
+    """Excitation plot (SE arms) and Grad-CAM overlays for the best model of a fold that trained
+    (Grad-CAM needs captum, the ``gradcam`` extra; without it the report says how to install it)."""
     spec = dict(arm_spec, _name=arm_name)
     repeat, fold_no, why = insight_fold(results, arm_name) if results is not None else (0, 0, "repeat 0 fold 0")
     model = _fold_model(run_dir, spec, registry, len(class_names), images.pixels.shape[1], size,
@@ -142,6 +142,10 @@ def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], re
         out["excitation"] = excitation_png(excitations, class_names)
         out["activity"] = gate_activity({n: captured[n] for n, _ in chosen})
     target_layer, out["gradcam_note"] = cam_layer(model, x) if len(val) else (None, "Grad-CAM not shown: no validation images")
+    try:
+        captum = optional_import("captum.attr", "gradcam", "Grad-CAM")
+    except MissingExtra as exc:
+        target_layer, out["gradcam_note"] = None, f"Grad-CAM not shown: {exc}"
     if target_layer is not None and len(val):
         picks = []
         for c in range(len(class_names)):
@@ -150,8 +154,8 @@ def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], re
         positions = [int(val.index.get_loc(p)) for p in picks][:MAX_GALLERY]  # type: ignore[arg-type]
         inputs = x[positions].requires_grad_(True)
         targets = torch.tensor(val.y_pred.to_numpy()[positions])
-        cam = LayerGradCam(model, target_layer).attribute(inputs, target=targets, relu_attributions=True)
-        heat = LayerAttribution.interpolate(cam, (size, size), interpolate_mode="bilinear").detach()[:, 0].numpy()
+        cam = captum.LayerGradCam(model, target_layer).attribute(inputs, target=targets, relu_attributions=True)
+        heat = captum.LayerAttribution.interpolate(cam, (size, size), interpolate_mode="bilinear").detach()[:, 0].numpy()
         heat = heat / np.maximum(heat.reshape(len(heat), -1).max(1), 1e-8)[:, None, None]
         captions = [f"{'ok' if t == p else 'wrong'}: true {class_names[t][:12]}\npred {class_names[p][:12]}"
                     for t, p in zip(val.y_true.to_numpy()[positions], val.y_pred.to_numpy()[positions], strict=True)]

@@ -9,10 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 
 from harness.errors import HarnessError
 
@@ -34,6 +32,7 @@ LOG = "run.log"
 CELLS = "cells"
 CACHE = "cache"
 LOCK = ".lock"
+LOCK_DB = ".lock.db"  # the lock where there is no fcntl (Windows): filelock's SQLite reader/writer lock
 CELL_QUEUE = "cells.db"  # the local workers' shared queue (``run --workers N``)
 TENSORBOARD = "tensorboard"  # the tensorboard logger's event files: tensorboard/<arm>/r<repeat>-f<fold>/
 MLFLOW_RUN = "mlflow_run.json"  # the mlflow logger's study run id, so a resumed run continues it
@@ -88,11 +87,9 @@ class RunDir:
         """Exclusive for a plain run; ``shared`` for the workers of one storage, which share the folder
         with each other but never with a plain run."""
         self.prepare()
-        handle = open(self.root / LOCK, "a+")  # noqa: SIM115
         try:
-            _flock(handle, shared)
+            release = _lock(self.root, shared)
         except BlockingIOError:
-            handle.close()
             holder = "a plain harness run" if shared else "a run or its workers"
             raise HarnessError(
                 f"{self.root} is in use by another harness process ({holder}); wait for it, "
@@ -101,8 +98,7 @@ class RunDir:
         try:
             yield
         finally:
-            _flock(handle, None)
-            handle.close()
+            release()
 
     def clear(self) -> None:
         """Remove every output of an earlier run (``--fresh``), so nothing stale reaches the report."""
@@ -131,15 +127,51 @@ def cell_name(repeat: int, fold: int) -> str:
     return f"r{repeat}-f{fold}"
 
 
-def _flock(handle: IO[str], shared: bool | None) -> None:
-    """flock on POSIX (``None`` unlocks); where there is no fcntl (Windows) the folder is not locked."""
+def _lock(root: Path, shared: bool) -> Callable[[], None]:
+    """Take the run directory's lock without waiting (BlockingIOError when held); returns the release.
+
+    POSIX: ``fcntl.flock`` on ``.lock`` (shared or exclusive; the kernel drops it when the process dies).
+    Elsewhere (Windows, no fcntl): filelock's ReadWriteLock on ``.lock.db`` (SQLite; readers share,
+    a writer excludes), with the same semantics.
+    """
+    if not _posix_locks():
+        return _sqlite_lock(root, shared)
+    import fcntl
+
+    handle = open(root / LOCK, "a+")  # noqa: SIM115
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        if shared is not None:
-            warnings.warn("no fcntl on this platform: the run directory is not locked", stacklevel=3)
-        return
-    if shared is None:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    else:
         fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BaseException:
+        handle.close()
+        raise
+
+    def release() -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+    return release
+
+
+def _posix_locks() -> bool:
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    return True
+
+
+def _sqlite_lock(root: Path, shared: bool) -> Callable[[], None]:
+    from filelock import ReadWriteLock, Timeout
+
+    lock = ReadWriteLock(root / LOCK_DB, is_singleton=False, blocking=False)
+    try:
+        (lock.acquire_read if shared else lock.acquire_write)()
+    except Timeout:
+        lock.close()
+        raise BlockingIOError(f"{root / LOCK_DB} is held") from None
+
+    def release() -> None:
+        lock.release()
+        lock.close()
+
+    return release

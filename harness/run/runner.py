@@ -23,6 +23,7 @@ from harness.contracts import EpochContext, FoldContext, StudyContext, StudyStar
 from harness.data.prepared import PreparedData, prepare_data, write_data_files
 from harness.data.splits import Fold
 from harness.errors import HarnessError, Interrupted
+from harness.logs import Progress, log, run_log
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
 from harness.run import rundir as files
@@ -66,7 +67,7 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self.previous or signal.default_int_handler)
             raise KeyboardInterrupt
         self.requested = True
-        print("\ninterrupt: finishing the current step and saving a checkpoint (Ctrl-C again to stop at once)")
+        log.warning("interrupt: finishing the current step and saving a checkpoint (Ctrl-C again to stop at once)")
 
 
 @contextlib.contextmanager
@@ -109,10 +110,8 @@ class StudyRunner:
         return [a for a in self.study.arms.values() if wanted is None or a.name in wanted]
 
     def log(self, message: str) -> None:
-        if not self.options.quiet:
-            from tqdm import tqdm
-
-            tqdm.write(message)
+        """A diagnostic line: stderr (unless --quiet) and the run directory's run.log."""
+        log.info(message)
 
     def cell_dir(self, arm: str, repeat: int, fold: int) -> Path:
         return RunDir(self.run_dir).cell(arm, repeat, fold)
@@ -124,7 +123,7 @@ class StudyRunner:
             else:
                 RunDir(self.run_dir).remove_temp_files()  # leftovers of a killed write
             try:
-                with self.interruptible():
+                with run_log(self.run_dir / files.LOG), self.interruptible():
                     return self._run()
             finally:
                 if self._loggers:  # the run stopped early: close the loggers, never hiding the cause
@@ -219,18 +218,17 @@ class StudyRunner:
         return results
 
     def _run(self) -> pd.DataFrame:
-        from tqdm import tqdm
-
         data, costs = self.setup()
         folds = data.splits.folds
         if self.options.fold_order is not None:
             folds = [folds[i] for i in self.options.fold_order]
         cells = [(arm, f) for arm in self.arms for f in folds]
         try:
-            with tqdm(cells, desc="study", unit="cell", disable=self.options.quiet, position=0) as bar:
-                for arm, fold in bar:
-                    bar.set_description(f"{arm.name} r{fold.repeat} f{fold.fold}")
-                    self.run_cell(arm, fold, data, costs)
+            with Progress(len(cells), "study", "cell", quiet=self.options.quiet, position=0) as bar:
+                for arm, fold in cells:
+                    bar.describe(f"{arm.name} r{fold.repeat} f{fold.fold}")
+                    result = self.run_cell(arm, fold, data, costs)
+                    bar.update(note=f"{arm.name} r{fold.repeat} f{fold.fold}" + ("" if result else " failed"))
         except BaseException:
             with contextlib.suppress(Exception):  # the finished cells' results, never hiding the cause
                 self._aggregate(data)
@@ -311,8 +309,6 @@ class StudyRunner:
             return False
 
     def _trainer(self, arm: Arm, fold: Fold, data: PreparedData, cell: Path, device: torch.device) -> FoldTrainer:
-        from tqdm import tqdm
-
         # the same initial weights for every arm in a fold: only the architecture differs
         torch.manual_seed(stream_seed(self.study.spec.seed, "init", fold.repeat, fold.fold))
         model = self._build(arm, data).to(device)
@@ -323,12 +319,12 @@ class StudyRunner:
         optimizer = self.registry.optimizer(opt_spec.pop("name")).build(model.parameters(), opt_spec)
         scheduler = build_scheduler(self.registry, optimizer, arm.training)  # with training.warmup when declared
         inputs = fold_inputs(data, fold, device, bool(arm.pretrained))
-        epoch_bar = tqdm(total=arm.training.epochs, desc="epochs", unit="ep", leave=False,
-                         disable=self.options.quiet, position=1)
+        epoch_bar = Progress(arm.training.epochs, "epochs", "epoch", quiet=self.options.quiet, plain=False,
+                             leave=False, position=1)  # off a terminal: debug lines only (--verbose)
 
         def on_epoch(row: dict[str, float]) -> None:
-            epoch_bar.n = int(row["epoch"])
-            epoch_bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
+            epoch_bar.update(int(row["epoch"]), f"{arm.name} r{fold.repeat} f{fold.fold}",
+                             loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
             self.registry.epoch_finished(EpochContext(
                 self.study.spec.name, self.run_dir, arm.name, fold.repeat, fold.fold, int(row["epoch"]),
                 MappingProxyType(dict(row)), float(row["lr"]), float(row["seconds"]), cell))

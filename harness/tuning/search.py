@@ -172,7 +172,8 @@ def optimize_arm(name: str, objective: ArmObjective, storage: Any, total: int, d
                  quiet: bool) -> Any:
     """Run (or resume) one Optuna study until it holds ``total`` complete or pruned trials."""
     import optuna
-    from tqdm import tqdm
+
+    from harness.logs import Progress
 
     tune = objective.tune
     counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -183,13 +184,15 @@ def optimize_arm(name: str, objective: ArmObjective, storage: Any, total: int, d
     for fixed in tune.enqueue:
         optuna_study.enqueue_trial(fixed, skip_if_exists=True)
     done = len([t for t in optuna_study.trials if t.state in counted])
-    with tqdm(total=total, initial=min(done, total), desc=f"tune {name}", unit="trial", disable=quiet) as bar:
+    with Progress(total, f"tune {name}", "trial", quiet=quiet) as bar:  # a bar on a terminal, else lines
+        if done:
+            bar.update(min(done, total), note="resumed")
+
         def progress(s: Any, t: Any) -> None:
-            bar.update(1)
             try:
-                bar.set_postfix(best=f"{s.best_value:.4f}")
+                bar.update(note=name, best=f"{s.best_value:.4f}")
             except ValueError:
-                pass
+                bar.update(note=name)
 
         guard = FailureGuard(objective, name, quiet)
         if done < total:
@@ -215,8 +218,9 @@ class FailureGuard:
         self.streak += 1
         message = self.objective.last_error or "unknown error"
         self.first = self.first or message
-        if not self.quiet:
-            print(f"tune {self.name}: trial {trial.number} failed: {message.splitlines()[0]}")
+        from harness.logs import log
+
+        log.warning(f"tune {self.name}: trial {trial.number} failed: {message.splitlines()[0]}")
         if self.streak >= MAX_CONSECUTIVE_FAILURES:
             self.tripped = True
             study.stop()

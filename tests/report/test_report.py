@@ -66,6 +66,17 @@ def test_report_data_values(finished_run: Path) -> None:
     assert any("only 3 paired scores" in w for w in data.warnings)
 
 
+def test_report_without_captum_says_how_to_install_it(finished_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """captum is the optional ``gradcam`` extra: without it the report keeps everything else and says how to get it."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "captum", None)
+    monkeypatch.setitem(sys.modules, "captum.attr", None)
+    data = build_report_data(finished_run)
+    assert "gradcam" not in data.insight["resnet18"] and "excitation" in data.insight["se-resnet18"]
+    assert "pip install 'ablation-harness[gradcam]'" in data.insight["resnet18"]["gradcam_note"]
+
+
 def test_plugin_sections_and_filters_are_rendered_escaped(finished_run: Path) -> None:
     from harness import hookimpl
     from harness.contracts import ReportSection

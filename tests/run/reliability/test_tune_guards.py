@@ -89,7 +89,8 @@ def test_trials_that_keep_failing_stop_with_the_first_failure(write_study, tmp_p
     captured = capsys.readouterr()
     assert "tune tiny:plain: 5 trials in a row failed, so tuning stopped" in captured.err
     assert "The first of them failed with: 1 image(s) could not be read" in captured.err and "broken.png" in captured.err
-    assert "trial 0 failed: 1 image(s) could not be read" in captured.out
+    assert "trial 0 failed: 1 image(s) could not be read" in captured.err  # a diagnostic: stderr and run.log
+    assert "WARNING harness: tune tiny:plain: trial 0 failed: 1 image(s)" in (out / "run.log").read_text()
     assert "Traceback" not in captured.err + captured.out
     trials = optuna.load_study(study_name="tiny:plain", storage=f"sqlite:///{out / 'tuning.db'}").trials
     assert [t.state.name for t in trials] == ["FAIL"] * 5

@@ -1,0 +1,1 @@
+"""The example studies, shipped with the package as ``harness_studies`` (``harness studies`` lists them)."""
