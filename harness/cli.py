@@ -19,7 +19,7 @@ from harness.cli_checks import (
     run_directory,
     silence_broken_pipe,
 )
-from harness.cli_tools import cmd_bench, cmd_list, cmd_model, cmd_plugins, cmd_prepare, cmd_report
+from harness.cli_tools import cmd_bench, cmd_list, cmd_model, cmd_plugins, cmd_prepare, cmd_report, cmd_schema
 from harness.errors import HarnessError, Interrupted, StudyError
 from harness.run.threads import THREADS_HELP, default_threads
 from harness.stats.commands import add_parsers as add_stats_parsers
@@ -76,7 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list components of one kind")
     listing.add_argument("kind", choices=["backbones", "attention", "datasets", "schedulers", "optimizers"])
     listing.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'se*'")
-    listing.add_argument("--options", action="store_true", help="datasets: every option as a Markdown table")
+    listing.add_argument("--options", action="store_true", help="every option of each component as a Markdown table (from its option model)")
+
+    schema = sub.add_parser("schema", help="the study file's JSON Schema (editor completion; README: Editor completion)")
+    schema.add_argument("--out", type=Path, help="write it to this file instead of stdout")
+    schema.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="also a study's plugins: module, so its components are known (repeatable)")
 
     model = sub.add_parser("model", help="parameters, FLOPs and SE ratios of a backbone + attention")
     model.add_argument("backbone")
@@ -253,7 +258,8 @@ def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, 
 
 
 COMMANDS = {"run": cmd_run, "tune": cmd_tune, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
-            "model": cmd_model, "compare": cmd_compare, "plan": cmd_plan, "prepare": cmd_prepare, "bench": cmd_bench, "report": cmd_report}
+            "model": cmd_model, "compare": cmd_compare, "plan": cmd_plan, "prepare": cmd_prepare, "bench": cmd_bench, "report": cmd_report,
+            "schema": cmd_schema}
 
 if __name__ == "__main__":
     warnings.simplefilter("default")
