@@ -19,7 +19,15 @@ from harness.cli_checks import (
     run_directory,
     silence_broken_pipe,
 )
-from harness.cli_tools import cmd_bench, cmd_list, cmd_model, cmd_plugins, cmd_prepare, cmd_report, cmd_schema
+from harness.cli_tools import (
+    cmd_bench,
+    cmd_list,
+    cmd_model,
+    cmd_plugins,
+    cmd_prepare,
+    cmd_report,
+    cmd_schema,
+)
 from harness.errors import HarnessError, Interrupted, StudyError
 from harness.run.threads import THREADS_HELP, default_threads
 from harness.stats.commands import add_parsers as add_stats_parsers

@@ -56,11 +56,12 @@ def options_model(info: Any) -> type[BaseModel]:
     hint = hints.get(parameters[position]) if position < len(parameters) else None
     if isinstance(hint, type) and issubclass(hint, BaseModel):
         return hint
-    if typing.is_typeddict(hint):
-        required = getattr(hint, "__required_keys__", frozenset())
+    if hint is not None and typing.is_typeddict(hint):
+        required: frozenset[str] = getattr(hint, "__required_keys__", frozenset())
         fields: dict[str, Any] = {key: (kind, ... if key in required else None)
                                   for key, kind in typing.get_type_hints(hint).items()}
-        return create_model(f"{hint.__name__}Model", __config__=ConfigDict(extra="forbid"), **fields)
+        return create_model(f"{getattr(hint, '__name__', 'Typed')}Model", __config__=ConfigDict(extra="forbid"),
+                            **fields)
     return _open(info)
 
 
