@@ -22,7 +22,7 @@ from harness.study.schema import AUGMENT_PRESETS, Study
 if TYPE_CHECKING:
     from harness.registry import Registry
 
-DRAFT = "https://json-schema.org/draft/2020-12/schema"
+DRAFT = "http://json-schema.org/draft-07/schema#"  # what the YAML language server supports
 REF = "#/$defs/{model}"
 
 
@@ -69,7 +69,19 @@ def study_json_schema(registry: Registry) -> dict[str, Any]:
                                                   {"$ref": augment["$ref"]}], "description": augment["description"]}
     grid = next(s for s in schema["properties"]["grid"]["anyOf"] if s.get("type") == "object")
     grid["properties"] = {key: {"type": "array", "items": arm[key]} for key in ("backbone", "attention")}
-    return {"$schema": DRAFT, "title": "harness study file", **schema}
+    return _draft7({"$schema": DRAFT, "title": "harness study file", **schema})
+
+
+def _draft7(node: Any) -> Any:
+    """pydantic writes draft 2020-12; its one keyword draft 7 lacks is ``prefixItems`` (tuples): ``items: [...]``."""
+    if isinstance(node, dict):
+        out = {key: _draft7(value) for key, value in node.items()}
+        if "prefixItems" in out:
+            out["items"] = out.pop("prefixItems")
+        return out
+    if isinstance(node, list):
+        return [_draft7(value) for value in node]
+    return node
 
 
 def _model_schema(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
