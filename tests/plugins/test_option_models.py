@@ -23,7 +23,7 @@ from harness.registry import KINDS, Registry, build_registry, make_plugin_manage
 BUILT_IN = ["harness_plugins.models", "harness_plugins.attention", "harness_plugins.datasets",
             "harness_plugins.optim"]
 # options torch requires (no default exists); everything else comes from the model's defaults
-REQUIRED = {("schedulers", "multistep"): {"milestones": [2]}, ("schedulers", "exponential"): {"gamma": 0.9},
+REQUIRED: dict[tuple[str, str], dict[str, Any]] = {("schedulers", "multistep"): {"milestones": [2]}, ("schedulers", "exponential"): {"gamma": 0.9},
             ("datasets", "csv"): {"path": "x.csv"}, ("datasets", "folder"): {"path": "x"}}
 
 
@@ -74,7 +74,7 @@ def test_scheduler_defaults_build(name: str) -> None:
     scheduler = REGISTRY.scheduler(name).build(optimizer, REQUIRED.get(("schedulers", name), {}), 5)
     assert isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
     if name == "cosine":
-        assert scheduler.T_max == 5  # T_max unset: the training epochs
+        assert scheduler.T_max == 5  # type: ignore[attr-defined]  # T_max unset: the training epochs
 
 
 def test_timm_attention_defaults_are_timms() -> None:
@@ -114,7 +114,7 @@ def _gate(options: Any) -> Any:
 class _ThirdParty:
     @hookimpl
     def register_optimizers(self) -> list[OptimizerInfo]:
-        return [OptimizerInfo("lion", _lion, "a third-party optimizer with a typed options dict")]
+        return [OptimizerInfo("lion", _lion, "a third-party optimizer with a typed options dict")]  # type: ignore[arg-type]
 
     @hookimpl
     def register_attention_variants(self) -> list[AttentionInfo]:
