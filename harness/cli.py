@@ -33,6 +33,7 @@ from harness.cli_tools import (
     cmd_plugins,
     cmd_prepare,
     cmd_report,
+    cmd_schema,
     cmd_studies,
 )
 from harness.errors import HarnessError, Interrupted, StudyError
@@ -96,7 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list components of one kind")
     listing.add_argument("kind", choices=["backbones", "attention", "datasets", "schedulers", "optimizers", "loggers"])
     listing.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'se*'")
-    listing.add_argument("--options", action="store_true", help="datasets: every option as a Markdown table")
+    listing.add_argument("--options", action="store_true", help="every option of each component as a Markdown table (from its option model)")
+
+    schema = sub.add_parser("schema", help="the study file's JSON Schema (editor completion; README: Editor completion)")
+    schema.add_argument("--out", type=Path, help="write it to this file instead of stdout")
+    schema.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="also a study's plugins: module, so its components are known (repeatable)")
 
     model = sub.add_parser("model", help="parameters, FLOPs and SE ratios of a backbone + attention")
     model.add_argument("backbone")
@@ -288,8 +294,9 @@ def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, 
     return storage
 
 
-COMMANDS = {"studies": cmd_studies, "run": cmd_run, "tune": cmd_tune, "validate": cmd_validate, "plugins": cmd_plugins, "list": cmd_list,
-            "model": cmd_model, "compare": cmd_compare, "plan": cmd_plan, "prepare": cmd_prepare, "bench": cmd_bench, "report": cmd_report}
+COMMANDS = {"studies": cmd_studies, "run": cmd_run, "tune": cmd_tune, "validate": cmd_validate, "plugins": cmd_plugins,
+            "list": cmd_list, "model": cmd_model, "compare": cmd_compare, "plan": cmd_plan, "prepare": cmd_prepare,
+            "bench": cmd_bench, "report": cmd_report, "schema": cmd_schema}
 
 if __name__ == "__main__":
     warnings.simplefilter("default")

@@ -33,15 +33,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     registry = registry_for(args)
     names = registry.matching(args.kind, args.pattern)
-    if args.options and args.kind == "datasets":
-        from harness.options import options_markdown
+    if args.options:
+        from harness.options import options_markdown, options_model
 
-        print(options_markdown([(n, getattr(registry.get(args.kind, n), "options", None)) for n in names]))
-        return 0
-    if args.options and args.kind == "datasets":
-        from harness.options import options_markdown
-
-        print(options_markdown([(n, getattr(registry.get(args.kind, n), "options", None)) for n in names]))
+        print(options_markdown(args.kind, [(n, options_model(registry.get(args.kind, n))) for n in names]))
         return 0
     width = max((len(n) for n in names), default=0)
     table = registry.components[args.kind]
@@ -169,4 +164,18 @@ def cmd_studies(args: argparse.Namespace) -> int:
     for name, path in studies.items():
         print(f"{name:<{width}}  {first_comment(path)}")
     print(f"(in {next(iter(studies.values())).parent if studies else 'no folder'}; run one by name: harness run NAME)")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The study file's JSON Schema, for an editor's YAML language server (README: Editor completion)."""
+    from harness.atomic import atomic_write_text
+    from harness.study.json_schema import study_json_schema
+
+    text = json.dumps(study_json_schema(registry_for(args, args.plugin)), indent=1) + "\n"
+    if args.out is None:
+        print(text, end="")
+    else:
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pydantic import BaseModel
     from torch import nn
     from torch.optim import Optimizer
     from torch.optim.lr_scheduler import LRScheduler
@@ -88,7 +89,8 @@ class BackboneInfo:
 
     A backbone with attention built in tags those modules with :func:`mark_attention`.
     A family entry is named ``prefix/*`` and has ``members(pattern)``, the ``prefix/<name>`` names
-    matching an fnmatch pattern: the registry resolves each of those names to it.
+    matching an fnmatch pattern: the registry resolves each of those names to it. ``options``:
+    a study gives a backbone no options yet (the request carries what it needs), so ``None`` (no options).
     """
 
     name: str
@@ -96,15 +98,22 @@ class BackboneInfo:
     summary: str
     family: str = "resnet"
     members: Callable[[str], list[str]] | None = None
+    options: type[BaseModel] | None = None
 
 
 @dataclass(frozen=True)
 class AttentionInfo:
-    """An attention variant: ``make(options) -> AttentionPlan``; raises HarnessError on bad options."""
+    """An attention variant: ``make(options) -> AttentionPlan``; raises HarnessError on bad options.
+
+    ``options``: a pydantic model of its options (checked by ``validate`` with line numbers, listed by
+    ``harness list attention --options``, in ``harness schema``); ``None``: derived from ``make``'s
+    signature (see :func:`harness.options.options_model`).
+    """
 
     name: str
     make: Callable[[Mapping[str, Any]], AttentionPlan]
     summary: str
+    options: type[BaseModel] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,26 +138,29 @@ class DatasetInfo:
     name: str
     load: Callable[[DatasetRequest], ImageTable]
     summary: str
-    options: type | None = None
+    options: type[BaseModel] | None = None
     cheap_index: bool = True
 
 
 @dataclass(frozen=True)
 class OptimizerInfo:
-    """An optimizer: ``build(params, options) -> Optimizer``."""
+    """An optimizer: ``build(params, options) -> Optimizer``; ``options`` as for :class:`AttentionInfo`."""
 
     name: str
     build: Callable[[Any, Mapping[str, Any]], Optimizer]
     summary: str
+    options: type[BaseModel] | None = None
 
 
 @dataclass(frozen=True)
 class SchedulerInfo:
-    """An LR scheduler stepped once per epoch: ``build(optimizer, options, epochs)``."""
+    """An LR scheduler stepped once per epoch: ``build(optimizer, options, epochs)``; ``options`` as for
+    :class:`AttentionInfo`."""
 
     name: str
     build: Callable[[Optimizer, Mapping[str, Any], int], LRScheduler]
     summary: str
+    options: type[BaseModel] | None = None
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from harness.errors import HarnessError, Problem, StudyError, unknown_name
+from harness.options import component_option_errors
 from harness.registry import Registry
 from harness.study.loader import LoadedStudy
 
@@ -35,7 +37,8 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
             add((*where, "backbone"), unknown)
         elif arm.attention_name not in registry.components["attention"]:
             add((*where, "attention"), unknown_name("attention variant", arm.attention_name, registry.names("attention")))
-        else:
+        elif not _option_problems(registry, "attention", arm.attention_name, arm.attention_options,
+                                  (*where, "attention"), add):
             try:
                 from harness.models.build import build_model
 
@@ -86,6 +89,15 @@ def _unknown_backbone(registry: Registry, name: str) -> str:
     return ""
 
 
+def _option_problems(registry: Registry, kind: str, name: str, options: Mapping[str, Any],
+                     prefix: tuple[str, ...], add: Callable[[tuple[str, ...], str], None]) -> bool:
+    """``add(path, message)`` per bad option (:func:`harness.options.component_option_errors`); True if any."""
+    errors = component_option_errors(registry, kind, name, options)
+    for key, message in errors:
+        add((*prefix, *key.split(".")) if key else prefix, message)
+    return bool(errors)
+
+
 def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str, ...], add: Any) -> None:
     import torch
 
@@ -97,12 +109,17 @@ def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str
         return
     if sched_name not in registry.components["schedulers"]:
         add((*prefix, "scheduler", "name"), unknown_name("scheduler", sched_name, registry.names("schedulers")))
-    try:
+    bad_opt = _option_problems(registry, "optimizers", opt_name, opt, (*prefix, "optimizer"), add)
+    bad_sched = sched_name in registry.components["schedulers"] and _option_problems(
+        registry, "schedulers", sched_name, sched, (*prefix, "scheduler"), add)
+    if bad_opt:
+        return
+    try:  # what only building shows (a plugin's own checks, an option model's blind spots)
         optimizer = registry.optimizer(opt_name).build([torch.nn.Parameter(torch.zeros(1))], opt)
     except HarnessError as exc:
         add((*prefix, "optimizer"), str(exc))
         return
-    if sched_name in registry.components["schedulers"]:
+    if sched_name in registry.components["schedulers"] and not bad_sched:
         from harness.run.training_options import build_scheduler
         from harness.study.schema import TrainingSpec
 

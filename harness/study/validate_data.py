@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError, Problem, did_you_mean
-from harness.options import option_errors
+from harness.options import component_option_errors
 from harness.registry import Registry
 from harness.study.loader import LoadedStudy
 
@@ -33,9 +33,8 @@ def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem]
     info = registry.components["datasets"].get(spec.dataset.name)
     if info is None:  # reported by component_problems
         return problems, []
-    model = getattr(info, "options", None)
-    for key, message in option_errors(model, spec.dataset.options) if model is not None else []:
-        add(("dataset", "options", key) if key else ("dataset", "options"), message)
+    for key, message in component_option_errors(registry, "datasets", spec.dataset.name, spec.dataset.options):
+        add(("dataset", "options", *key.split(".")) if key else ("dataset", "options"), message)
     if problems or not getattr(info, "cheap_index", True):
         return problems, []
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as cache:

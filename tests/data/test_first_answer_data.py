@@ -48,8 +48,8 @@ def test_validate_reports_every_data_problem_at_once(tmp_path: Path, capsys: pyt
     study = _study(tmp_path, {"name": "folder", "options": {"root": "nowhere"}})
     assert main(["validate", str(study)]) == 2
     err = capsys.readouterr().err
-    assert "dataset.options.root: unknown option 'root'; options: path, group_pattern" in err
-    assert "dataset.options.path: required option 'path' is missing" in err
+    assert "dataset.options.root: dataset 'folder': no option 'root'; options: path, group_pattern" in err
+    assert "dataset.options.path: dataset 'folder': required option 'path' is missing" in err
     assert "study.yaml:" in err  # with a line number
 
     _videos(tmp_path / "lus")

@@ -127,7 +127,7 @@ def test_exact_reduction_unlike_timm_rounding(capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize("options,message", [
     ({"reduction": 32}, "reduction r=32 is larger than a block's 16 channels"),
     ({"reduction": 4, "stages": [5]}, r"stages \[5\] do not exist"),
-    ({"reduction": 4, "squeeze": "median"}, "squeeze must be"),
+    ({"reduction": 4, "squeeze": "median"}, r"option 'squeeze': Input should be 'avg' or 'max' \(got 'median'\)"),
     ({"reduction": 4, "placment": "pre"}, "did you mean 'placement'"),
 ])
 def test_bad_attention_options_are_clear(options: dict, message: str) -> None:

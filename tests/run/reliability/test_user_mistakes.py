@@ -59,7 +59,7 @@ def test_tiny_test_fraction(write_study, tmp_path: Path, capsys: pytest.CaptureF
 @pytest.mark.parametrize(("update", "message"), [
     ({"seed": -5}, "seed: Input should be greater than or equal to 0"),
     ({"training": {"scheduler": {"name": "step", "step_size": 0}}},
-     "scheduler 'step': step_size must be a whole number of epochs >= 1 (got 0)"),
+     "scheduler 'step': option 'step_size': Input should be greater than or equal to 1 (got 0)"),
     ({"training": {"batch_size": 1}}, "training.batch_size: batch_size 1 cannot train resnet20 (BatchNorm needs 2"),
     ({"tune": {"space": {"training.optimizer.lr": {"low": 0.001, "high": 0.1, "log": True, "step": 0.01}}}},
      "a range cannot be both log and stepped (Optuna refuses it)"),

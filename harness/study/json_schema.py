@@ -1,0 +1,93 @@
+"""The study file's JSON Schema (``harness schema``): the pydantic study model with the registered
+components wired in, for an editor's completion and inline errors.
+
+Wired in: component names as enums (backbones, attention variants, datasets, optimizers, schedulers) and
+each component's option model (:func:`harness.options.options_model`) as one ``anyOf`` branch per name
+(``attention: {name: se, ...}``, ``training.optimizer``, ``training.scheduler``, ``dataset.options``).
+Limits: the names are those of the plugins loaded when the schema was made (add ``--plugin MODULE`` for a
+study's ``plugins:``); ``tune.space`` keys, ``--set`` and cross-field rules (selection needs an inner
+split, SE's reduction against a block's channels) are checked by ``harness validate`` only.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from harness.options import is_open, options_model
+from harness.study.schema import AUGMENT_PRESETS, Study
+
+if TYPE_CHECKING:
+    from harness.registry import Registry
+
+DRAFT = "http://json-schema.org/draft-07/schema#"  # what the YAML language server supports
+REF = "#/$defs/{model}"
+
+
+def study_json_schema(registry: Registry) -> dict[str, Any]:
+    """The JSON Schema of a study file for the components in ``registry``."""
+    schema = Study.model_json_schema(ref_template=REF)
+    defs: dict[str, Any] = schema["$defs"]
+
+    def branches(kind: str, required_name: bool, default: str | None = None) -> list[dict[str, Any]]:
+        """One object schema per component: ``name`` is the component, the other keys its options."""
+        out = []
+        for name in registry.names(kind):
+            model = _model_schema(options_model(registry.get(kind, name)), defs)
+            model["properties"] = {"name": {"const": name, "description": registry.get(kind, name).summary},
+                                   **model.get("properties", {})}
+            needs_name = required_name and name != default
+            model["required"] = [*(["name"] if needs_name else []), *model.get("required", [])]
+            out.append(model)
+        return out
+
+    def names(kind: str) -> dict[str, Any]:
+        return {"enum": registry.names(kind)}
+
+    arm = defs["ArmSpec"]["properties"]
+    arm["backbone"] = {**names("backbones"), "description": "a registered backbone (harness list backbones)"}
+    arm["attention"] = {"anyOf": [names("attention"), *branches("attention", True)], "default": "none",
+                        "description": "a variant's name, or {name: VARIANT, OPTION: value, ...}"}
+    defs["OptimizerSpec"] = {"anyOf": branches("optimizers", True, "sgd"), "description": defs["OptimizerSpec"]["description"]}
+    defs["SchedulerSpec"] = {"anyOf": branches("schedulers", True, "step"),
+                             "description": defs["SchedulerSpec"]["description"]}
+    # an arm's training overrides merge into the study's training, so its optimizer needs no name of its own
+    override = copy.deepcopy(defs["TrainingSpec"])
+    override["properties"]["optimizer"] = {"anyOf": branches("optimizers", False)}
+    override["properties"]["scheduler"] = {"anyOf": branches("schedulers", False)}
+    defs["TrainingOverride"] = override
+    arm["training"] = {"$ref": REF.format(model="TrainingOverride"), "description": arm["training"]["description"]}
+
+    dataset = defs["DatasetSpec"]
+    dataset["properties"]["name"] = names("datasets")
+    dataset["anyOf"] = [{"properties": {"name": {"const": name}, "options": _model_schema(
+        options_model(registry.get("datasets", name)), defs)}} for name in registry.names("datasets")]
+    augment = dataset["properties"]["augment"]
+    dataset["properties"]["augment"] = {"anyOf": [{"enum": sorted(AUGMENT_PRESETS)}, {"enum": [None, False]},
+                                                  {"$ref": augment["$ref"]}], "description": augment["description"]}
+    grid = next(s for s in schema["properties"]["grid"]["anyOf"] if s.get("type") == "object")
+    grid["properties"] = {key: {"type": "array", "items": arm[key]} for key in ("backbone", "attention")}
+    return _draft7({"$schema": DRAFT, "title": "harness study file", **schema})
+
+
+def _draft7(node: Any) -> Any:
+    """pydantic writes draft 2020-12; its one keyword draft 7 lacks is ``prefixItems`` (tuples): ``items: [...]``."""
+    if isinstance(node, dict):
+        out = {key: _draft7(value) for key, value in node.items()}
+        if "prefixItems" in out:
+            out["items"] = out.pop("prefixItems")
+        return out
+    if isinstance(node, list):
+        return [_draft7(value) for value in node]
+    return node
+
+
+def _model_schema(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
+    """``model``'s JSON Schema with its own definitions moved into ``defs``."""
+    sub = model.model_json_schema(ref_template=REF)
+    defs.update(sub.pop("$defs", {}))
+    sub.pop("title", None)
+    sub["additionalProperties"] = is_open(model)
+    return sub
