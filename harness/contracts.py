@@ -247,3 +247,13 @@ class ReportContext:
 
     run_dir: Path
     data: Any
+
+
+KIND_NAMES = {  # a component kind (the registry's table) -> what one of them is called in messages
+    "backbones": "backbone",
+    "attention": "attention variant",
+    "datasets": "dataset",
+    "schedulers": "scheduler",
+    "optimizers": "optimizer",
+    "loggers": "logger",
+}

@@ -10,15 +10,18 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from harness.contracts import KIND_NAMES as SINGULAR
 from harness.errors import HarnessError, did_you_mean
-from harness.registry import _SINGULAR as SINGULAR
 
-if TYPE_CHECKING:
-    from harness.registry import Registry
+
+class Components(Protocol):
+    """What option checks need of the registry (its ``get``), without importing it (it imports this)."""
+
+    def get(self, kind: str, name: str) -> Any: ...
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -100,7 +103,7 @@ def _describe(model: type[BaseModel], err: Any) -> tuple[str, str]:
     return key, f"option {key!r}: {err['msg']} (got {err['input']!r})" if key else str(err["msg"])
 
 
-def component_option_errors(registry: Registry, kind: str, name: str,
+def component_option_errors(registry: Components, kind: str, name: str,
                             options: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(option, message)`` for every bad option of component ``name`` of ``kind``, each message naming the
     component (``scheduler 'step': no option 'steps' (did you mean 'step_size'?)``): how ``validate`` checks

@@ -22,6 +22,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.contracts import (
+    KIND_NAMES,
     AttentionInfo,
     BackboneInfo,
     DatasetInfo,
@@ -81,9 +82,9 @@ class Registry:
         family = table.get(name.split("/", 1)[0] + "/*") if "/" in name else None
         members = getattr(family, "members", None)
         if family is None or members is None:
-            raise HarnessError(unknown_name(_SINGULAR[kind], name, table))
+            raise HarnessError(unknown_name(KIND_NAMES[kind], name, table))
         if name not in members(name):  # e.g. timm/<name>: the family lists its own names
-            raise HarnessError(f"unknown {_SINGULAR[kind]} {name!r}{did_you_mean(name, members(family.name))}; "
+            raise HarnessError(f"unknown {KIND_NAMES[kind]} {name!r}{did_you_mean(name, members(family.name))}; "
                                f"`harness list {kind} '{family.name}'` lists them")
         return family
 
@@ -244,14 +245,6 @@ def logger_missing(info: LoggerInfo) -> str:
             f"pip install 'ablation-harness[{extra}]' (or pip install {module})")
 
 
-_SINGULAR = {
-    "backbones": "backbone",
-    "attention": "attention variant",
-    "datasets": "dataset",
-    "schedulers": "scheduler",
-    "optimizers": "optimizer",
-    "loggers": "logger",
-}
 
 
 def make_plugin_manager(
@@ -336,7 +329,7 @@ def build_registry(pm: pluggy.PluginManager, records: list[PluginRecord]) -> Reg
                     if table[info.name] == info:
                         continue  # the identical entry twice is a no-op
                     raise HarnessError(
-                        f"duplicate {_SINGULAR[kind]} name {info.name!r}: registered by plugin "
+                        f"duplicate {KIND_NAMES[kind]} name {info.name!r}: registered by plugin "
                         f"{owners[info.name]!r} and by plugin {impl.plugin_name!r}; "
                         "uninstall or rename one of them"
                     )
