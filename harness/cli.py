@@ -155,7 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.study.multi import declares_datasets
     from harness.study.validate import validate_study
+
+    if declares_datasets(args.study):
+        from harness.cli_multi import cmd_validate_multi
+
+        return cmd_validate_multi(args)
 
     study = load_study_every_problem(args)
     notes = validate_study(study, registry_for(args, study.spec.plugins), data=not args.no_data)
@@ -166,6 +172,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.run.runner import RunOptions, run_study
+    from harness.study.multi import declares_datasets
+
+    if declares_datasets(args.study):
+        from harness.cli_multi import cmd_run_multi
+
+        return cmd_run_multi(args)
 
     study, registry = load_validated(args)
     out = run_directory(args.out or Path("runs") / study.name)

@@ -35,6 +35,8 @@ CELLS = "cells"
 CACHE = "cache"
 LOCK = ".lock"
 CELL_QUEUE = "cells.db"  # the local workers' shared queue (``run --workers N``)
+DATASETS = "datasets"  # a multi-dataset study: one complete run per dataset, datasets/<id>/
+ACROSS = "across.json"  # a multi-dataset study: the across-dataset comparison
 
 # files inside one cell's folder
 RESULT = "result.json"
@@ -48,7 +50,7 @@ TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the 
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
 OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, RESULTS, PREDICTIONS, STATS, TUNING,
-           REPORT, LOG, CELLS, CELL_QUEUE)
+           REPORT, LOG, CELLS, CELL_QUEUE, DATASETS, ACROSS)
 
 
 class RunDir:
@@ -63,6 +65,20 @@ class RunDir:
     def cell(self, arm: str, repeat: int, fold: int) -> Path:
         """The folder of one arm x repeat x fold cell."""
         return self.root / CELLS / arm / f"r{repeat}-f{fold}"
+
+    def dataset(self, dataset_id: str) -> Path:
+        """The complete sub-run of one dataset of a multi-dataset study."""
+        return self.root / DATASETS / dataset_id
+
+    def dataset_runs(self) -> dict[str, Path]:
+        """Dataset id -> sub-run folder, for a multi-dataset run (empty for a single-dataset one), in study order."""
+        import yaml
+
+        study = self.root / STUDY
+        listed = yaml.safe_load(study.read_text()).get(DATASETS) if study.exists() else None
+        if not isinstance(listed, list):
+            return {}
+        return {str(entry["id"]): self.dataset(str(entry["id"])) for entry in listed if isinstance(entry, dict)}
 
     def prepare(self) -> None:
         """Create the folder, refusing a path that is a file or cannot be written."""

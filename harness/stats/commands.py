@@ -30,7 +30,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.stats.across_run import is_multi_run
     from harness.stats.compare import compare_run, format_comparison, write_stats
+
+    if is_multi_run(args.run_dir):
+        from harness.cli_multi import cmd_compare_multi
+
+        return cmd_compare_multi(args)
 
     comparison = compare_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha, rope=args.rope)
     if args.write:
