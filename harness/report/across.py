@@ -29,17 +29,16 @@ def cd_diagram_png(mean_ranks: dict[str, float], critical_difference: float, tit
     ax.plot([1, 1 + critical_difference], [k + 1.8, k + 1.8], color="tab:red", lw=2)
     ax.text(1 + critical_difference / 2, k + 1.9, f"CD = {critical_difference:.2f}", ha="center", fontsize=8)
     for i, arm in enumerate(order):
-        rank, y = mean_ranks[arm], k - i
-        ax.plot([rank, rank], [k + 1, y], color="grey", lw=0.8)
-        ax.text(rank + 0.03, y, f"{arm} ({rank:.2f})", va="center", fontsize=8)
-    groups = []  # maximal runs of arms within the CD of each other
+        rank = mean_ranks[arm]
+        ax.plot([rank, rank], [k + 1, k - i], color="grey", lw=0.8)
+        ax.text(rank + 0.03, k - i, f"{arm} ({rank:.2f})", va="center", fontsize=8)
+    groups: list[tuple[int, int]] = []  # maximal runs of arms within the CD of each other
     for i in range(k):
         j = max(j for j in range(i, k) if mean_ranks[order[j]] - mean_ranks[order[i]] <= critical_difference)
         if j > i and not any(a <= i and j <= b for a, b in groups):
             groups.append((i, j))
     for n, (i, j) in enumerate(groups):
-        y = k + 0.7 - 0.15 * n
-        ax.plot([mean_ranks[order[i]] - 0.03, mean_ranks[order[j]] + 0.03], [y, y], color="black", lw=3)
+        ax.plot([mean_ranks[order[i]] - 0.03, mean_ranks[order[j]] + 0.03], [k + 0.7 - 0.15 * n] * 2, color="black", lw=3)
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
@@ -63,8 +62,8 @@ def _dataset_rows(run_dir: Path, across: dict[str, Any]) -> list[dict[str, Any]]
     return rows
 
 
-def write_across_report(run_dir: Path, across: dict[str, Any], study_name: str) -> Path:
-    """report.html at the top of a multi-dataset run."""
+def write_across_report(run_dir: Path, across: dict[str, Any], study_name: str, out: Path | None = None) -> Path:
+    """report.html at the top of a multi-dataset run (or ``out``)."""
     from harness.report.render import _environment
 
     fr = across["friedman"]
@@ -73,6 +72,17 @@ def write_across_report(run_dir: Path, across: dict[str, Any], study_name: str) 
     arms = list(next(iter(across["scores"].values()), {}))
     html = _environment().get_template("across.html.j2").render(
         name=study_name, across=across, arms=arms, datasets=_dataset_rows(run_dir, across), diagram=diagram)
-    target = run_dir / files.REPORT
+    target = out or run_dir / files.REPORT
     atomic_write_text(target, html)
     return target
+
+
+def rewrite_across_report(run_dir: Path, out: Path | None = None) -> Path:
+    """``harness report RUN`` on a multi-dataset run: the across-dataset comparison again, rendered (each
+    dataset's own report: ``harness report RUN/datasets/<id>``)."""
+    import yaml
+
+    from harness.stats.across_run import across_run
+
+    name = str((yaml.safe_load((run_dir / files.STUDY).read_text()) or {}).get("name", run_dir.name))
+    return write_across_report(run_dir, across_run(run_dir), name, out)

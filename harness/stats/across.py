@@ -147,13 +147,13 @@ def compare_across(scores: pd.DataFrame, baseline: str, *, metric: str, higher_i
             item["bayes"] = {"error": str(exc)}
         item["sentence"] = sentence(item, metric)
         arms.append(item)
-    out = {"metric": metric, "higher_is_better": higher_is_better, "baseline": baseline, "alpha": alpha,
+    out: dict[str, Any] = {"metric": metric, "higher_is_better": higher_is_better, "baseline": baseline, "alpha": alpha,
            "rope": rope, "seed": seed, "datasets": [str(d) for d in complete.index], "dropped": dropped,
            "scores": {str(d): {a: float(v) for a, v in row.items()} for d, row in scores.iterrows()},
            "arms": arms, "friedman": _friedman(complete, alpha, higher_is_better),
            "hierarchical": "not computed (Corani et al. 2017's model needs pystan, which the harness does not "
                            "install or test)"}
-    fr = out["friedman"]
+    fr: dict[str, Any] = out["friedman"]
     if "error" not in fr:
         base_rank = fr["mean_ranks"][baseline]
         fr["nemenyi"] = {arm: abs(rank - base_rank) > fr["critical_difference"]

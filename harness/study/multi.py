@@ -76,9 +76,9 @@ def load_multi(path: Path, overrides: Iterable[str] = ()) -> MultiStudy:
             ids.append(DatasetEntry.model_validate(entry).id)
         except ValidationError as exc:
             named = entry.get("id") if isinstance(entry, dict) else None
-            for p in _pydantic_problems(exc, file, lines, (KEY, index), DatasetEntry):
-                path = p.path.replace(f"{KEY}[{index}]", f"{KEY}[{named}]", 1) if isinstance(named, str) else p.path
-                problems.append(Problem(p.file, p.line, path, p.message))
+            for bad in _pydantic_problems(exc, file, lines, (KEY, index), DatasetEntry):
+                where = bad.path.replace(f"{KEY}[{index}]", f"{KEY}[{named}]", 1) if isinstance(named, str) else bad.path
+                problems.append(Problem(bad.file, bad.line, where, bad.message))
     for name, count in Counter(ids).items():
         if count > 1:
             problems.append(_problem(file, lines, (KEY,), f"dataset id {name!r} is used {count} times; each "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 def test_two_phantom_variants_run_and_compare_across(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     study = copy.deepcopy(TINY_STUDY)
     del study["dataset"]
-    variant = {"name": "phantom", "image_size": 16, "options": {"classes": 2, "per_class": 6, "size": 16, "patients": 4}}
+    variant: dict[str, Any] = {"name": "phantom", "image_size": 16, "options": {"classes": 2, "per_class": 6, "size": 16, "patients": 4}}
     study["datasets"] = [{**variant, "id": "easy", "options": {**variant["options"], "difficulty": 0.1}},
                          {**variant, "id": "hard", "options": {**variant["options"], "difficulty": 0.9, "seed": 7}}]
     study["training"]["epochs"] = 1
@@ -49,6 +50,8 @@ def test_two_phantom_variants_run_and_compare_across(tmp_path: Path, capsys: pyt
     assert 0 <= item["bayes"]["p_a_better"] <= 1
     report = (out / "report.html").read_text()
     assert 'id="across"' in report and 'href="datasets/easy/report.html"' in report and item["sentence"] in report
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0 and 'id="across"' in (out / "report.html").read_text()  # re-rendered
     assert main(["compare", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "== dataset easy ==" in printed and "== dataset hard ==" in printed and item["sentence"] in printed

@@ -11,9 +11,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from harness.stats import nemenyi_cd
-from harness.stats.across import bayesian_signed_rank, cd_diagram_reason, compare_across, format_across
 from harness.report.across import cd_diagram_png
+from harness.stats import nemenyi_cd
+from harness.stats.across import (
+    bayesian_signed_rank,
+    cd_diagram_reason,
+    compare_across,
+    format_across,
+)
 
 A = np.array([0.81, 0.74, 0.90, 0.66, 0.79, 0.85, 0.71, 0.93])
 B = np.array([0.78, 0.75, 0.86, 0.61, 0.77, 0.80, 0.72, 0.88])

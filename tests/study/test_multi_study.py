@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.errors import StudyError
 from harness.study.multi import declares_datasets, load_multi
 
-PHANTOM = {"name": "phantom", "image_size": 16, "options": {"classes": 2, "per_class": 8, "size": 16}}
+PHANTOM: dict[str, Any] = {"name": "phantom", "image_size": 16, "options": {"classes": 2, "per_class": 8, "size": 16}}
 
 
 def _multi(tmp_path: Path, entries: list[dict[str, Any]], **top: Any) -> Path:
