@@ -209,9 +209,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from harness.run.runner import RunOptions, run_study
     from harness.study.loader import load_study
+    from harness.study.multi import declares_datasets
     from harness.tuning.protocols import best_overrides, tune_study
     from harness.tuning.search import TuneOptions
 
+    if declares_datasets(args.study):
+        raise HarnessError(f"{args.study} lists several datasets (datasets:); tuning runs on one: tune a copy of the "
+                           "study with one of them as dataset:, then put the values found into training:")
     if args.trials is not None and args.trials < 1:  # before any worker starts
         raise HarnessError(f"--trials must be at least 1 (got {args.trials}): it is the total number of trials per arm")
     study, registry = load_validated(args)

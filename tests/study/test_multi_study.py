@@ -68,3 +68,14 @@ def test_validate_checks_every_dataset_and_reports_study_wide_problems_once(
     good = _multi(tmp_path, [{**PHANTOM, "id": "a"}, {**PHANTOM, "id": "b"}])
     assert main(["validate", str(good)]) == 0
     assert "2 datasets: a, b" in capsys.readouterr().out
+
+
+def test_tune_and_plan_refuse_several_datasets_with_a_way_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _multi(tmp_path, [{**PHANTOM, "id": "a"}, {**PHANTOM, "id": "b"}])
+    assert main(["tune", str(path), "--out", str(tmp_path / "t")]) == 2
+    assert "tuning runs on one" in capsys.readouterr().err
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "study.yaml").write_text(path.read_text())
+    assert main(["plan", str(run), "--effect", "0.01"]) == 2
+    assert "datasets/<id>" in capsys.readouterr().err
