@@ -75,7 +75,7 @@ class RunDir:
         import yaml
 
         study = self.root / STUDY
-        listed = yaml.safe_load(study.read_text()).get(DATASETS) if study.exists() else None
+        listed = (yaml.safe_load(study.read_text()) or {}).get(DATASETS) if study.exists() else None
         if not isinstance(listed, list):
             return {}
         return {str(entry["id"]): self.dataset(str(entry["id"])) for entry in listed if isinstance(entry, dict)}
