@@ -193,7 +193,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.study.multi import declares_datasets
     from harness.study.validate import validate_study
+
+    if declares_datasets(args.study):
+        from harness.cli_multi import cmd_validate_multi
+
+        return cmd_validate_multi(args)
 
     study = load_study_every_problem(args)
     notes = validate_study(study, registry_for(args, study.spec.plugins), data=not args.no_data)
@@ -204,6 +210,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.run.runner import RunOptions, run_study
+    from harness.study.multi import declares_datasets
+
+    if declares_datasets(args.study):
+        from harness.cli_multi import cmd_run_multi
+
+        return cmd_run_multi(args)
 
     study, registry = load_validated(args)
     out = run_directory(args.out or Path("runs") / study.name)
@@ -235,9 +247,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from harness.run.runner import RunOptions, run_study
     from harness.study.loader import load_study
+    from harness.study.multi import declares_datasets
     from harness.tuning.protocols import best_overrides, tune_study
     from harness.tuning.search import TuneOptions
 
+    if declares_datasets(args.study):
+        raise HarnessError(f"{args.study} lists several datasets (datasets:); tuning runs on one: tune a copy of the "
+                           "study with one of them as dataset:, then put the values found into training:")
     if args.trials is not None and args.trials < 1:  # before any worker starts
         raise HarnessError(f"--trials must be at least 1 (got {args.trials}): it is the total number of trials per arm")
     study, registry = load_validated(args)

@@ -38,6 +38,8 @@ TENSORBOARD = "tensorboard"  # the tensorboard logger's event files: tensorboard
 MLFLOW_RUN = "mlflow_run.json"  # the mlflow logger's study run id, so a resumed run continues it
 MLFLOW_LOCK = ".mlflow.lock"  # held while the mlflow logger finds or creates the study's runs (local workers)
 MLRUNS = "mlruns"  # the mlflow logger's default store (mlflow.db + artifacts/); kept by --fresh: it holds every run
+DATASETS = "datasets"  # a multi-dataset study: one complete run per dataset, datasets/<id>/
+ACROSS = "across.json"  # a multi-dataset study: the across-dataset comparison
 
 # files inside one cell's folder
 RESULT = "result.json"
@@ -51,7 +53,7 @@ TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the 
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
 OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, RESULTS, PREDICTIONS, STATS, TUNING,
-           REPORT, LOG, CELLS, CELL_QUEUE, TENSORBOARD, MLFLOW_RUN)
+           REPORT, LOG, CELLS, CELL_QUEUE, TENSORBOARD, MLFLOW_RUN, DATASETS, ACROSS)
 
 
 class RunDir:
@@ -70,6 +72,20 @@ class RunDir:
     def tensorboard(self, arm: str, repeat: int, fold: int) -> Path:
         """The tensorboard logger's run folder of one cell."""
         return self.root / TENSORBOARD / arm / cell_name(repeat, fold)
+
+    def dataset(self, dataset_id: str) -> Path:
+        """The complete sub-run of one dataset of a multi-dataset study."""
+        return self.root / DATASETS / dataset_id
+
+    def dataset_runs(self) -> dict[str, Path]:
+        """Dataset id -> sub-run folder, for a multi-dataset run (empty for a single-dataset one), in study order."""
+        import yaml
+
+        study = self.root / STUDY
+        listed = (yaml.safe_load(study.read_text()) or {}).get(DATASETS) if study.exists() else None
+        if not isinstance(listed, list):
+            return {}
+        return {str(entry["id"]): self.dataset(str(entry["id"])) for entry in listed if isinstance(entry, dict)}
 
     def prepare(self) -> None:
         """Create the folder, refusing a path that is a file or cannot be written."""

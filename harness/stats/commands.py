@@ -30,7 +30,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.stats.across_run import is_multi_run
     from harness.stats.compare import compare_run, format_comparison, write_stats
+
+    if is_multi_run(args.run_dir):
+        from harness.cli_multi import cmd_compare_multi
+
+        return cmd_compare_multi(args)
 
     comparison = compare_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha, rope=args.rope)
     if args.write:
@@ -41,8 +47,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from harness.stats._runfiles import load_run
+    from harness.stats.across_run import is_multi_run
     from harness.stats.power import format_plan, plan_designs
 
+    if is_multi_run(args.run_dir):
+        raise HarnessError(f"{args.run_dir} is a run over several datasets; plan works on one dataset's folds: "
+                           f"harness plan {args.run_dir / files.DATASETS}/<id> --effect {args.effect:g}")
     run = load_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha)
     if run.metric.on_test:
         raise HarnessError(f"plan works on cross-validation scores; {run.metric.column} is a held-out test metric "

@@ -108,6 +108,15 @@ class CVSpec(StrictModel):
                                                         "(the published ones); its distinct values are the folds")
 
 
+class DatasetEntry(DatasetSpec):
+    """One entry of a multi-dataset study's ``datasets:`` list: a dataset spec with an ``id`` (its
+    sub-run's folder, ``RUN/datasets/<id>/``) and optionally its own ``cv:`` (keys given there
+    override the study's ``cv:``)."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    cv: dict[str, Any] | None = Field(None, description="overrides of the study's cv.* for this dataset")
+
+
 class OptimizerSpec(BaseModel):
     """``name`` picks the optimizer plugin; every other key is passed to it."""
 
