@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from harness.options import is_open, options_model
-from harness.study.schema import AUGMENT_PRESETS, Study
+from harness.study.schema import AUGMENT_PRESETS, ID_PATTERN, Study
 
 if TYPE_CHECKING:
     from harness.registry import Registry
@@ -67,9 +67,27 @@ def study_json_schema(registry: Registry) -> dict[str, Any]:
     augment = dataset["properties"]["augment"]
     dataset["properties"]["augment"] = {"anyOf": [{"enum": sorted(AUGMENT_PRESETS)}, {"enum": [None, False]},
                                                   {"$ref": augment["$ref"]}], "description": augment["description"]}
+    _multi_dataset(schema, dataset)
     grid = next(s for s in schema["properties"]["grid"]["anyOf"] if s.get("type") == "object")
     grid["properties"] = {key: {"type": "array", "items": arm[key]} for key in ("backbone", "attention")}
     return _draft7({"$schema": DRAFT, "title": "harness study file", **schema})
+
+
+def _multi_dataset(schema: dict[str, Any], dataset: dict[str, Any]) -> None:
+    """``datasets:`` (a list of dataset specs with an ``id`` and their own ``cv:`` keys) instead of ``dataset:``."""
+    defs = schema["$defs"]
+    entry = copy.deepcopy(dataset)
+    entry["properties"]["id"] = {"type": "string", "pattern": ID_PATTERN,
+                                 "description": "the dataset's sub-run folder, RUN/datasets/<id>/"}
+    entry["properties"]["cv"] = {"type": "object", "properties": copy.deepcopy(defs["CVSpec"]["properties"]),
+                                 "additionalProperties": False,
+                                 "description": "overrides of the study's cv.* for this dataset"}
+    entry["required"] = [*entry.get("required", []), "id"]
+    defs["DatasetEntry"] = entry
+    schema["properties"]["datasets"] = {"type": "array", "minItems": 1, "items": {"$ref": REF.format(model="DatasetEntry")},
+                                        "description": "several datasets (instead of dataset:): every arm runs on each"}
+    schema["required"] = [key for key in schema.get("required", []) if key != "dataset"]
+    schema["oneOf"] = [{"required": ["dataset"]}, {"required": ["datasets"]}]
 
 
 def _draft7(node: Any) -> Any:

@@ -100,3 +100,14 @@ def test_schema_plugin_flag_adds_a_studys_plugin(tmp_path: Path, monkeypatch: py
         return json.loads(capsys.readouterr().out)["$defs"]["ArmSpec"]["properties"]["backbone"]["enum"]
 
     assert "labnet" not in backbones() and "labnet" in backbones("--plugin", "lab_backbones")
+
+
+def test_schema_takes_datasets_instead_of_dataset(validator: Any) -> None:
+    entry = {**QUICKSTART["dataset"], "id": "easy", "cv": {"folds": 2}}
+    several = {key: value for key, value in QUICKSTART.items() if key != "dataset"} | {"datasets": [entry]}
+    assert list(validator.iter_errors(several)) == []
+    misspelled = several | {"datasets": [{**entry, "cv": {"fold": 2}}]}
+    assert [list(e.absolute_path) for e in validator.iter_errors(misspelled)] == [["datasets", 0, "cv"]]
+    assert list(validator.iter_errors(several | {"datasets": [{k: v for k, v in entry.items() if k != "id"}]}))
+    neither = {key: value for key, value in QUICKSTART.items() if key != "dataset"}
+    assert list(validator.iter_errors(neither)) and list(validator.iter_errors({**several, "dataset": QUICKSTART["dataset"]}))
