@@ -106,7 +106,14 @@ def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
     parts.append({"standard": "init: standard (every BatchNorm weight 1; timm's zero_init_last off)",
                   "zero_last_bn": "init: zero_last_bn (each residual branch's last BatchNorm weight 0)",
                   None: "init: the backbone's own default"}.get(init, f"init: {init}"))
-    return ", ".join(parts)
+    from harness.study.schema import CVSpec
+    from harness.study.seeding import describe
+
+    try:
+        varied = describe(CVSpec.model_validate(cv))
+    except ValueError:  # an older or hand-edited study.yaml: the line stays as it was
+        varied = ""
+    return ", ".join(parts + ([varied] if varied else []))
 
 
 def _selection_text(training: dict[str, Any]) -> str:

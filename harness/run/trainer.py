@@ -131,12 +131,14 @@ class FoldTrainer:
         should_stop: Callable[[], bool] = lambda: False,
         on_epoch: Callable[[dict[str, float]], None] = lambda row: None,
         identity: str = "",
+        augment_seed: int | None = None,
     ):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.training, self.augment, self.inputs = training, augment, inputs
         self.cell_dir, self.seed, self.device = cell_dir, seed, device
         self.should_stop, self.on_epoch = should_stop, on_epoch
         self.identity = identity  # which cell (arm, repeat, fold, settings) the checkpoints belong to
+        self.augment_seed = seed if augment_seed is None else augment_seed  # order draws from `seed`
         cuda = device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if (
             cuda and training.amp is not False) else None
@@ -219,7 +221,7 @@ class FoldTrainer:
     def _epoch_generator(self, purpose: str, epoch: int) -> torch.Generator:
         """The epoch's ``order`` or ``augment`` stream, independent of each other and of every other epoch."""
         generator = torch.Generator()
-        generator.manual_seed(stream_seed(self.seed, purpose, epoch))
+        generator.manual_seed(stream_seed(self.augment_seed if purpose == "augment" else self.seed, purpose, epoch))
         return generator
 
     def run(self) -> FoldOutcome:
