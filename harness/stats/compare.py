@@ -161,6 +161,8 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
     if len(run.arms) >= 3 and not info.on_test:
         c.friedman = _friedman(run, table)
     c.variance = _variance(run_dir, run)
+    if c.variance and c.variance.get("warning") and not info.on_test:
+        c.warnings.append(c.variance["warning"])
     if info.on_test:
         c.method = ("held-out test set: each arm's fold models' probabilities averaged per test sample, paired over "
                     "samples" + (" and clustered by group" if run.groups else "") + "; the CV (Nadeau-Bengio) test "

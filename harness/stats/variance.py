@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.study.seeding import TOGETHER, SeedGroup, describe, seed_groups
+from harness.study.seeding import TOGETHER, SeedGroup, describe, seed_groups, seed_key
 
 NAMES = {"split": "data split", "init": "weight init", "order": "data order", "augment": "augmentation",
          TOGETHER: "all together", "all": "all sources"}
@@ -85,7 +85,7 @@ def decompose(scores: pd.Series, groups: list[SeedGroup], alpha: float = 0.05) -
         components[group.label] = {"sources": sorted(group.sources), **variance_interval(values, alpha)}
     single = {k: v for k, v in components.items() if len(v["sources"]) == 1 and "variance" in v}
     total_single = sum(v["variance"] for v in single.values())
-    for label, item in single.items():
+    for item in single.values():
         item["share"] = item["variance"] / total_single if total_single > 0 else None
     out: dict[str, Any] = {"components": components, "dominant": None, "share": None}
     if len(single) >= 2 and total_single > 0:
@@ -134,6 +134,11 @@ def variance_summary(results: pd.DataFrame, cv: Any, column: str, arms: list[str
                            f"{1 - alpha:.0%} interval; the chance A wins a rerun with fresh seeds of the varied "
                            "sources on this dataset, not a test of a general difference").replace("%", " %"),
     }
+    same_folds = [r for r in range(1, cv.repeats) if seed_key(cv, "split", r) == 0]
+    if same_folds:
+        out["warning"] = (f"{len(same_folds)} of {cv.repeats} repeats reuse repeat 0's folds (the split seed is fixed "
+                          "there): the corrected t and Bayesian correlated t assume every repeat draws new folds, so "
+                          "with this design they understate the split's share of the noise; read them with care")
     for arm in arms:
         if arm in scores:
             item = decompose(scores[arm], groups, alpha)

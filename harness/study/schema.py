@@ -97,7 +97,10 @@ class DatasetSpec(StrictModel):
 
 
 SeedSource = Literal["split", "init", "order", "augment"]
-SEED_SOURCES: tuple[str, ...] = ("split", "init", "order", "augment")
+
+
+def _every_source() -> list[SeedSource]:
+    return ["split", "init", "order", "augment"]
 
 
 class VarianceSpec(StrictModel):
@@ -120,7 +123,7 @@ class CVSpec(StrictModel):
     folds: int = Field(5, ge=2, le=100)
     group: str | None = None
     repeats: int = Field(1, ge=1, le=100)
-    vary: list[SeedSource] = Field(default_factory=lambda: list(SEED_SOURCES),
+    vary: list[SeedSource] = Field(default_factory=_every_source,
                                    description="the seeds that change from one repeat to the next; the others keep "
                                                "repeat 0's (default: all of them)")
     variance: VarianceSpec | None = Field(None, description="vary each source on its own (sets cv.repeats)")

@@ -83,7 +83,7 @@ def seed_groups(cv: CVSpec) -> list[SeedGroup]:
         label = "all" if set(cv.vary) == set(SOURCES) else "+".join(s for s in SOURCES if s in cv.vary)
         return [SeedGroup(label, frozenset(cv.vary), tuple(range(cv.repeats)))]
     design = cv.variance
-    wanted = [(s, frozenset([s])) for s in design.sources]
+    wanted: list[tuple[str, frozenset[str]]] = [(s, frozenset([s])) for s in design.sources]
     if design.together:
         wanted.append((TOGETHER, frozenset(design.sources)))
     return [SeedGroup(label, block, (0, *[r for r, v in enumerate(per_repeat) if v == block]))

@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.stats.variance import decompose, format_variance, p_better, variance_interval, variance_summary, wilson
+from harness.stats.variance import (
+    decompose,
+    format_variance,
+    p_better,
+    variance_interval,
+    variance_summary,
+    wilson,
+)
 from harness.study.schema import CVSpec
 from harness.study.seeding import SOURCES, seed_groups, seed_key
 
@@ -101,14 +108,14 @@ def test_p_better_recovers_a_known_probability() -> None:
         covered += o["low"] <= truth <= o["high"]
     assert np.mean(ps) == pytest.approx(truth, abs=0.03)
     assert covered >= 25
-    assert out["arms"]["a"]["components"]["all"]["n"] == 100
+    assert out["arms"]["a"]["components"]["all"]["n"] == 100 and "warning" not in out  # new folds every repeat
 
 
 def test_summary_of_a_vary_design_names_its_group_and_formats() -> None:
     cv = CVSpec(folds=2, repeats=6, vary=["init"])
     out = variance_summary(simulate(cv, np.random.default_rng(0), {"a": 0.8, "b": 0.7}), cv, "accuracy", ["a", "b"], "a")
     assert out is not None and list(out["arms"]["a"]["components"]) == ["init"]
-    assert "init only" in out["design"]
+    assert "init only" in out["design"] and "5 of 6 repeats reuse repeat 0's folds" in out["warning"]
     assert out["p_better"]["b"]["overall"]["p"] == 0.0  # b is 0.1 lower in every matched seed setting
     text = "\n".join(format_variance(out))
     assert "P(b > a) across 6 seed settings = 0.00" in text and "weight init sd" in text

@@ -13,7 +13,14 @@ from harness.data.images import ImageTable
 from harness.data.splits import make_splits
 from harness.seeds import sklearn_seed, stream_seed
 from harness.study.schema import CVSpec
-from harness.study.seeding import cell_seeds, describe, is_default, seed_groups, seed_key, varied_sources
+from harness.study.seeding import (
+    cell_seeds,
+    describe,
+    is_default,
+    seed_groups,
+    seed_key,
+    varied_sources,
+)
 
 
 def test_default_keys_are_todays_streams() -> None:
