@@ -161,7 +161,7 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
     if len(run.arms) >= 3 and not info.on_test:
         c.friedman = _friedman(run, table)
     c.variance = _variance(run_dir, run)
-    if c.variance and c.variance.get("warning") and not info.on_test:
+    if c.variance and c.variance.get("warning"):
         c.warnings.append(c.variance["warning"])
     if info.on_test:
         c.method = ("held-out test set: each arm's fold models' probabilities averaged per test sample, paired over "
@@ -179,8 +179,11 @@ def _variance(run_dir: Path, run: RunScores) -> dict[str, Any] | None:
     from harness.stats.variance import run_design, variance_summary
 
     cv = run_design(run_dir)
-    return None if cv is None else variance_summary(run.results, cv, run.metric.column, run.arms, run.baseline,
-                                                    run.metric.higher_is_better, run.alpha)
+    if cv is None:
+        return None
+    splits = pd.read_csv(run_dir / files.SPLITS, dtype={"sample_id": str}) if (run_dir / files.SPLITS).exists() else None
+    return variance_summary(run.results, cv, run.metric.column, run.arms, run.baseline, run.metric.higher_is_better,
+                            run.alpha, splits)
 
 
 def _mean(x: np.ndarray) -> float:

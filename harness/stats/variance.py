@@ -117,10 +117,21 @@ def sentence(arm: str, item: dict[str, Any]) -> str:
         if len(comps) == 1 else "")
 
 
+def distinct_fold_sets(splits: pd.DataFrame, repeats: tuple[int, ...]) -> int:
+    """How many different sets of validation folds ``repeats`` have (splits.csv rows); with few groups
+    several split seeds can give the same partition."""
+    val = splits[(splits["role"] == "val") & splits["repeat"].isin(repeats)]
+    sets = {frozenset(frozenset(part["sample_id"].astype(str)) for _, part in rep.groupby("fold"))
+            for _, rep in val.groupby("repeat")}
+    return len(sets)
+
+
 def variance_summary(results: pd.DataFrame, cv: Any, column: str, arms: list[str], baseline: str,
-                     higher_is_better: bool = True, alpha: float = 0.05) -> dict[str, Any] | None:
+                     higher_is_better: bool = True, alpha: float = 0.05,
+                     splits: pd.DataFrame | None = None) -> dict[str, Any] | None:
     """The decomposition per arm and P(arm beats baseline) over the matched seed settings; None
-    without repeats to compare."""
+    without repeats to compare. With ``splits`` (splits.csv) a split group whose seeds gave fewer
+    distinct fold sets than settings is flagged: its variance is then underestimated."""
     groups = seed_groups(cv)
     if not groups or column not in results:
         return None
@@ -139,6 +150,16 @@ def variance_summary(results: pd.DataFrame, cv: Any, column: str, arms: list[str
         out["warning"] = (f"{len(same_folds)} of {cv.repeats} repeats reuse repeat 0's folds (the split seed is fixed "
                           "there): the corrected t and Bayesian correlated t assume every repeat draws new folds, so "
                           "with this design they understate the split's share of the noise; read them with care")
+    notes = [out["warning"]] if "warning" in out else []
+    for group in groups:
+        if splits is not None and "split" in group.sources:
+            distinct = distinct_fold_sets(splits, group.repeats)
+            if distinct < len(group.repeats):
+                notes.append(f"{group.label}: its {len(group.repeats)} split seeds gave only {distinct} distinct set(s) "
+                             "of folds (too few groups or samples to split differently), so the split's variance is "
+                             "underestimated; add groups or lower cv.folds")
+    if notes:
+        out["warning"] = "; ".join(notes)
     for arm in arms:
         if arm in scores:
             item = decompose(scores[arm], groups, alpha)

@@ -129,3 +129,22 @@ def test_one_at_a_time_sentence_names_the_dominant_source() -> None:
     assert out is not None
     sentence = out["arms"]["a"]["sentence"]
     assert sentence.startswith("a: data split dominates: ") and " % of the variance" in sentence
+
+
+def test_split_seeds_that_repeat_a_partition_are_flagged() -> None:
+    """Few groups: two split seeds can give the same folds; the split's variance is then flagged."""
+    cv = CVSpec(folds=2, variance={"sources": ["split", "init"], "seeds": 3})  # split group: repeats 0, 1, 2
+    parts = {0: (["a", "b"], ["c", "d"]), 1: (["a", "c"], ["b", "d"]), 2: (["c", "d"], ["a", "b"])}  # 2 == 0
+    rows = [{"repeat": r, "fold": f, "role": "val", "sample_id": s}
+            for r in range(cv.repeats) for f, ids in enumerate(parts.get(r, parts[0])) for s in ids]
+    splits = pd.DataFrame(rows)
+    from harness.stats.variance import distinct_fold_sets
+
+    assert distinct_fold_sets(splits, (0, 1, 2)) == 2 and distinct_fold_sets(splits, (0, 1)) == 2
+    results = simulate(cv, np.random.default_rng(1), {"a": 0.8})
+    out = variance_summary(results, cv, "accuracy", ["a"], "a", splits=splits)
+    assert out is not None and "split: its 3 split seeds gave only 2 distinct set(s) of folds" in out["warning"]
+    assert "reuse repeat 0's folds" in out["warning"]  # the init repeats keep repeat 0's folds
+    splits.loc[(splits.repeat == 2) & (splits.fold == 0), "sample_id"] = ["a", "d"]
+    splits.loc[(splits.repeat == 2) & (splits.fold == 1), "sample_id"] = ["b", "c"]
+    assert "distinct" not in variance_summary(results, cv, "accuracy", ["a"], "a", splits=splits)["warning"]
