@@ -112,3 +112,15 @@ def test_fingerprint_changes_with_vary_but_not_for_the_default(write_study) -> N
     assert fingerprint({"repeats": 2, "vary": ["augment", "order", "init", "split"]}) == default
     assert len({default, fingerprint({"repeats": 2, "vary": ["init"]}), fingerprint({"repeats": 2, "vary": ["split"]})}) == 3
     assert np.unique([sklearn_seed(0, "split", r) for r in range(3)]).size == 3
+
+
+def test_predefined_folds_allow_repeats_that_keep_the_split() -> None:
+    """cv.fold_column fixes the folds: repeats may vary init/order/augment on them, never the split."""
+    from harness.errors import HarnessError
+
+    table = _table()
+    table.columns["published"] = [str(i % 3) for i in range(40)]
+    splits = make_splits(table, CVSpec(fold_column="published", repeats=2, vary=["init"]), seed=0)
+    assert [f.val.tolist() for f in splits.folds if f.repeat == 0] == [f.val.tolist() for f in splits.folds if f.repeat == 1]
+    with pytest.raises(HarnessError, match="leave split out of cv.vary"):
+        make_splits(table, CVSpec(fold_column="published", repeats=2), seed=0)
