@@ -6,7 +6,7 @@ fold's training part; without one, the last epoch is scored. The fold's validati
 evaluated every epoch for the curves only.
 
 Sample order and augmentation draw from separate streams seeded by (fold seed, epoch)
-(:mod:`harness.seeds`); the augmentation generator is saved with mid-epoch checkpoints, so a
+(:mod:`harness.seeds`; augmentation's fold seed may differ, see ``cv.vary``); the augmentation generator is saved with mid-epoch checkpoints, so a
 resumed fold reproduces an uninterrupted one exactly on CPU. Losses and accuracy are
 accumulated on the device and read once per epoch.
 """
