@@ -12,6 +12,7 @@ from harness.data.images import ImageTable
 from harness.errors import HarnessError
 from harness.seeds import sklearn_seed
 from harness.study.schema import CVSpec
+from harness.study.seeding import seed_key
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int, inner_fraction: float 
     folds: list[Fold] = []
     rows = []
     for repeat in range(cv.repeats):
-        rs = sklearn_seed(seed, "split", repeat)  # independent per repeat (not seed + 1000 r)
+        key = seed_key(cv, "split", repeat)  # the repeat itself, or 0 when cv.vary leaves the split fixed
+        rs = sklearn_seed(seed, "split", key)  # independent per repeat (not seed + 1000 r)
         if predefined is not None:
             iterator = iter(predefined)
         elif groups is not None:
@@ -133,7 +135,7 @@ def make_splits(table: ImageTable, cv: CVSpec, seed: int, inner_fraction: float 
             iterator = KFold(cv.folds, shuffle=True, random_state=rs).split(pool)
         for fold, (train_pos, val_pos) in enumerate(iterator):
             train, val = np.sort(pool[train_pos]), np.sort(pool[val_pos])
-            inner = (inner_split(train, labels, groups, inner_fraction, seed, repeat, fold, cv.stratify)
+            inner = (inner_split(train, labels, groups, inner_fraction, seed, key, fold, cv.stratify)
                      if inner_fraction else np.array([], dtype=np.int64))
             folds.append(Fold(repeat, fold, train, val, inner))
             roles = (("train", folds[-1].fit), ("inner", inner), ("val", val), ("test", test))
@@ -153,9 +155,9 @@ def _predefined_folds(table: ImageTable, cv: CVSpec, pool: np.ndarray) -> list[t
     if name not in table.columns.columns:
         raise HarnessError(f"cv.fold_column: the dataset has no column {name!r}{did_you_mean(name, table.columns.columns)}; "
                            f"columns: {', '.join(map(str, table.columns.columns)) or 'none'}")
-    if cv.repeats > 1 or cv.test_fraction > 0:
-        raise HarnessError("cv.fold_column gives fixed folds: remove cv.repeats and cv.test_fraction "
-                           "(a held-out test set comes from the dataset's official split)")
+    if (cv.repeats > 1 and any(seed_key(cv, "split", r) for r in range(cv.repeats))) or cv.test_fraction > 0:
+        raise HarnessError("cv.fold_column gives fixed folds: remove cv.repeats (or leave split out of cv.vary) "
+                           "and cv.test_fraction (a held-out test set comes from the dataset's official split)")
     values = table.columns[name].astype(str).to_numpy()[pool]
     if (values == "").any():
         raise HarnessError(f"cv.fold_column: {int((values == '').sum())} row(s) have no fold in column {name!r}")

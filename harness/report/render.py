@@ -107,7 +107,14 @@ def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
                   "zero_last_bn": "init: zero_last_bn (each residual branch's last BatchNorm weight 0)",
                   None: "init: the backbone's own default"}.get(init, f"init: {init}"))
     parts += _training_options_text(study)
-    return ", ".join(parts)
+    from harness.study.schema import CVSpec
+    from harness.study.seeding import describe
+
+    try:
+        varied = describe(CVSpec.model_validate(cv))
+    except ValueError:  # an older or hand-edited study.yaml: the line stays as it was
+        varied = ""
+    return ", ".join(parts + ([varied] if varied else []))
 
 
 def _training_options_text(study: dict[str, Any]) -> list[str]:

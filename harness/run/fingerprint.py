@@ -13,6 +13,7 @@ import numpy as np
 
 from harness.data.prepared import PreparedData
 from harness.study.loader import Arm, LoadedStudy
+from harness.study.seeding import is_default
 
 
 def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "") -> str:
@@ -25,7 +26,9 @@ def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "") -> str:
     for key in ("warmup", "clip_grad", "ema"):  # added later, off by default: off keeps older cells' fingerprints
         if training.get(key) is None:
             training.pop(key, None)
-    parts = {"dataset": spec.dataset.model_dump(mode="json"), "cv": spec.cv.model_dump(mode="json"),
+    seeding = set() if is_default(spec.cv) else {"vary", "variance"}  # the default keeps older cells valid
+    cv = spec.cv.model_dump(mode="json", exclude={"vary", "variance"} - seeding)
+    parts = {"dataset": spec.dataset.model_dump(mode="json"), "cv": cv,
              "seed": spec.seed, "backbone": arm.backbone, "attention": [arm.attention_name, arm.attention_options],
              "pretrained": arm.pretrained, "training": training, "init": spec.init, "data": data_key}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -34,8 +34,8 @@ from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs, r
 from harness.run.rundir import RunDir
 from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
 from harness.run.training_options import build_scheduler
-from harness.seeds import stream_seed
 from harness.study.loader import Arm, LoadedStudy
+from harness.study.seeding import cell_seeds
 
 __all__ = ["FoldDataTooLarge", "RunOptions", "StudyRunner", "default_threads", "resolve_device", "run_lock",
            "run_study"]
@@ -310,7 +310,8 @@ class StudyRunner:
 
     def _trainer(self, arm: Arm, fold: Fold, data: PreparedData, cell: Path, device: torch.device) -> FoldTrainer:
         # the same initial weights for every arm in a fold: only the architecture differs
-        torch.manual_seed(stream_seed(self.study.spec.seed, "init", fold.repeat, fold.fold))
+        seeds = cell_seeds(self.study.spec.seed, self.study.spec.cv, fold.repeat, fold.fold)  # cv.vary may fix some
+        torch.manual_seed(seeds["init"])
         model = self._build(arm, data).to(device)
         channels_last = device.type == "cuda" if arm.training.channels_last is None else arm.training.channels_last
         if channels_last:
@@ -332,7 +333,7 @@ class StudyRunner:
                 self.options.on_epoch(arm, fold, row)
 
         return FoldTrainer(model, optimizer, scheduler, arm.training, self.study.spec.dataset.augment, inputs,
-                           cell, stream_seed(self.study.spec.seed, "fold", fold.repeat, fold.fold), device,
+                           cell, seeds["order"], device, augment_seed=seeds["augment"],
                            should_stop=lambda: self.interrupt.requested, on_epoch=on_epoch,
                            identity=f"{arm.name}/r{fold.repeat}-f{fold.fold}/{cell_fingerprint(self.study, arm, self.data_key)}")
 

@@ -6,7 +6,7 @@ fold's training part; without one, the last epoch is scored. The fold's validati
 evaluated every epoch for the curves only.
 
 Sample order and augmentation draw from separate streams seeded by (fold seed, epoch)
-(:mod:`harness.seeds`); the augmentation generator is saved with mid-epoch checkpoints, so a
+(:mod:`harness.seeds`; augmentation's fold seed may differ, see ``cv.vary``); the augmentation generator is saved with mid-epoch checkpoints, so a
 resumed fold reproduces an uninterrupted one exactly on CPU. Losses and accuracy are
 accumulated on the device and read once per epoch. With ``training.ema`` the EMA weights
 (:mod:`harness.run.training_options`) are what is evaluated, selected, saved and checkpointed.
@@ -134,12 +134,14 @@ class FoldTrainer:
         should_stop: Callable[[], bool] = lambda: False,
         on_epoch: Callable[[dict[str, float]], None] = lambda row: None,
         identity: str = "",
+        augment_seed: int | None = None,
     ):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.training, self.augment, self.inputs = training, augment, inputs
         self.cell_dir, self.seed, self.device = cell_dir, seed, device
         self.should_stop, self.on_epoch = should_stop, on_epoch
         self.identity = identity  # which cell (arm, repeat, fold, settings) the checkpoints belong to
+        self.augment_seed = seed if augment_seed is None else augment_seed  # order draws from `seed`
         cuda = device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if (
             cuda and training.amp is not False) else None
@@ -231,7 +233,7 @@ class FoldTrainer:
     def _epoch_generator(self, purpose: str, epoch: int) -> torch.Generator:
         """The epoch's ``order`` or ``augment`` stream, independent of each other and of every other epoch."""
         generator = torch.Generator()
-        generator.manual_seed(stream_seed(self.seed, purpose, epoch))
+        generator.manual_seed(stream_seed(self.augment_seed if purpose == "augment" else self.seed, purpose, epoch))
         return generator
 
     def run(self) -> FoldOutcome:

@@ -78,6 +78,7 @@ class Comparison:
     folds: int = 0
     repeats: int = 0
     method: str = ""
+    variance: dict[str, Any] | None = None  # per-source variance and P(A > B) per seed setting (stats.variance)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, default=float)
@@ -159,6 +160,9 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
         item.holm_p = float(p) if np.isfinite(p) else None
     if len(run.arms) >= 3 and not info.on_test:
         c.friedman = _friedman(run, table)
+    c.variance = _variance(run_dir, run)
+    if c.variance and c.variance.get("warning"):
+        c.warnings.append(c.variance["warning"])
     if info.on_test:
         c.method = ("held-out test set: each arm's fold models' probabilities averaged per test sample, paired over "
                     "samples" + (" and clustered by group" if run.groups else "") + "; the CV (Nadeau-Bengio) test "
@@ -168,6 +172,18 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
                     f"n_test/n_train = {run.test_train_ratio:.3g}) and the Bayesian correlated t; intervals use the "
                     "corrected variance")
     return c
+
+
+def _variance(run_dir: Path, run: RunScores) -> dict[str, Any] | None:
+    """The seed-source decomposition when the run has repeats (see :mod:`harness.stats.variance`)."""
+    from harness.stats.variance import run_design, variance_summary
+
+    cv = run_design(run_dir)
+    if cv is None:
+        return None
+    splits = pd.read_csv(run_dir / files.SPLITS, dtype={"sample_id": str}) if (run_dir / files.SPLITS).exists() else None
+    return variance_summary(run.results, cv, run.metric.column, run.arms, run.baseline, run.metric.higher_is_better,
+                            run.alpha, splits)
 
 
 def _mean(x: np.ndarray) -> float:
@@ -297,5 +313,9 @@ def format_comparison(c: Comparison) -> str:
                      f"Nemenyi CD = {c.friedman['critical_difference']:.3f} ({c.friedman['blocks']})")
     elif c.friedman:
         lines.append(f"  Friedman: {c.friedman['error']}")
+    if c.variance:
+        from harness.stats.variance import format_variance
+
+        lines += format_variance(c.variance)
     lines += [f"  warning: {w}" for w in c.warnings]
     return "\n".join(lines)

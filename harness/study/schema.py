@@ -96,16 +96,50 @@ class DatasetSpec(StrictModel):
     on_bad_image: Literal["error", "skip"] = "error"
 
 
+SeedSource = Literal["split", "init", "order", "augment"]
+
+
+def _every_source() -> list[SeedSource]:
+    return ["split", "init", "order", "augment"]
+
+
+class VarianceSpec(StrictModel):
+    """One-at-a-time design (``cv.variance``): for each listed source, ``seeds`` settings of that seed with
+    every other seed fixed; see :mod:`harness.study.seeding` for the repeats it becomes."""
+
+    sources: list[SeedSource] = Field(min_length=1, description="the seeds varied one at a time")
+    seeds: int = Field(4, ge=2, le=50, description="settings per source (repeat 0, shared, is one of them)")
+    together: bool = Field(False, description="also vary every listed source at once (the total variance)")
+
+    @field_validator("sources")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("sources lists a source twice")
+        return value
+
+
 class CVSpec(StrictModel):
     folds: int = Field(5, ge=2, le=100)
     group: str | None = None
     repeats: int = Field(1, ge=1, le=100)
+    vary: list[SeedSource] = Field(default_factory=_every_source,
+                                   description="the seeds that change from one repeat to the next; the others keep "
+                                               "repeat 0's (default: all of them)")
+    variance: VarianceSpec | None = Field(None, description="vary each source on its own (sets cv.repeats)")
     test_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     stratify: bool = True
     allow_group_overlap: bool = Field(False, description="accept groups (cv.group) found in both the official test "
                                       "split and the CV pool; otherwise that is an error")
     fold_column: str | None = Field(None, description="a column of the dataset's table holding predefined folds "
                                                         "(the published ones); its distinct values are the folds")
+
+    @model_validator(mode="after")
+    def _seeding(self) -> CVSpec:
+        from harness.study.seeding import check_seeding
+
+        check_seeding(self)
+        return self
 
 
 class DatasetEntry(DatasetSpec):
