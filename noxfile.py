@@ -15,9 +15,9 @@ PYTHON = "3.11"
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the test suite (tiny real studies on CPU)."""
+    """Run the test suite (tiny real studies on CPU), one pytest-xdist worker per core (each single-threaded)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "auto", "--dist", "loadgroup", *session.posargs)
 
 
 def _floors() -> list[str]:

@@ -20,7 +20,7 @@ import pytest
 
 from harness.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow")]  # one server per module, on one worker
 pytest.importorskip("mlflow", reason="the mlflow logger needs mlflow (pip install 'ablation-harness[mlflow]')")
 
 STARTUP_SECONDS = 240  # the server's start dominates; generous for a loaded 2-core machine

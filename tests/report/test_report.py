@@ -15,6 +15,8 @@ from harness.report.render import build_report_data, render_report, write_compar
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
+pytestmark = pytest.mark.xdist_group("report")  # the module's finished run is made once, on one worker
+
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -19,7 +19,7 @@ import pytest
 from harness.cli import main
 from harness.run import faults
 
-pytestmark = pytest.mark.slow  # end-to-end runs: `-m "not slow"` skips them; CI runs them
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("resume")]  # one worker shares the module fixture; end-to-end runs: `-m "not slow"` skips them; CI runs them
 
 WINDOWS = ["terminal-saved", "evaluated", "cell-files-written", "result-written"]
 STOPPING = {"training": {"epochs": 6, "early_stopping": {"patience": 1}, "selection": {"inner_fraction": 0.3}}}
