@@ -101,7 +101,7 @@ def test_unknown_logger_names_the_field_and_lists_the_loggers(write_study) -> No
 def test_logger_options_are_checked_at_load_time(write_study) -> None:  # type: ignore[no-untyped-def]
     error = _validate(write_study, [{"name": "mlflow", "trackin_uri": "http://localhost:5000"}])
     assert [p.path for p in error.problems] == ["loggers.0.trackin_uri"]
-    assert "unknown option 'trackin_uri' (did you mean 'tracking_uri'?)" in error.problems[0].message
+    assert "mlflow: no option 'trackin_uri' (did you mean 'tracking_uri'?)" in error.problems[0].message
     with pytest.raises(StudyError, match="logger 'tensorboard' is listed twice"):
         load_study(write_study({"loggers": ["tensorboard", "tensorboard"]}))
 

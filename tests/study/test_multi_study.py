@@ -63,7 +63,7 @@ def test_validate_checks_every_dataset_and_reports_study_wide_problems_once(
                   arms={"plain": {"backbone": "resnet20"}, "se": {"backbone": "resnet20", "attention": "sse"}})
     assert main(["validate", str(path)]) == 2  # the dataset's options are checked with its data
     err = capsys.readouterr().err
-    assert "datasets[b].options.bogus: unknown option 'bogus'" in err and "datasets[a]" not in err
+    assert "datasets[b].options.bogus: dataset 'phantom': no option 'bogus'" in err and "datasets[a]" not in err
     assert err.count("unknown attention variant 'sse'") == 1  # the same for every dataset: once, unprefixed
     good = _multi(tmp_path, [{**PHANTOM, "id": "a"}, {**PHANTOM, "id": "b"}])
     assert main(["validate", str(good)]) == 0

@@ -131,8 +131,9 @@ def test_injected_enospc_in_a_checkpoint_mid_run(write_study, tmp_path: Path, mo
     assert "Traceback" not in err
     cell = out / "cells" / "plain" / "r0-f0"
     assert torch.load(cell / "last.pt", weights_only=True)["state"]["epoch"] == 1
-    # no temp file left; no best.pt yet: without a declared selection rule the scored weights are the last epoch's
-    assert sorted(p.name for p in cell.iterdir()) == ["fingerprint", "last.pt"]
+    # no temp file left; no best.pt yet: without a declared selection rule the scored weights are the last epoch's;
+    # history.csv holds the epoch that finished (written live)
+    assert sorted(p.name for p in cell.iterdir()) == ["fingerprint", "history.csv", "last.pt"]
     monkeypatch.setattr(os, "fdopen", real_fdopen)
     assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
     columns = ["accuracy", "loss", "epochs"]

@@ -74,7 +74,7 @@ def test_set_reads_yaml_1_2_floats(write_study, tmp_path: Path) -> None:  # type
 def test_set_errors_say_they_came_from_set(write_study, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     assert main(["validate", str(write_study()), "--set", "training.optimizer.momentum=fast"]) == 2
     err = capsys.readouterr().err
-    assert "--set: training.optimizer: optimizer 'sgd'" in err and ":-1" not in err, err
+    assert "--set: training.optimizer.momentum: optimizer 'sgd'" in err and ":-1" not in err, err
 
 
 def test_grid_arms_that_collide_are_refused(write_study, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
