@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -69,3 +70,15 @@ def test_the_cycle_check_can_fail(tmp_path: Path, monkeypatch) -> None:  # type:
         assert "harness.a -> harness.b -> harness.a" in str(exc) or "harness.b -> harness.a -> harness.b" in str(exc)
     else:
         raise AssertionError("the planted cycle was not found")
+
+
+def test_readme_layout_table_names_every_module() -> None:
+    """The README's layout table (one row per subpackage, plus the top level) names every module of the tree."""
+    readme = (HARNESS.parent / "README.md").read_text()
+    rows = {match[1]: match[2] for match in re.finditer(r"^\| `harness/(\w+)/` \| (.*) \|$", readme, flags=re.M)}
+    top = re.search(r"^\| top level \| (.*) \|$", readme, flags=re.M)
+    assert top is not None and set(rows) == {p.name for p in HARNESS.iterdir() if (p / "__init__.py").exists()}
+    missing = [f"{path.parent.name}/{path.stem}" for path in HARNESS.glob("*/*.py")
+               if path.stem != "__init__" and f"`{path.stem}`" not in rows[path.parent.name] and path.stem not in rows[path.parent.name]]
+    missing += [path.stem for path in HARNESS.glob("*.py") if path.stem != "__init__" and f"`{path.stem}`" not in top[1]]
+    assert missing == []
