@@ -156,9 +156,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if isinstance(getattr(args, "study", None), Path):  # a bare name (quickstart) runs a shipped study
-        args.study = resolve_study(args.study)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit:  # --help, --print-completion, a usage error: what argparse printed may meet a closed pipe
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_broken_pipe()
+        raise
+    except BrokenPipeError:
+        silence_broken_pipe()
+        return 0
     with console(verbosity_level(args.quiet, args.verbose)):
         return _dispatch(args)
 
@@ -166,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     """Run the command; user errors, interrupts and a closed pipe become a message and an exit code."""
     try:
+        if isinstance(getattr(args, "study", None), Path):  # a bare name (quickstart) runs a shipped study
+            args.study = resolve_study(args.study)
         code = COMMANDS[args.command](args) or 0
         sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at interpreter exit
         return code

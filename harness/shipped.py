@@ -29,7 +29,15 @@ def resolve_study(path: Path) -> Path:
     """``path`` itself when it exists; a bare name (``quickstart``) that names no file is a shipped study."""
     if path.exists() or path.parent != Path(".") or path.suffix not in ("", SUFFIX):
         return path
+    local = path.with_suffix(SUFFIX)
+    if local.exists():  # your copy (``harness studies --copy .``) wins over the shipped one
+        return local
     shipped = shipped_studies().get(path.stem)
+    if shipped is None and not path.suffix:
+        from harness.errors import did_you_mean
+
+        raise HarnessError(f"{path}: no such file, and no shipped study of that name"
+                           f"{did_you_mean(path.stem, list(shipped_studies()))}; `harness studies` lists them")
     return shipped if shipped is not None else path
 
 

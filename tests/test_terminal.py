@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import _parser, main
+from harness.errors import HarnessError
 from harness.logs import Progress, console, log, verbosity_level
 
 
@@ -92,6 +93,9 @@ def test_json_into_head_ends_quietly() -> None:
     pipeline = subprocess.run(f"{sys.executable} -m harness.cli plugins --json | head -c 10", shell=True,
                               capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
     assert pipeline.stdout == "[\n {\n  \"na" and pipeline.stderr == "", pipeline.stderr
+    completion = subprocess.run(f"{sys.executable} -m harness.cli --print-completion bash | head -c 10", shell=True,
+                                capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert len(completion.stdout) == 10 and completion.stderr == "", completion.stderr  # printed while parsing
 
 
 def _subparsers(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
@@ -132,7 +136,12 @@ def test_bare_name_runs_a_shipped_study_and_studies_copy_out(tmp_path: Path, mon
     assert resolve_study(Path("quickstart")) == shipped_studies()["quickstart"]
     (tmp_path / "quickstart").write_text("name: mine\n")
     assert resolve_study(Path("quickstart")) == Path("quickstart")  # a file of that name wins
-    assert resolve_study(Path("nope")) == Path("nope")
+    with pytest.raises(HarnessError, match=r"quickstrt: no such file, and no shipped study of that name \(did you mean"):
+        resolve_study(Path("quickstrt"))
+    assert resolve_study(Path("nope.yaml")) == Path("nope.yaml")  # a file name: 'not found' later, as before
+    (tmp_path / "se_reduction.yaml").write_text("name: mine\n")
+    assert resolve_study(Path("se_reduction")) == Path("se_reduction.yaml")  # your copy wins over the shipped one
+    (tmp_path / "se_reduction.yaml").unlink()
     assert main(["validate", "se_reduction", "--no-data"]) == 0
     assert "se_reduction.yaml: OK" in capsys.readouterr().out
     assert main(["studies"]) == 0 and "quickstart" in capsys.readouterr().out

@@ -97,19 +97,36 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], lines: dict[
             problems.append(Problem("--set", None, key, f"value is not valid YAML: {exc}"))
             continue
         target: Any = data
-        parts = key.strip().split(".")
-        for depth, part in enumerate(parts[:-1]):
-            if not isinstance(target, dict):
-                problems.append(Problem("--set", None, key, f"{'.'.join(parts[:depth])} is not a mapping"))
+        parts = re.sub(r"\[([^\]]*)\]", r".\1", key.strip()).split(".")  # datasets[0].x == datasets.0.x
+        for depth, part in enumerate(parts):
+            where = ".".join(parts[:depth]) or "the study"
+            if isinstance(target, list):
+                index = _list_index(target, part)
+                if index is None:
+                    ids = [str(e["id"]) for e in target if isinstance(e, dict) and "id" in e]
+                    problems.append(Problem("--set", None, key, f"{where} has no entry {part!r} (an index 0..{len(target) - 1}"
+                                            + (f" or an id: {', '.join(ids)})" if ids else ")")))
+                    break
+                part = index  # type: ignore[assignment]
+            elif not isinstance(target, dict):
+                problems.append(Problem("--set", None, key, f"{where} is not a mapping or a list"))
                 break
-            target = target.setdefault(part, {})
-        else:
-            if isinstance(target, dict):
-                target[parts[-1]] = value
+            if depth == len(parts) - 1:
+                target[part] = value
                 lines[tuple(parts)] = FROM_SET
             else:
-                problems.append(Problem("--set", None, key, f"{'.'.join(parts[:-1])} is not a mapping"))
+                child = target.setdefault(part, {}) if isinstance(target, dict) else target[part]
+                if isinstance(child, dict | list):  # a copy: a YAML alias (*common) shares the object with others
+                    child = target[part] = copy.copy(child)
+                target = child
     return problems
+
+
+def _list_index(items: list[Any], part: str) -> int | None:
+    """A list entry named by its position or by its ``id`` (``--set datasets.busi.options.path=...``)."""
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    return next((i for i, entry in enumerate(items) if isinstance(entry, dict) and str(entry.get("id")) == part), None)
 
 
 def slug(value: Any) -> str:
@@ -180,6 +197,7 @@ def _pydantic_problems(
     problems = []
     for error in exc.errors():
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in {"str", "int", "float", "bool"})))
+        loc = loc or tuple(error["loc"])  # a user's key that looks like pydantic's own tags (``datasets[0]``)
         path = prefix + loc
         message = error["msg"]
         if error["type"] == "extra_forbidden":

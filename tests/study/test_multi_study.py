@@ -79,3 +79,15 @@ def test_tune_and_plan_refuse_several_datasets_with_a_way_out(tmp_path: Path, ca
     (run / "study.yaml").write_text(path.read_text())
     assert main(["plan", str(run), "--effect", "0.01"]) == 2
     assert "datasets/<id>" in capsys.readouterr().err
+
+
+def test_set_reaches_one_dataset_by_id_or_index(tmp_path: Path) -> None:
+    # both entries share PHANTOM's options dict, which safe_dump writes once as a YAML alias: --set changes one
+    path = _multi(tmp_path, [{**PHANTOM, "id": "easy"}, {**PHANTOM, "id": "hard"}])
+    multi = load_multi(path, ["datasets.hard.options.per_class=4", "datasets[0].image_size=24"])
+    assert multi.datasets["hard"].spec.dataset.options["per_class"] == 4
+    assert multi.datasets["easy"].spec.dataset.options["per_class"] == 8
+    assert multi.datasets["easy"].spec.dataset.image_size == 24 and multi.datasets["hard"].spec.dataset.image_size == 16
+    with pytest.raises(StudyError) as caught:
+        load_multi(path, ["datasets.medium.options.per_class=4"])
+    assert "datasets has no entry 'medium' (an index 0..1 or an id: easy, hard)" in str(caught.value)
