@@ -17,7 +17,7 @@ PYTHON = "3.11"
 def tests(session: nox.Session) -> None:
     """Run the test suite (tiny real studies on CPU), one pytest-xdist worker per core (each single-threaded)."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-n", "auto", "--dist", "loadfile", *session.posargs)
+    session.run("pytest", "-n", "auto", "--dist", "loadgroup", *session.posargs)
 
 
 def _floors() -> list[str]:

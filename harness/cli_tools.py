@@ -177,6 +177,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from harness.atomic import atomic_write_text
     from harness.study.json_schema import study_json_schema
 
+    import importlib.util
+
+    for module in args.plugin:  # named on purpose: a module that is not there is an error, not a warning
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise HarnessError(f"--plugin {module}: no such module on the Python path; install the plugin's package "
+                               "or add its folder to PYTHONPATH")
     text = json.dumps(study_json_schema(registry_for(args, args.plugin)), indent=1) + "\n"
     if args.out is None:
         print(text, end="")

@@ -12,6 +12,7 @@ split, SE's reduction against a block's channels) are checked by ``harness valid
 from __future__ import annotations
 
 import copy
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -47,7 +48,10 @@ def study_json_schema(registry: Registry) -> dict[str, Any]:
         return {"enum": registry.names(kind)}
 
     arm = defs["ArmSpec"]["properties"]
-    arm["backbone"] = {**names("backbones"), "description": "a registered backbone (harness list backbones)"}
+    families = [name for name in registry.names("backbones") if name.endswith("/*")]  # timm/* : any timm/<name>
+    backbone = [{"enum": [n for n in registry.names("backbones") if n not in families]},
+                *({"type": "string", "pattern": "^" + re.escape(f[:-1]) + ".+$"} for f in families)]
+    arm["backbone"] = {"anyOf": backbone, "description": "a registered backbone (harness list backbones)"}
     arm["attention"] = {"anyOf": [names("attention"), *branches("attention", True)], "default": "none",
                         "description": "a variant's name, or {name: VARIANT, OPTION: value, ...}"}
     defs["OptimizerSpec"] = {"anyOf": branches("optimizers", True, "sgd"), "description": defs["OptimizerSpec"]["description"]}
@@ -68,6 +72,9 @@ def study_json_schema(registry: Registry) -> dict[str, Any]:
     dataset["properties"]["augment"] = {"anyOf": [{"enum": sorted(AUGMENT_PRESETS)}, {"enum": [None, False]},
                                                   {"$ref": augment["$ref"]}], "description": augment["description"]}
     _multi_dataset(schema, dataset)
+    loggers = branches("loggers", True) if "loggers" in registry.components else []
+    schema["properties"]["loggers"] = {"type": "array", "items": {"anyOf": [names("loggers"), *loggers]},
+                                       "description": schema["properties"]["loggers"].get("description", "")}
     grid = next(s for s in schema["properties"]["grid"]["anyOf"] if s.get("type") == "object")
     grid["properties"] = {key: {"type": "array", "items": arm[key]} for key in ("backbone", "attention")}
     return _draft7({"$schema": DRAFT, "title": "harness study file", **schema})

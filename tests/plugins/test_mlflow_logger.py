@@ -32,7 +32,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per xdist worker, even when other modules' tests run between
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real tracking server with a SQLite backend and served artifacts; torn down with its workers."""
     root = tmp_path_factory.mktemp("mlflow_server")

@@ -18,7 +18,7 @@ ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 pytestmark = pytest.mark.xdist_group("report")  # the module's finished run is made once, on one worker
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per xdist worker, even when other modules' tests run between
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quickstart study, shrunk to seconds: ResNet-18 with and without SE on phantom data,
     folds grouped by the phantom's patients (so the report has per-group scores)."""

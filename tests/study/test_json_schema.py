@@ -24,7 +24,9 @@ QUICKSTART = yaml.safe_load((Path(__file__).parents[2] / "studies" / "quickstart
 @pytest.fixture(scope="module")
 def validator() -> Any:
     pm, records = make_plugin_manager(["harness_plugins.models", "harness_plugins.attention",
-                                       "harness_plugins.datasets", "harness_plugins.optim"], entry_points=False)
+                                       "harness_plugins.datasets", "harness_plugins.optim",
+                                       "harness_plugins.tensorboard_logger", "harness_plugins.mlflow_logger"],
+                                      entry_points=False)
     schema = study_json_schema(build_registry(pm, records))
     jsonschema.Draft7Validator.check_schema(schema)
     return jsonschema.Draft7Validator(schema)
@@ -97,9 +99,11 @@ def test_schema_plugin_flag_adds_a_studys_plugin(tmp_path: Path, monkeypatch: py
 
     def backbones(*argv: str) -> list[str]:
         assert main(["schema", *argv]) == 0
-        return json.loads(capsys.readouterr().out)["$defs"]["ArmSpec"]["properties"]["backbone"]["enum"]
+        return json.loads(capsys.readouterr().out)["$defs"]["ArmSpec"]["properties"]["backbone"]["anyOf"][0]["enum"]
 
     assert "labnet" not in backbones() and "labnet" in backbones("--plugin", "lab_backbones")
+    assert main(["schema", "--plugin", "lab_backbonez"]) == 2
+    assert "--plugin lab_backbonez: no such module" in capsys.readouterr().err
 
 
 def test_schema_takes_datasets_instead_of_dataset(validator: Any) -> None:
@@ -111,3 +115,12 @@ def test_schema_takes_datasets_instead_of_dataset(validator: Any) -> None:
     assert list(validator.iter_errors(several | {"datasets": [{k: v for k, v in entry.items() if k != "id"}]}))
     neither = {key: value for key, value in QUICKSTART.items() if key != "dataset"}
     assert list(validator.iter_errors(neither)) and list(validator.iter_errors({**several, "dataset": QUICKSTART["dataset"]}))
+
+
+def test_schema_takes_any_timm_name_and_loggers_by_name_or_mapping(validator: Any) -> None:
+    study = _changed({"arms": {"resnet18": {"backbone": "timm/resnet10t"}},
+                      "loggers": ["tensorboard", {"name": "mlflow", "experiment": "se-ultrasound"}]})
+    assert list(validator.iter_errors(study)) == []
+    wrong = _changed({"arms": {"resnet18": {"backbone": "timm/"}}, "loggers": ["tensorbord", {"name": "mlflow", "experimen": "x"}]})
+    assert sorted(list(e.absolute_path) for e in validator.iter_errors(wrong)) == [
+        ["arms", "resnet18", "backbone"], ["loggers", 0], ["loggers", 1]]

@@ -61,7 +61,7 @@ def _assert_same_run(out: Path, reference: Path) -> None:
         pd.testing.assert_frame_equal(history, pd.read_csv(cell / "history.csv").drop(columns=["seconds", "data_seconds"]))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per xdist worker, even when other modules' tests run between
 def stopping_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A one-arm study whose first fold stops early, run once without interruption."""
     import yaml
