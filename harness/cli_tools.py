@@ -174,10 +174,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """The study file's JSON Schema, for an editor's YAML language server (README: Editor completion)."""
+    import importlib.util
+
     from harness.atomic import atomic_write_text
     from harness.study.json_schema import study_json_schema
-
-    import importlib.util
 
     for module in args.plugin:  # named on purpose: a module that is not there is an error, not a warning
         try:
