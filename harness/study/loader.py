@@ -199,7 +199,7 @@ def _pydantic_problems(
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in {"str", "int", "float", "bool"})))
         loc = loc or tuple(error["loc"])  # a user's key that looks like pydantic's own tags (``datasets[0]``)
         path = prefix + loc
-        message = error["msg"]
+        message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if error["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, loc[:-1])
             message = f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), allowed)}"
@@ -207,6 +207,8 @@ def _pydantic_problems(
                 message += f"; allowed: {', '.join(allowed)}"
         elif error["type"] == "missing":
             message = "required field is missing"
+        elif error["type"] in ("model_type", "model_attributes_type", "dict_type") and (keys := _allowed_keys(model, loc)):
+            message = f"expected a mapping with keys from: {', '.join(keys)}, e.g. {{{keys[0]}: ...}} (got {error['input']!r})"
         elif "input" in error and not isinstance(error["input"], dict | list):
             message += f" (got {error['input']!r})"
         problems.append(_problem(file, lines, path, message))

@@ -89,3 +89,13 @@ def test_arm_training_overrides_merge(write_study) -> None:  # type: ignore[no-u
     assert study.arms["se"].training.optimizer.lr == 0.2
     assert study.arms["se"].training.optimizer.model_extra == {"momentum": 0.9}
     assert study.arms["plain"].training.optimizer.lr == 0.05
+
+
+def test_a_scalar_where_a_mapping_belongs_names_the_keys(write_study) -> None:  # type: ignore[no-untyped-def]
+    study = write_study({"training": {"warmup": 3, "ema": 0.999}})
+    with pytest.raises(StudyError) as caught:
+        load_study(study)
+    messages = [problem.message for problem in caught.value.problems]
+    assert "expected a mapping with keys from: epochs, start_factor, e.g. {epochs: ...} (got 3)" in messages
+    assert "expected a mapping with keys from: decay, e.g. {decay: ...} (got 0.999)" in messages
+    assert not any("WarmupSpec" in m or "EmaSpec" in m or m.startswith("Value error") for m in messages)
