@@ -33,6 +33,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     registry = registry_for(args)
     names = registry.matching(args.kind, args.pattern)
+    if not names:
+        from harness.errors import did_you_mean
+
+        known = registry.names(args.kind)
+        raise HarnessError(f"no {args.kind} match {args.pattern!r}{did_you_mean(args.pattern.rstrip('*'), known)}"
+                           + (f"; known: {', '.join(known)}" if known else "; none are registered (harness plugins)"))
     if args.options:
         from harness.options import options_markdown, options_model
 

@@ -92,3 +92,9 @@ def test_validate_reports_schema_and_component_problems_in_one_round(tmp_path: P
     err = capsys.readouterr().err
     assert "2 problem(s)" in err
     assert "bad.yaml:4: trainng: unknown key 'trainng'" in err and "bad.yaml:6: arms.a.backbone: unknown backbone" in err
+
+
+def test_list_with_no_match_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "attention", "sq*"]) == 2
+    assert "no attention match 'sq*'; known: " in capsys.readouterr().err
+    assert main(["list", "attention", "s*"]) == 0 and capsys.readouterr().out.startswith("se ")
