@@ -159,7 +159,9 @@ class StudyRunner:
         self.data_key = data_fingerprint(data)
         costs = self._preflight(data)
         self._overhead = time.perf_counter() - self._started
-        self.log(f"study {spec.name}: {len(self.arms)} arm(s) x {len(data.splits.folds)} fold(s); "
+        repeats = len({fold.repeat for fold in data.splits.folds})
+        cells = f"{len(data.splits.folds) // max(repeats, 1)} fold(s)" + (f" x {repeats} repeats" if repeats > 1 else "")
+        self.log(f"study {spec.name}: {len(self.arms)} arm(s) x {cells}; "
                  f"{len(data.table.paths)} images ({data.num_classes} classes), decoded once in "
                  f"{data.timings['decode']:.2f}s; fixed overhead {self._overhead:.2f}s; "
                  f"{torch.get_num_threads()} CPU thread(s)")
