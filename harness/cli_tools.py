@@ -180,17 +180,13 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """The study file's JSON Schema, for an editor's YAML language server (README: Editor completion)."""
-    import importlib.util
 
     from harness.atomic import atomic_write_text
+    from harness.optional import installed
     from harness.study.json_schema import study_json_schema
 
     for module in args.plugin:  # named on purpose: a module that is not there is an error, not a warning
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
+        if not installed(module):
             raise HarnessError(f"--plugin {module}: no such module on the Python path; install the plugin's package "
                                "or add its folder to PYTHONPATH")
     text = json.dumps(study_json_schema(registry_for(args, args.plugin)), indent=1) + "\n"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.metadata as metadata
-import importlib.util
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from harness.contracts import (
     StudyStartContext,
 )
 from harness.errors import HarnessError, did_you_mean, unknown_name
+from harness.optional import install_hint, installed
 from harness.options import parse_options
 
 ENTRY_POINT_GROUP = "harness"
@@ -79,8 +79,7 @@ class Registry:
         table = self.components[kind]
         if name in table:
             return table[name]
-        family = table.get(name.split("/", 1)[0] + "/*") if "/" in name else None
-        members = getattr(family, "members", None)
+        family, members = self._family(kind, name)
         if family is None or members is None:
             raise HarnessError(unknown_name(KIND_NAMES[kind], name, table))
         if name not in members(name):  # e.g. timm/<name>: the family lists its own names
@@ -97,9 +96,13 @@ class Registry:
         import fnmatch
 
         names = [n for n in self.names(kind) if fnmatch.fnmatch(n, pattern)]
-        family = self.components[kind].get(pattern.split("/", 1)[0] + "/*") if "/" in pattern else None
-        members = getattr(family, "members", None)
+        _, members = self._family(kind, pattern)
         return names + sorted(set(members(pattern)) - set(names)) if members is not None else names
+
+    def _family(self, kind: str, name: str) -> tuple[Any, Callable[[str], list[str]] | None]:
+        """The family entry (``timm/*``) a ``prefix/...`` name or pattern belongs to, and its ``members``."""
+        family = self.components[kind].get(name.split("/", 1)[0] + "/*") if "/" in name else None
+        return family, getattr(family, "members", None)
 
     def backbone(self, name: str) -> BackboneInfo:
         return self.get("backbones", name)  # type: ignore[no-any-return]
@@ -235,14 +238,9 @@ def logger_missing(info: LoggerInfo) -> str:
     if info.requires is None:
         return ""
     module, extra = info.requires
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        found = False
-    if found:
+    if installed(module):
         return ""
-    return (f"the {info.name} logger needs the {module!r} package, which is not installed: "
-            f"pip install 'ablation-harness[{extra}]' (or pip install {module})")
+    return f"the {info.name} logger needs the {module!r} package, which is not installed: {install_hint(module, extra)}"
 
 
 
