@@ -10,6 +10,7 @@ from harness.errors import HarnessError, Problem, StudyError, unknown_name
 from harness.options import component_option_errors
 from harness.registry import Registry
 from harness.study.loader import LoadedStudy
+from harness.study.schema import TrainingSpec
 
 
 def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
@@ -59,7 +60,7 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
             continue
         checked_training.add(key)
         own = arm.name in study.spec.arms and bool(study.spec.arms[arm.name].training)
-        _check_optim(arm.training.model_dump(), registry, (*where, "training") if own else ("training",), add)
+        _check_optim(arm.training, registry, (*where, "training") if own else ("training",), add)
     return problems
 
 
@@ -98,11 +99,11 @@ def _option_problems(registry: Registry, kind: str, name: str, options: Mapping[
     return bool(errors)
 
 
-def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str, ...], add: Any) -> None:
+def _check_optim(training: TrainingSpec, registry: Registry, prefix: tuple[str, ...], add: Any) -> None:
     import torch
 
-    opt = dict(training["optimizer"])
-    sched = dict(training["scheduler"])
+    opt = training.optimizer.model_dump()
+    sched = training.scheduler.model_dump()
     opt_name, sched_name = opt.pop("name"), sched.pop("name")
     if opt_name not in registry.components["optimizers"]:
         add((*prefix, "optimizer", "name"), unknown_name("optimizer", opt_name, registry.names("optimizers")))
@@ -121,12 +122,11 @@ def _check_optim(training: dict[str, Any], registry: Registry, prefix: tuple[str
         return
     if sched_name in registry.components["schedulers"] and not bad_sched:
         from harness.run.training_options import build_scheduler
-        from harness.study.schema import TrainingSpec
 
         try:  # with training.warmup in front when declared (refused for a metric-stepped scheduler)
-            build_scheduler(registry, optimizer, TrainingSpec.model_validate(training))
+            build_scheduler(registry, optimizer, training)
         except HarnessError as exc:
-            add((*prefix, "warmup" if training.get("warmup") and "warmup" in str(exc) else "scheduler"), str(exc))
+            add((*prefix, "warmup" if training.warmup and "warmup" in str(exc) else "scheduler"), str(exc))
 
 
 def tune_space_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
