@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness import rundir as files
 from harness.models.build import build_model
 from harness.registry import Registry
-from harness.run import rundir as files
 from harness.run.inputs import resolve_device
 from harness.run.trainer import FoldInputs, FoldTrainer
 from harness.study.schema import AugmentSpec, TrainingSpec

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 
 TINY = ["--backbone", "resnet20", "--image-size", "16", "--batch-size", "4", "--steps", "5", "--device", "cpu"]
 

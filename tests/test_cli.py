@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import HarnessError
-from harness.run.rundir import RunDir
+from harness.rundir import RunDir
 
 
 def _cell_results(out: Path) -> dict[str, float]:
@@ -40,7 +40,7 @@ def test_global_flag_after_the_subcommand(write_study, tmp_path: Path) -> None: 
 def test_run_dir_lock_is_exclusive_against_workers_and_shared_between_them(
         tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both lock backends: fcntl on POSIX, filelock's reader/writer lock where fcntl is missing (Windows)."""
-    from harness.run import rundir
+    from harness import rundir
 
     monkeypatch.setattr(rundir, "_posix_locks", lambda: backend == "fcntl")
     run = RunDir(tmp_path / "run")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import _parser, main
+from harness.cli.main import _parser, main
 from harness.errors import HarnessError
 from harness.logs import Progress, console, log, verbosity_level
 

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.contracts import DatasetRequest
 from harness.data.images import DecodedImages, ImageTable, decode_images, describe_bad
 from harness.data.splits import Splits, make_splits
 from harness.errors import HarnessError
 from harness.registry import Registry
-from harness.run import rundir as files
 from harness.study.loader import LoadedStudy
 
 

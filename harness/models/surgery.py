@@ -71,7 +71,7 @@ def apply_attention(stages: Mapping[int, nn.Sequential], plan: AttentionPlan) ->
 
 
 def apply_init(stages: Mapping[int, nn.Sequential], policy: str) -> None:
-    """Apply the study's init policy to a ResNet's blocks (before attention is placed; see harness_plugins.models)."""
+    """Apply the study's init policy to a ResNet's blocks (before attention is placed; see harness_plugins.models.plugin)."""
     if policy == "standard":
         return
     if policy != "zero_last_bn":

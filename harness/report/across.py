@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
-from harness.run import rundir as files
-from harness.run.rundir import RunDir
+from harness.rundir import RunDir
 
 
 def cd_diagram_png(mean_ranks: dict[str, float], critical_difference: float, title: str = "") -> str:

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from harness import rundir as files
 from harness.contracts import attention_modules
 from harness.optional import MissingExtra, optional_import
 from harness.report.plots import excitation_png, image_grid_png
-from harness.run import rundir as files
 
 MAX_GALLERY = 12
 

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from harness import __version__
+from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.report.answer import Answer, build_answer, group_scores
 from harness.report.plots import arm_curves_png
-from harness.run import rundir as files
 
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "roc_auc_ovr")

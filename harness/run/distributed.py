@@ -36,8 +36,8 @@ def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from harness import rundir as files
     from harness.logs import run_log
-    from harness.run import rundir as files
 
     with run_lock(options.out_dir, shared=True), run_log(options.out_dir / files.LOG):  # shared with the other workers
         return _work(study, registry, options, storage_url)

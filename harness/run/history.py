@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.atomic import atomic_write_text
-from harness.run.rundir import HISTORY
+from harness.rundir import HISTORY
 
 
 def write_history(cell: Path, rows: Sequence[Mapping[str, float]]) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.registry import Registry
-from harness.run import rundir as files
-from harness.run.rundir import RunDir
 from harness.run.runner import RunOptions, run_lock, run_study
+from harness.rundir import RunDir
 from harness.study.multi import MultiStudy
 
 

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from harness import __version__
+from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.contracts import EpochContext, FoldContext, StudyContext, StudyStartContext
 from harness.data.prepared import PreparedData, prepare_data, write_data_files
@@ -26,14 +27,13 @@ from harness.errors import HarnessError, Interrupted
 from harness.logs import Progress, log, run_log
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
-from harness.run import rundir as files
 from harness.run.cells import aggregate, is_done, write_cell
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
 from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs, resolve_device
-from harness.run.rundir import RunDir
 from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
 from harness.run.training_options import build_scheduler
+from harness.rundir import RunDir
 from harness.study.loader import Arm, LoadedStudy
 from harness.study.seeding import cell_seeds
 

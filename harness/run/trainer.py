@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness import rundir as files
 from harness.atomic import atomic_save_torch
 from harness.data.augment import augment_batch
-from harness.run import rundir as files
 from harness.run.faults import kill_point
 from harness.run.history import write_history
 from harness.run.training_options import clip_gradients, ema_update, make_ema

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness import rundir as files
 from harness.errors import HarnessError, did_you_mean
-from harness.run import rundir as files
 from harness.stats._results import StatsError
 from harness.stats.registry import MetricInfo, resolve_metric
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
+from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError, did_you_mean
-from harness.run import rundir as files
-from harness.run.rundir import RunDir
+from harness.rundir import RunDir
 from harness.stats._results import StatsError
 from harness.stats._runfiles import study_compare_settings
 from harness.stats.across import compare_across

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import rundir as files
 from harness.atomic import atomic_write_text
-from harness.run import rundir as files
 from harness.stats._effects import corrected_interval, effect_sizes
 from harness.stats._results import StatsError
 from harness.stats._runfiles import RunScores, load_run

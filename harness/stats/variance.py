@@ -182,7 +182,7 @@ def run_design(run_dir: Path) -> Any:
     """The run's ``cv`` settings (a CVSpec) from its resolved study, or None when there is none."""
     import yaml
 
-    from harness.run import rundir as files
+    from harness import rundir as files
     from harness.study.schema import CVSpec
 
     path = run_dir / files.STUDY

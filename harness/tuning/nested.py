@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness import rundir as files
 from harness.atomic import atomic_write_text
-from harness.run import rundir as files
 from harness.run.runner import RunOptions, StudyRunner
 from harness.study.loader import TUNE_METRICS, load_study
 from harness.tuning.search import (

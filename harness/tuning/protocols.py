@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError, StudyError
 from harness.registry import Registry
-from harness.run import rundir as files
 from harness.stats.registry import resolve_metric
 from harness.study.loader import LoadedStudy
 from harness.tuning.nested import nested_tune

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from harness_plugins.datasets import load_csv
+from harness_plugins.datasets.plugin import load_csv
 from PIL import Image
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.contracts import DatasetRequest
 from harness.data.images import decode_images
 from harness.errors import HarnessError

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.data.describe import frame_name_warning
 
 RNG = np.random.default_rng(0)

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import HarnessError
 from harness.models.build import build_model, model_cost
 from harness.registry import build_registry, make_plugin_manager
 
 # the built-in model plugins only, on their own plugin manager: never whatever else is installed
-REGISTRY = build_registry(*make_plugin_manager(["harness_plugins.models", "harness_plugins.attention"],
+REGISTRY = build_registry(*make_plugin_manager(["harness_plugins.models.plugin", "harness_plugins.attention.plugin"],
                                                entry_points=False))
 ATTENTION_SPECS = {
     "none": {}, "se": {"reduction": 4}, "eca": {}, "cbam": {}, "ese": {}, "gc": {},
@@ -181,7 +181,7 @@ def test_cost_accounting() -> None:
 @pytest.mark.parametrize("excitation", ["sigmoid", "tanh", "relu", "hard_sigmoid"])
 @pytest.mark.parametrize("bias", [False, True])
 def test_fused_se_gradients_are_exact(excitation: str, bias: bool) -> None:
-    from harness_plugins.se_module import SqueezeExcite
+    from harness_plugins.attention.se_module import SqueezeExcite
 
     torch.manual_seed(0)
     se = SqueezeExcite(8, 2, bias=bias, excitation=excitation).double()
@@ -217,7 +217,7 @@ def test_fused_se_network_matches_the_plain_ops(placement: str, channels_last: b
 
 
 def test_fused_se_under_bf16_autocast_and_retained_graph() -> None:
-    from harness_plugins.se_module import SqueezeExcite
+    from harness_plugins.attention.se_module import SqueezeExcite
 
     torch.manual_seed(0)
     fused = SqueezeExcite(32, 4)

@@ -9,13 +9,13 @@ import torch
 import yaml
 from conftest import TINY_STUDY
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.contracts import attention_modules
 from harness.errors import HarnessError
 from harness.models.build import build_model
 from harness.registry import build_registry, make_plugin_manager
 
-REGISTRY = build_registry(*make_plugin_manager(["harness_plugins.models", "harness_plugins.attention"],
+REGISTRY = build_registry(*make_plugin_manager(["harness_plugins.models.plugin", "harness_plugins.attention.plugin"],
                                                entry_points=False))
 
 

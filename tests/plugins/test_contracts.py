@@ -43,7 +43,7 @@ def test_every_hookspec_is_documented_and_exercised(name: str) -> None:
     assert built_in or tests, f"hook {name}: no built-in plugin implements it and no test does"
 
 
-OPTIMIZERS = _isolated("harness_plugins.optim")
+OPTIMIZERS = _isolated("harness_plugins.optim.plugin")
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS.names("optimizers"))
@@ -76,12 +76,12 @@ def test_scheduler_contract(name: str) -> None:
         OPTIMIZERS.scheduler(name).build(optimizer, {"no_such_option": 1}, 6)
 
 
-DATASETS = _isolated("harness_plugins.datasets")
+DATASETS = _isolated("harness_plugins.datasets.plugin")
 
 
 @pytest.fixture(scope="module")
 def phantom_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harness_plugins.phantom import generate
+    from harness_plugins.datasets.phantom import generate
 
     return Path(generate(tmp_path_factory.mktemp("phantom"), classes=2, per_class=4, patients=4,
                          difficulty=0.3, size=16, seed=0))

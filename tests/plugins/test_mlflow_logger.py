@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow")]  # one server per module, on one worker
 pytest.importorskip("mlflow", reason="the mlflow logger needs mlflow (pip install 'ablation-harness[mlflow]')")

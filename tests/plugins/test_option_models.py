@@ -13,15 +13,15 @@ import torch
 from pydantic import BaseModel
 
 from harness import hookimpl
-from harness.cli import main
+from harness.cli.main import main
 from harness.contracts import AttentionInfo, OptimizerInfo
 from harness.errors import HarnessError, StudyError
 from harness.models.build import build_model
 from harness.options import component_option_errors, is_open, option_errors, options_model
 from harness.registry import KINDS, Registry, build_registry, make_plugin_manager
 
-BUILT_IN = ["harness_plugins.models", "harness_plugins.attention", "harness_plugins.datasets",
-            "harness_plugins.optim"]
+BUILT_IN = ["harness_plugins.models.plugin", "harness_plugins.attention.plugin", "harness_plugins.datasets.plugin",
+            "harness_plugins.optim.plugin"]
 # options torch requires (no default exists); everything else comes from the model's defaults
 REQUIRED: dict[tuple[str, str], dict[str, Any]] = {("schedulers", "multistep"): {"milestones": [2]}, ("schedulers", "exponential"): {"gamma": 0.9},
             ("datasets", "csv"): {"path": "x.csv"}, ("datasets", "folder"): {"path": "x"}}

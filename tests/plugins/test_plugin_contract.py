@@ -125,7 +125,7 @@ def _third_party_attention_registry():  # type: ignore[no-untyped-def]
             plan = AttentionPlan(layer=_Gated, gate="squash", describe=lambda c: f"gated {c}")
             return [AttentionInfo("gated", lambda options: plan, "a third-party gate")]
 
-    pm, records = make_plugin_manager(["harness_plugins.models", "harness_plugins.attention"], entry_points=False)
+    pm, records = make_plugin_manager(["harness_plugins.models.plugin", "harness_plugins.attention.plugin"], entry_points=False)
     pm.register(ThirdParty(), name="thirdparty")
     return build_registry(pm, records)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import HarnessError
 from harness.registry import PluginLoadWarning, load_registry
 
@@ -71,7 +71,7 @@ def test_listing_plugins_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from harness.cli import main; main(['plugins']); main(['list', 'attention']); "
+    code = ("import sys; from harness.cli.main import main; main(['plugins']); main(['list', 'attention']); "
             "heavy = [m for m in ('torch', 'timm', 'optuna', 'pandas') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import TINY_STUDY
 
-from harness.cli import main
+from harness.cli.main import main
 
 pytestmark = pytest.mark.slow
 

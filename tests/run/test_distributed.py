@@ -108,7 +108,7 @@ def test_workers_on_postgresql(write_study, tmp_path: Path, postgres_url: str) -
 
 
 def test_parallel_local_workers_give_the_sequential_numbers(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from harness.cli import main
+    from harness.cli.main import main
 
     # enough work that the second process (a few seconds to start) still finds cells waiting
     study = write_study({"dataset": {"options": {"per_class": 48}}, "cv": {"folds": 3}, "training": {"epochs": 4}})

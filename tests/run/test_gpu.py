@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.models.build import build_model
 from harness.registry import load_registry
 from harness.run.trainer import FoldInputs, FoldTrainer

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.data.images import ImageTable
 from harness.data.splits import make_splits
 from harness.study.schema import CVSpec
@@ -27,7 +27,7 @@ def _run(study: Path, out: Path, *extra: str) -> None:
 
 def _phantom_csv(folder: Path, per_class: int, size: int) -> Path:
     """Real (phantom) ultrasound images on disk, with their own label CSV."""
-    from harness_plugins.phantom import generate
+    from harness_plugins.datasets.phantom import generate
 
     return generate(folder, classes=2, per_class=per_class, patients=8, difficulty=0.3, size=size, seed=0)
 

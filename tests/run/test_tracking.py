@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from harness import hookimpl
-from harness.cli import main
+from harness.cli.main import main
 from harness.contracts import LoggerInfo
 from harness.errors import HarnessError, StudyError
 from harness.registry import build_registry, load_registry, logger_missing, make_plugin_manager
@@ -159,7 +159,7 @@ def test_missing_package_says_which_extra_installs_it() -> None:
 
 
 def test_mlflow_default_store_is_sqlite_in_the_run_directory(tmp_path: Path) -> None:
-    from harness_plugins.mlflow_logger import MlflowLogger, MlflowOptions
+    from harness_plugins.loggers.mlflow import MlflowLogger, MlflowOptions
 
     uri, artifacts = MlflowLogger(MlflowOptions())._store(tmp_path)
     assert uri == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db" and (tmp_path / "mlruns").is_dir()
@@ -169,7 +169,7 @@ def test_mlflow_default_store_is_sqlite_in_the_run_directory(tmp_path: Path) -> 
 
 
 def test_fresh_removes_tensorboard_runs_and_the_mlflow_run_id_but_keeps_the_mlflow_store(tmp_path: Path) -> None:
-    from harness.run.rundir import RunDir
+    from harness.rundir import RunDir
 
     run = RunDir(tmp_path)
     run.tensorboard("a", 0, 1).mkdir(parents=True)

@@ -10,14 +10,14 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
+from harness import rundir as files
 from harness.errors import HarnessError
 from harness.registry import build_registry, make_plugin_manager
-from harness.run import rundir as files
 from harness.run.trainer import FoldInputs, FoldTrainer
 from harness.run.training_options import build_scheduler, with_warmup
 from harness.study.schema import AugmentSpec, TrainingSpec, WarmupSpec
 
-REGISTRY = build_registry(*make_plugin_manager(["harness_plugins.optim"], entry_points=False))
+REGISTRY = build_registry(*make_plugin_manager(["harness_plugins.optim.plugin"], entry_points=False))
 
 
 def _training(**options: Any) -> TrainingSpec:
@@ -155,7 +155,7 @@ def test_study_run_records_and_applies_the_options(write_study, tmp_path: Path) 
     import pandas as pd
     import yaml
 
-    from harness.cli import main
+    from harness.cli.main import main
     from harness.report.render import protocol_text
 
     options = {"epochs": 2, "warmup": {"epochs": 1, "start_factor": 0.1}, "clip_grad": {"max_norm": 1.0},

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.report.render import build_report_data, render_report
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.stats.compare import compare_run, format_verdicts
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.registry import build_registry, make_plugin_manager
 from harness.study.json_schema import study_json_schema
 
@@ -23,9 +23,9 @@ QUICKSTART = yaml.safe_load((Path(__file__).parents[2] / "studies" / "quickstart
 
 @pytest.fixture(scope="module")
 def validator() -> Any:
-    pm, records = make_plugin_manager(["harness_plugins.models", "harness_plugins.attention",
-                                       "harness_plugins.datasets", "harness_plugins.optim",
-                                       "harness_plugins.tensorboard_logger", "harness_plugins.mlflow_logger"],
+    pm, records = make_plugin_manager(["harness_plugins.models.plugin", "harness_plugins.attention.plugin",
+                                       "harness_plugins.datasets.plugin", "harness_plugins.optim.plugin",
+                                       "harness_plugins.loggers.tensorboard", "harness_plugins.loggers.mlflow"],
                                       entry_points=False)
     schema = study_json_schema(build_registry(pm, records))
     jsonschema.Draft7Validator.check_schema(schema)

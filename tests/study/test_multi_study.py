@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import TINY_STUDY
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import StudyError
 from harness.study.multi import declares_datasets, load_multi
 

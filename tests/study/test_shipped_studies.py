@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 
 pytestmark = pytest.mark.slow  # end-to-end runs: `-m "not slow"` skips them; CI runs them
 

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import HarnessError
 from harness.study.loader import load_study
 

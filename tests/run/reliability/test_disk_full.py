@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from harness.atomic import atomic_save_torch
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import HarnessError
 
 ONE_ARM = {"plain": {"backbone": "resnet20", "attention": "none"}}
@@ -63,7 +63,7 @@ def test_real_enospc_decode_cache(full_disk: Path, tmp_path: Path) -> None:
 
 
 def test_real_enospc_phantom_staging_is_removed(full_disk: Path) -> None:
-    from harness_plugins.phantom import generate
+    from harness_plugins.datasets.phantom import generate
 
     with pytest.raises(HarnessError, match="disk full while writing the phantom dataset .* the partial copy was removed"):
         generate(full_disk / "data", classes=2, per_class=100, patients=4, difficulty=0.3, size=64, seed=0)
@@ -71,7 +71,7 @@ def test_real_enospc_phantom_staging_is_removed(full_disk: Path) -> None:
 
 
 def test_injected_enospc_phantom_staging_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness_plugins.phantom import generate
+    from harness_plugins.datasets.phantom import generate
     from PIL import Image
 
     real_save = Image.Image.save

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from harness.atomic import atomic_write_text
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import HarnessError
 
 METRICS = ["accuracy", "f1_macro", "loss"]

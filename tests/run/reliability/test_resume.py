@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.run import faults
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("resume")]  # one worker shares the module fixture; end-to-end runs: `-m "not slow"` skips them; CI runs them

@@ -13,7 +13,7 @@ import optuna
 import pytest
 import yaml
 
-from harness.cli import main
+from harness.cli.main import main
 
 SPACE = {"training.optimizer.lr": {"low": 1.0e-3, "high": 0.1, "log": True}}
 

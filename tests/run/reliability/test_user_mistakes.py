@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.cli import main
+from harness.cli.main import main
 
 ONE_ARM = {"plain": {"backbone": "resnet20", "attention": "none"}}
 
@@ -142,7 +142,7 @@ def test_bad_journal_storage_path(write_study, tmp_path: Path, capsys: pytest.Ca
 
 
 def test_5001_digit_label_is_a_label() -> None:
-    from harness_plugins.datasets import _encode_labels
+    from harness_plugins.datasets.plugin import _encode_labels
 
     huge = "7" * 5001
     labels, names = _encode_labels([huge, "2", "10", "-3", "2"])

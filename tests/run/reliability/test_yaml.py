@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cli import main
+from harness.cli.main import main
 
 BILLION_LAUGHS = """name: lol
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from harness.cli_checks import registry_for, run_directory
+from harness.cli.checks import registry_for, run_directory
 from harness.errors import HarnessError, Problem, StudyError
 
 
@@ -64,7 +64,7 @@ def cmd_compare_multi(args: argparse.Namespace) -> int:
     """Each dataset's comparison as for one dataset, then the across-dataset verdict."""
     from dataclasses import asdict
 
-    from harness.run.rundir import RunDir
+    from harness.rundir import RunDir
     from harness.stats.across import format_across
     from harness.stats.across_run import across_run, write_across
     from harness.stats.compare import compare_run, format_comparison, write_stats

@@ -60,7 +60,7 @@ def _create(name: str, request: BackboneRequest) -> nn.Module:
     import timm
 
     common: dict[str, Any] = {"pretrained": False, "num_classes": request.num_classes, "in_chans": request.in_chans}
-    try:  # the init policy decides, not timm's zero_init_last default (see harness_plugins.models)
+    try:  # the init policy decides, not timm's zero_init_last default (see harness_plugins.models.plugin)
         return timm.create_model(name, zero_init_last=False, **common)
     except TypeError as exc:
         if "zero_init_last" not in str(exc):

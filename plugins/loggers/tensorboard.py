@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness_plugins.tracking import flatten
+from harness_plugins.loggers.tracking import flatten
 from pydantic import BaseModel, ConfigDict
 
 from harness import hookimpl
 from harness.contracts import EpochContext, FoldContext, LoggerInfo, StudyStartContext
-from harness.run.rundir import RunDir
+from harness.rundir import RunDir
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter

@@ -6,8 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
+from harness import rundir as files
 from harness.errors import HarnessError
-from harness.run import rundir as files
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,7 +34,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.stats.compare import compare_run, format_comparison, write_stats
 
     if is_multi_run(args.run_dir):
-        from harness.cli_multi import cmd_compare_multi
+        from harness.cli.multi import cmd_compare_multi
 
         return cmd_compare_multi(args)
 

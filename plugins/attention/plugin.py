@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from harness_plugins.attention_options import (
+from harness_plugins.attention.options import (
     CbamOptions,
     EcaOptions,
     EseOptions,
@@ -28,7 +28,7 @@ def make_none(options: Mapping[str, Any]) -> AttentionPlan:
 
 def make_se(options: Mapping[str, Any]) -> AttentionPlan:
     opts = parse_options(SEOptions, options, "attention 'se'")
-    from harness_plugins.se_module import SqueezeExcite
+    from harness_plugins.attention.se_module import SqueezeExcite
 
     reduction = opts.reduction
     layer = partial(SqueezeExcite, reduction=reduction, bias=opts.bias, squeeze=opts.squeeze,

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
-from harness.cli_checks import (
+from harness.cli.checks import (
     USER_OS_ERRORS,
     load_study_every_problem,
     load_validated,
@@ -19,14 +18,16 @@ from harness.cli_checks import (
     run_directory,
     silence_broken_pipe,
 )
-from harness.cli_help import (
+from harness.cli.help import (
     EXIT_INTERRUPTED,
     EXIT_USER_ERROR,
     HelpFormatter,
     add_completion,
     finish_help,
 )
-from harness.cli_tools import (
+from harness.cli.stats import add_parsers as add_stats_parsers
+from harness.cli.stats import cmd_compare, cmd_plan, verdict_lines
+from harness.cli.tools import (
     cmd_bench,
     cmd_list,
     cmd_model,
@@ -40,8 +41,6 @@ from harness.errors import HarnessError, Interrupted, StudyError
 from harness.logs import console, verbosity_level
 from harness.run.threads import THREADS_HELP, default_threads
 from harness.shipped import resolve_study
-from harness.stats.commands import add_parsers as add_stats_parsers
-from harness.stats.commands import cmd_compare, cmd_plan, verdict_lines
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -207,7 +206,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from harness.study.validate import validate_study
 
     if declares_datasets(args.study):
-        from harness.cli_multi import cmd_validate_multi
+        from harness.cli.multi import cmd_validate_multi
 
         return cmd_validate_multi(args)
 
@@ -223,15 +222,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.study.multi import declares_datasets
 
     if declares_datasets(args.study):
-        from harness.cli_multi import cmd_run_multi
+        from harness.cli.multi import cmd_run_multi
 
         return cmd_run_multi(args)
 
     study, registry = load_validated(args)
     out = run_directory(args.out or Path("runs") / study.name)
     if args.fresh and (args.workers > 1 or args.storage):  # start over before any worker starts
-        from harness.run.rundir import RunDir
         from harness.run.runner import run_lock
+        from harness.rundir import RunDir
 
         with run_lock(out):
             RunDir(out).clear()
@@ -272,7 +271,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         _tune_workers(args, out, study.spec.training.threads)
     options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet)
     from harness.logs import run_log
-    from harness.run.rundir import LOG
+    from harness.rundir import LOG
 
     with run_log(out / LOG):
         summary = tune_study(study, registry, options, args.overrides)
@@ -323,7 +322,3 @@ def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, 
 COMMANDS = {"studies": cmd_studies, "run": cmd_run, "tune": cmd_tune, "validate": cmd_validate, "plugins": cmd_plugins,
             "list": cmd_list, "model": cmd_model, "compare": cmd_compare, "plan": cmd_plan, "prepare": cmd_prepare,
             "bench": cmd_bench, "report": cmd_report, "schema": cmd_schema}
-
-if __name__ == "__main__":
-    warnings.simplefilter("default")
-    sys.exit(main())

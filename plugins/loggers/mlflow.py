@@ -22,14 +22,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness_plugins.tracking import flatten
+from harness_plugins.loggers.tracking import flatten
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import hookimpl
+from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.contracts import EpochContext, FoldContext, LoggerInfo, StudyContext, StudyStartContext
-from harness.run import rundir as files
-from harness.run.rundir import cell_name
+from harness.rundir import cell_name
 
 LEVEL, KEY, PARENT = "harness.level", "harness.key", "harness.parent"  # tags that find a run again on resume
 

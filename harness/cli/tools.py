@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.cli_checks import attention_option, load_validated, registry_for
+from harness.cli.checks import attention_option, load_validated, registry_for
 from harness.errors import HarnessError
 
 

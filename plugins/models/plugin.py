@@ -77,8 +77,8 @@ def _timm_builder(name: str, attention_allowed: bool) -> Callable[[BackboneReque
 
 def _cifar_builder(depth: int, se: bool) -> Callable[[BackboneRequest], nn.Module]:
     def build(request: BackboneRequest) -> nn.Module:
-        from harness_plugins.attention import make_se
-        from harness_plugins.cifar_resnet import CifarResNet
+        from harness_plugins.attention.plugin import make_se
+        from harness_plugins.models.cifar_resnet import CifarResNet
 
         from harness.models.surgery import apply_attention, apply_init
 
@@ -110,6 +110,6 @@ def register_backbones() -> list[BackboneInfo]:
                                   f"CIFAR-style SE-ResNet-{depth}: exact SE (r = 16, no bias) before the addition",
                                   family="cifar-resnet-se"))
     # timm itself is imported only when a timm/ name is used
-    from harness_plugins.timm_family import timm_family
+    from harness_plugins.models.timm_family import timm_family
 
     return [*infos, timm_family()]

@@ -1,12 +1,12 @@
 """Optimizers and per-epoch learning-rate schedulers from torch.optim, their options declared in
-:mod:`harness_plugins.optim_options`."""
+:mod:`harness_plugins.optim.options`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness_plugins.optim_options import (
+from harness_plugins.optim.options import (
     AdamOptions,
     AdamWOptions,
     ConstantOptions,

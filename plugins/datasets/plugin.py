@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness_plugins.dataset_options import (
+from harness_plugins.datasets.options import (
     CsvOptions,
     FilenameOptions,
     FolderOptions,
@@ -246,7 +246,7 @@ def load_filename(request: DatasetRequest) -> ImageTable:
 
 
 def load_phantom(request: DatasetRequest) -> ImageTable:
-    from harness_plugins.phantom import generate
+    from harness_plugins.datasets.phantom import generate
 
     opts = PhantomOptions.model_validate(_options(request.options, PhantomOptions, "phantom"))
     csv_path = generate(

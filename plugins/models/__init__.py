@@ -1,0 +1,1 @@
+"""Built-in backbones: timm ResNet / SE-ResNet families, CIFAR ResNets, any ``timm/<name>``."""
