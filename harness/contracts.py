@@ -165,7 +165,11 @@ class SchedulerInfo:
 
 @dataclass(frozen=True)
 class LoggerInfo:
-    """An experiment tracker a study turns on with ``loggers:``: ``start(options) -> plugin``.
+    """An experiment tracker a study turns on with ``loggers:``: ``start(options, folder) -> plugin``.
+
+    ``folder`` is the logger's own folder in the run directory (``RUN/plugins/<name>/``, created by
+    the core); it writes nothing elsewhere there. ``keep``: names inside that folder that ``--fresh``
+    keeps (a store that holds every earlier run); everything else in it is removed.
 
     The plugin is an object whose ``@hookimpl`` methods (``study_started``, ``epoch_finished``,
     ``fold_finished``, ``study_finished``) are registered for that run only, and whose optional
@@ -175,10 +179,11 @@ class LoggerInfo:
     """
 
     name: str
-    start: Callable[[Mapping[str, Any]], object]
+    start: Callable[[Mapping[str, Any], Path], object]
     summary: str
     options: type | None = None
     requires: tuple[str, str] | None = None
+    keep: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,11 +230,13 @@ class FoldContext:
 
 @dataclass(frozen=True)
 class StudyContext:
-    """Passed to ``study_finished``: the whole run's results."""
+    """Passed to ``study_finished``: the whole run's results; ``artifacts``: the run's result files worth
+    keeping with it (the report, results.csv, study.yaml; the report is written after this hook)."""
 
     study_name: str
     run_dir: Path
     results: pd.DataFrame
+    artifacts: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)

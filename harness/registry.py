@@ -14,6 +14,7 @@ import importlib.metadata as metadata
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -38,6 +39,7 @@ from harness.contracts import (
 from harness.errors import HarnessError, did_you_mean, unknown_name
 from harness.optional import install_hint, installed
 from harness.options import parse_options
+from harness.rundir import PLUGINS
 
 ENTRY_POINT_GROUP = "harness"
 
@@ -189,8 +191,10 @@ class Registry:
 
     # -- loggers: plugins started for one run only, from the study's ``loggers:``
 
-    def start_loggers(self, loggers: Iterable[tuple[str, Mapping[str, Any]]]) -> list[object]:
-        """Start each ``(name, options)`` logger and register it as a plugin; end with :meth:`stop_loggers`."""
+    def start_loggers(self, loggers: Iterable[tuple[str, Mapping[str, Any]]],
+                      folder: Callable[[str], Path]) -> list[object]:
+        """Start each ``(name, options)`` logger in its own ``folder(name)`` (created) and register it as a
+        plugin; end with :meth:`stop_loggers`."""
         started: list[object] = []
         try:
             for name, options in loggers:
@@ -201,7 +205,9 @@ class Registry:
                 if info.options is not None:
                     parse_options(info.options, options, f"loggers: {name}")
                 try:
-                    plugin = info.start(dict(options))
+                    own = folder(name)
+                    own.mkdir(parents=True, exist_ok=True)
+                    plugin = info.start(dict(options), own)
                 except HarnessError as exc:
                     raise HarnessError(f"loggers: {name}: {exc}") from exc
                 except Exception as exc:
@@ -213,6 +219,10 @@ class Registry:
                 self.stop_loggers(started, completed=False)
             raise
         return started
+
+    def kept_plugin_files(self) -> list[str]:
+        """Paths (relative to a run directory) that ``--fresh`` keeps: each logger's declared ``keep``."""
+        return [f"{PLUGINS}/{name}/{kept}" for name in self.names("loggers") for kept in self.logger(name).keep]
 
     def stop_loggers(self, started: Iterable[object], *, completed: bool) -> None:
         """Close (``close(completed)``) and unregister loggers from :meth:`start_loggers`; every one is

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -34,10 +34,7 @@ CACHE = "cache"
 LOCK = ".lock"
 LOCK_DB = ".lock.db"  # the lock where there is no fcntl (Windows): filelock's SQLite reader/writer lock
 CELL_QUEUE = "cells.db"  # the local workers' shared queue (``run --workers N``)
-TENSORBOARD = "tensorboard"  # the tensorboard logger's event files: tensorboard/<arm>/r<repeat>-f<fold>/
-MLFLOW_RUN = "mlflow_run.json"  # the mlflow logger's study run id, so a resumed run continues it
-MLFLOW_LOCK = ".mlflow.lock"  # held while the mlflow logger finds or creates the study's runs (local workers)
-MLRUNS = "mlruns"  # the mlflow logger's default store (mlflow.db + artifacts/); kept by --fresh: it holds every run
+PLUGINS = "plugins"  # one folder per plugin that writes files (loggers): plugins/<name>/, the plugin's own
 DATASETS = "datasets"  # a multi-dataset study: one complete run per dataset, datasets/<id>/
 ACROSS = "across.json"  # a multi-dataset study: the across-dataset comparison
 
@@ -53,7 +50,7 @@ TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the 
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
 OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, RESULTS, PREDICTIONS, STATS, TUNING,
-           REPORT, LOG, CELLS, CELL_QUEUE, TENSORBOARD, MLFLOW_RUN, DATASETS, ACROSS)
+           REPORT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS)
 
 
 class RunDir:
@@ -69,9 +66,9 @@ class RunDir:
         """The folder of one arm x repeat x fold cell."""
         return self.root / CELLS / arm / cell_name(repeat, fold)
 
-    def tensorboard(self, arm: str, repeat: int, fold: int) -> Path:
-        """The tensorboard logger's run folder of one cell."""
-        return self.root / TENSORBOARD / arm / cell_name(repeat, fold)
+    def plugin_dir(self, name: str) -> Path:
+        """The folder a plugin (a logger) owns in this run directory; nothing else writes there."""
+        return self.root / PLUGINS / name
 
     def dataset(self, dataset_id: str) -> Path:
         """The complete sub-run of one dataset of a multi-dataset study."""
@@ -116,14 +113,12 @@ class RunDir:
         finally:
             release()
 
-    def clear(self) -> None:
-        """Remove every output of an earlier run (``--fresh``), so nothing stale reaches the report."""
+    def clear(self, keep: Iterable[str] = ()) -> None:
+        """Remove every output of an earlier run (``--fresh``), so nothing stale reaches the report;
+        ``keep``: paths relative to the run directory inside ``plugins/`` that a plugin keeps (its store)."""
+        kept = {self.root / path for path in keep}
         for name in OUTPUTS:
-            target = self.root / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
+            _remove(self.root / name, kept)
         self.remove_temp_files()
 
     def remove_temp_files(self) -> int:
@@ -136,6 +131,20 @@ class RunDir:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def _remove(target: Path, kept: set[Path]) -> None:
+    """Delete a file or folder, except the ``kept`` paths below it (and the folders that lead to them)."""
+    if target in kept:
+        return
+    if target.is_dir() and not target.is_symlink():
+        if any(path.is_relative_to(target) for path in kept):
+            for child in target.iterdir():
+                _remove(child, kept)
+            return
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
 
 
 def cell_name(repeat: int, fold: int) -> str:

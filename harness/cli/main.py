@@ -233,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from harness.rundir import RunDir
 
         with run_lock(out):
-            RunDir(out).clear()
+            RunDir(out).clear(keep=registry.kept_plugin_files())
     if args.workers > 1:
         args.storage = _parallel_workers(args, out, study.spec.training.threads, args.storage)
         study, registry = load_validated(args)  # with the per-worker thread count

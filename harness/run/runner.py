@@ -141,7 +141,7 @@ class StudyRunner:
             signal.signal(signal.SIGINT, previous)
 
     def _clear(self) -> None:
-        RunDir(self.run_dir).clear()
+        RunDir(self.run_dir).clear(keep=self.registry.kept_plugin_files())
 
     def setup(self) -> tuple[PreparedData, dict[str, dict[str, Any]]]:
         """Everything before the first cell: resolved study, data decoded once, splits, every arm built once."""
@@ -151,7 +151,8 @@ class StudyRunner:
         resolved = resolved_study(self.study)
         atomic_write_text(self.run_dir / files.STUDY, yaml.safe_dump(resolved, sort_keys=False))
         if self.options.loggers and spec.loggers:
-            self._loggers = self.registry.start_loggers((lg.name, lg.options) for lg in spec.loggers)
+            self._loggers = self.registry.start_loggers(((lg.name, lg.options) for lg in spec.loggers),
+                                                       RunDir(self.run_dir).plugin_dir)
         self.registry.study_started(StudyStartContext(spec.name, self.run_dir, resolved["arms"], resolved))
         data = prepare_data(self.study, self.registry, self.run_dir, self.log, self.options.cache_dir,
                             subset=self.options.subset)
@@ -209,7 +210,8 @@ class StudyRunner:
         atomic_write_text(self.run_dir / files.RUN_INFO, json.dumps(run_info, indent=1, default=str))
         if self.options.stats:
             self._write_stats(results)
-        self.registry.study_finished(StudyContext(spec.name, self.run_dir, results))
+        self.registry.study_finished(StudyContext(spec.name, self.run_dir, results, tuple(
+            self.run_dir / name for name in (files.REPORT, files.RESULTS, files.STUDY))))
         if self.options.report:
             from harness.report.render import write_report
 

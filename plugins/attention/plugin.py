@@ -16,9 +16,7 @@ from harness_plugins.attention.options import (
     SEOptions,
 )
 
-from harness import hookimpl
-from harness.contracts import AttentionInfo, AttentionPlan
-from harness.options import parse_options
+from harness.api import AttentionInfo, AttentionPlan, hookimpl, parse_options
 
 
 def make_none(options: Mapping[str, Any]) -> AttentionPlan:

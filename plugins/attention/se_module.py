@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from harness.errors import HarnessError
+from harness.api import HarnessError
 
 GATES: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,

@@ -104,7 +104,7 @@ def generate(out_dir: Path, *, classes: int, per_class: int, patients: int, diff
     except BaseException as exc:  # a full disk, Ctrl-C: never leave a staging folder that keeps the disk full
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            from harness.errors import HarnessError
+            from harness.api import HarnessError
 
             raise HarnessError(f"disk full while writing the phantom dataset under {out_dir}; the partial copy was "
                                "removed: free some space (or use a smaller per_class/size) and rerun") from None

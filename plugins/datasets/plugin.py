@@ -17,16 +17,20 @@ from harness_plugins.datasets.options import (
     PhantomOptions,
 )
 
-from harness import hookimpl
-from harness.contracts import DatasetInfo, DatasetRequest
-from harness.errors import HarnessError, did_you_mean
-from harness.options import parse_options
+from harness.api import (
+    DatasetInfo,
+    DatasetRequest,
+    HarnessError,
+    did_you_mean,
+    hookimpl,
+    parse_options,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from harness.data.images import ImageTable
+    from harness.api import ImageTable
 
 IMAGE_COLUMNS = ("image_path", "image_name", "image", "path", "filename", "file")
 LABEL_COLUMNS = ("plane", "label", "class", "target", "y")
@@ -127,7 +131,7 @@ def _encode_labels(values: list[str]) -> tuple[np.ndarray, list[str]]:
 
 
 def load_csv(request: DatasetRequest) -> ImageTable:
-    from harness.data.images import ImageTable
+    from harness.api import ImageTable
 
     opts = _options(request.options, CsvOptions, "csv")
     csv_path = Path(str(opts["path"])).expanduser()
@@ -193,7 +197,7 @@ def _grouped_table(paths: list[Path], names: list[str], root: Path, group_patter
                    notes: list[str]) -> ImageTable:
     import pandas as pd
 
-    from harness.data.images import ImageTable
+    from harness.api import ImageTable
 
     labels, class_names = _encode_labels(names)
     groups = [_group_of(group_pattern, p.name, p.stem) for p in paths]

@@ -5,10 +5,10 @@ The study run holds the study's settings as params and, once the run ends, ``rep
 the mean (and ``<metric>_sd``) of its cells' final metrics; each cell run the arm's settings plus
 repeat and fold, every history.csv column per epoch (step = epoch) and its final metrics.
 
-By default runs go to a SQLite store in ``RUN/mlruns`` (``mlflow ui --backend-store-uri
-sqlite:///RUN/mlruns/mlflow.db``); ``tracking_uri`` sends them anywhere MLflow can (a server's
-``http://host:5000``). A rerun that resumes the run directory continues the same runs (the study
-run's id is kept in ``RUN/mlflow_run.json``). Needs ``pip install 'ablation-harness[mlflow]'``.
+By default runs go to a SQLite store in the logger's folder ``RUN/plugins/mlflow`` (``mlflow ui
+--backend-store-uri sqlite:///RUN/plugins/mlflow/mlflow.db``), which ``--fresh`` keeps; ``tracking_uri``
+sends them anywhere MLflow can (a server's ``http://host:5000``). A rerun that resumes the run
+directory continues the same runs (the study run's id is kept in ``RUN/plugins/mlflow/study_run.json``). Needs ``pip install 'ablation-harness[mlflow]'``.
 """
 
 from __future__ import annotations
@@ -25,31 +25,41 @@ from typing import Any
 from harness_plugins.loggers.tracking import flatten
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness import hookimpl
-from harness import rundir as files
-from harness.atomic import atomic_write_text
-from harness.contracts import EpochContext, FoldContext, LoggerInfo, StudyContext, StudyStartContext
-from harness.rundir import cell_name
+from harness.api import (
+    EpochContext,
+    FoldContext,
+    LoggerInfo,
+    StudyContext,
+    StudyStartContext,
+    atomic_write_text,
+    cell_name,
+    hookimpl,
+)
 
 LEVEL, KEY, PARENT = "harness.level", "harness.key", "harness.parent"  # tags that find a run again on resume
 
+
+STUDY_RUN = "study_run.json"  # the study run's id, so a resumed run continues it
+LOCK = ".lock"  # held while the runs are found or created (local workers share them)
 
 class MlflowOptions(BaseModel):
     """Where the mlflow logger sends its runs."""
 
     model_config = ConfigDict(extra="forbid")
     tracking_uri: str | None = Field(None, description="an MLflow tracking URI (http://host:5000, sqlite:///x.db, "
-                                     "...); default: a SQLite store in RUN/mlruns")
+                                     "...); default: a SQLite store in RUN/plugins/mlflow")
     experiment: str | None = Field(None, description="the experiment's name (default: the study's name)")
     artifact_location: str | None = Field(None, description="where a new experiment keeps artifacts (default: "
-                                          "RUN/mlruns/artifacts for a local store, the server's choice for http)")
+                                          "RUN/plugins/mlflow/artifacts for a local store, the server's choice for http)")
 
 
 class MlflowLogger:
     """Creates and fills the runs of one study run; started for that run only by the core."""
 
-    def __init__(self, options: MlflowOptions) -> None:
+    def __init__(self, options: MlflowOptions, folder: Path) -> None:
         self.options = options
+        self.folder = folder  # RUN/plugins/mlflow: the default store, the study run's id, the lock
+        self.artifacts: tuple[Path, ...] = ()
         self.client: Any = None
         self.experiment = ""
         self.run_dir = Path()
@@ -61,12 +71,11 @@ class MlflowLogger:
 
     # -- finding or creating runs ------------------------------------------------------------------
 
-    def _store(self, run_dir: Path) -> tuple[str, str | None]:
+    def _store(self) -> tuple[str, str | None]:
         """The tracking URI and, for a local store, the artifact location of a new experiment."""
-        local = run_dir.resolve() / files.MLRUNS
+        local = self.folder.resolve()
         uri = self.options.tracking_uri
         if uri is None:
-            local.mkdir(parents=True, exist_ok=True)
             uri = f"sqlite:///{local / 'mlflow.db'}"
         artifacts = self.options.artifact_location
         if artifacts is None and not uri.startswith(("http://", "https://", "databricks")):
@@ -106,9 +115,9 @@ class MlflowLogger:
         from mlflow import MlflowClient
 
         self.run_dir = context.run_dir
-        uri, artifacts = self._store(context.run_dir)
+        uri, artifacts = self._store()
         self.client = MlflowClient(tracking_uri=uri)
-        with _exclusive(context.run_dir / files.MLFLOW_LOCK):  # local workers (run --workers N) share the runs
+        with _exclusive(self.folder / LOCK):  # local workers (run --workers N) share the runs
             self._open_runs(context, uri, artifacts)
 
     def _open_runs(self, context: StudyStartContext, uri: str, artifacts: str | None) -> None:
@@ -126,7 +135,7 @@ class MlflowLogger:
                                          tags={LEVEL: "study", KEY: str(context.run_dir.resolve())})
             self.study_run = str(run.info.run_id)
             _log_params(self.client, self.study_run, {**flatten(study), "arms": ", ".join(context.arms)})
-            atomic_write_text(context.run_dir / files.MLFLOW_RUN, json.dumps(
+            atomic_write_text(self.folder / STUDY_RUN, json.dumps(
                 {"tracking_uri": uri, "experiment_id": self.experiment, "run_id": self.study_run,
                  "settings": settings}, indent=1))
         for arm, arm_settings in context.arms.items():
@@ -136,7 +145,7 @@ class MlflowLogger:
     def _resumed_study_run(self, settings: str) -> str:
         """The study run this run directory started before with the same settings, if it still exists."""
         try:
-            stored = json.loads((self.run_dir / files.MLFLOW_RUN).read_text())
+            stored = json.loads((self.folder / STUDY_RUN).read_text())
             if stored["settings"] != settings or stored["experiment_id"] != self.experiment:
                 return ""
             run = self.client.get_run(stored["run_id"])
@@ -170,6 +179,7 @@ class MlflowLogger:
     def study_finished(self, context: StudyContext) -> None:
         from mlflow.entities import Metric
 
+        self.artifacts = tuple(context.artifacts)
         now = int(time.time() * 1000)
         results = context.results
         for arm, run in self.arm_runs.items():
@@ -188,9 +198,9 @@ class MlflowLogger:
         if self.client is None or not self.study_run:
             return
         if completed:
-            for name in (files.REPORT, files.RESULTS, files.STUDY):
-                if (self.run_dir / name).is_file():
-                    self.client.log_artifact(self.study_run, str(self.run_dir / name))
+            for path in self.artifacts:
+                if path.is_file():
+                    self.client.log_artifact(self.study_run, str(path))
         status = "FINISHED" if completed else "KILLED"
         for run in [*self.cell_runs.values(), *self.arm_runs.values()]:
             if self.client.get_run(run).info.status == "RUNNING":
@@ -227,12 +237,12 @@ def _log_params(client: Any, run: str, params: Mapping[str, Any]) -> None:
         client.log_batch(run, params=items[start:start + 100])
 
 
-def start(options: Mapping[str, Any]) -> MlflowLogger:
-    return MlflowLogger(MlflowOptions.model_validate(dict(options)))
+def start(options: Mapping[str, Any], folder: Path) -> MlflowLogger:
+    return MlflowLogger(MlflowOptions.model_validate(dict(options)), folder)
 
 
 @hookimpl
 def register_loggers() -> list[LoggerInfo]:
     return [LoggerInfo("mlflow", start, "MLflow runs nested study -> arm -> cell (params, per-epoch metrics, "
-                       "the report as an artifact); local SQLite store in RUN/mlruns or any tracking URI",
-                       MlflowOptions, ("mlflow", "mlflow"))]
+                       "the report as an artifact); local SQLite store in RUN/plugins/mlflow or any tracking URI",
+                       MlflowOptions, ("mlflow", "mlflow"), keep=("mlflow.db", "artifacts"))]

@@ -1,7 +1,7 @@
-"""The ``tensorboard`` logger: one TensorBoard run per cell under ``RUN/tensorboard/<arm>/r<repeat>-f<fold>/``.
+"""The ``tensorboard`` logger: one TensorBoard run per cell, ``RUN/plugins/tensorboard/<arm>/r<repeat>-f<fold>/``.
 
 Every history.csv column is a scalar per epoch (step = epoch), flushed as the epoch ends so
-``tensorboard --logdir RUN/tensorboard`` follows a study live; when the cell ends its arm's
+``tensorboard --logdir RUN/plugins/tensorboard`` follows a study live; when the cell ends its arm's
 settings (plus repeat and fold) are written as hparams, with the cell's final metrics as
 ``final/<metric>``. Needs the ``tensorboard`` package (``pip install 'ablation-harness[tensorboard]'``).
 """
@@ -16,16 +16,21 @@ from typing import TYPE_CHECKING, Any
 from harness_plugins.loggers.tracking import flatten
 from pydantic import BaseModel, ConfigDict
 
-from harness import hookimpl
-from harness.contracts import EpochContext, FoldContext, LoggerInfo, StudyStartContext
-from harness.rundir import RunDir
+from harness.api import (
+    EpochContext,
+    FoldContext,
+    LoggerInfo,
+    StudyStartContext,
+    cell_name,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
 
 class TensorBoardOptions(BaseModel):
-    """The tensorboard logger takes no options (its files always go under RUN/tensorboard)."""
+    """The tensorboard logger takes no options (its files always go under RUN/plugins/tensorboard)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -33,16 +38,17 @@ class TensorBoardOptions(BaseModel):
 class TensorBoardLogger:
     """Writes one event-file run per cell; started for one study run by the core."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self.arms: dict[str, dict[str, Any]] = {}
         self.writers: dict[tuple[str, int, int], SummaryWriter] = {}
 
-    def _writer(self, run_dir: Path, arm: str, repeat: int, fold: int, *, first_epoch: bool) -> SummaryWriter:
+    def _writer(self, arm: str, repeat: int, fold: int, *, first_epoch: bool) -> SummaryWriter:
         key = (arm, repeat, fold)
         if key not in self.writers:
             from torch.utils.tensorboard import SummaryWriter
 
-            folder = RunDir(run_dir).tensorboard(arm, repeat, fold)
+            folder = self.folder / arm / cell_name(repeat, fold)
             if first_epoch and folder.exists():  # the cell trains from scratch: its old curves are stale
                 shutil.rmtree(folder)
             self.writers[key] = SummaryWriter(log_dir=str(folder))
@@ -54,8 +60,7 @@ class TensorBoardLogger:
 
     @hookimpl
     def epoch_finished(self, context: EpochContext) -> None:
-        writer = self._writer(context.run_dir, context.arm, context.repeat, context.fold,
-                              first_epoch=context.epoch == 1)
+        writer = self._writer(context.arm, context.repeat, context.fold, first_epoch=context.epoch == 1)
         for key, value in context.metrics.items():
             if key != "epoch":
                 writer.add_scalar(key, float(value), context.epoch)
@@ -65,7 +70,7 @@ class TensorBoardLogger:
     def fold_finished(self, context: FoldContext) -> None:
         from torch.utils.tensorboard.summary import hparams
 
-        writer = self._writer(context.run_dir, context.arm, context.repeat, context.fold, first_epoch=False)
+        writer = self._writer(context.arm, context.repeat, context.fold, first_epoch=False)
         settings = {**self.arms.get(context.arm, {}), "arm": context.arm, "repeat": context.repeat,
                     "fold": context.fold}
         final = {f"final/{key}": float(value) for key, value in context.metrics.items()}
@@ -84,18 +89,18 @@ class TensorBoardLogger:
         self.writers.clear()
 
 
-def start(options: Mapping[str, Any]) -> TensorBoardLogger:
+def start(options: Mapping[str, Any], folder: Path) -> TensorBoardLogger:
     try:
         import torch.utils.tensorboard  # noqa: F401  (needs the tensorboard package)
     except ImportError as exc:
-        from harness.errors import HarnessError
+        from harness.api import HarnessError
 
         raise HarnessError(f"the tensorboard logger cannot start ({exc}): "
                            "pip install 'ablation-harness[tensorboard]'") from None
-    return TensorBoardLogger()
+    return TensorBoardLogger(folder)
 
 
 @hookimpl
 def register_loggers() -> list[LoggerInfo]:
-    return [LoggerInfo("tensorboard", start, "TensorBoard event files per cell under RUN/tensorboard (scalars "
+    return [LoggerInfo("tensorboard", start, "TensorBoard event files per cell under RUN/plugins/tensorboard (scalars "
                        "per epoch, hparams per arm)", TensorBoardOptions, ("tensorboard", "tensorboard"))]

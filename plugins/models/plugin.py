@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from harness import hookimpl
-from harness.contracts import BackboneInfo, BackboneRequest
-from harness.errors import HarnessError
+from harness.api import BackboneInfo, BackboneRequest, HarnessError, hookimpl
 
 if TYPE_CHECKING:
 
@@ -49,8 +47,7 @@ def _timm_builder(name: str, attention_allowed: bool) -> Callable[[BackboneReque
     def build(request: BackboneRequest) -> nn.Module:
         import timm
 
-        from harness.models.surgery import apply_attention, apply_init, tag_builtin_se
-        from harness.models.weights import load_pretrained
+        from harness.api import apply_attention, apply_init, load_pretrained, tag_builtin_se
 
         if request.attention.layer is not None and not attention_allowed:
             base = name.replace("legacy_", "").replace("se", "", 1)
@@ -80,7 +77,7 @@ def _cifar_builder(depth: int, se: bool) -> Callable[[BackboneRequest], nn.Modul
         from harness_plugins.attention.plugin import make_se
         from harness_plugins.models.cifar_resnet import CifarResNet
 
-        from harness.models.surgery import apply_attention, apply_init
+        from harness.api import apply_attention, apply_init
 
         if request.pretrained:
             raise HarnessError(f"no pretrained weights exist for the CIFAR ResNet-{depth}; set pretrained: false")

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from harness.contracts import BackboneInfo, BackboneRequest
-from harness.errors import HarnessError
+from harness.api import BackboneInfo, BackboneRequest, HarnessError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -72,8 +71,7 @@ def build(request: BackboneRequest) -> nn.Module:
     """Build ``request.name`` (``timm/<name>``) with the study's init policy and attention plan."""
     from torch import nn
 
-    from harness.models.surgery import apply_attention, apply_init, tag_builtin_se
-    from harness.models.weights import load_pretrained
+    from harness.api import apply_attention, apply_init, load_pretrained, tag_builtin_se
 
     full = request.name
     name = full.removeprefix(PREFIX)

@@ -19,10 +19,7 @@ from harness_plugins.optim.options import (
 )
 from pydantic import BaseModel
 
-from harness import hookimpl
-from harness.contracts import OptimizerInfo, SchedulerInfo
-from harness.errors import HarnessError
-from harness.options import parse_options
+from harness.api import HarnessError, OptimizerInfo, SchedulerInfo, hookimpl, parse_options
 
 if TYPE_CHECKING:
     from torch.optim import Optimizer

@@ -115,4 +115,4 @@ def test_runs_are_nested_with_params_metric_histories_and_the_report(server: str
     assert {"report.html", "results.csv", "study.yaml"} <= artifacts
     report = client.download_artifacts(study_run.info.run_id, "report.html", str(tmp_path / "downloaded"))
     assert Path(report).read_bytes() == (out / "report.html").read_bytes()
-    assert not (out / "mlruns").exists()  # a tracking URI was given: nothing in the local default store
+    assert not (out / "plugins" / "mlflow" / "mlflow.db").exists()  # a tracking URI was given: no local store

@@ -65,9 +65,10 @@ def test_epoch_hook_sees_live_history_and_tensorboard_reads_back(write_study, tm
         assert lr == metrics["lr"] == history.lr[epoch - 1] and seconds == metrics["seconds"] > 0
         assert run_dir == out
     # tensorboard: one run per cell, a scalar per history column per epoch, the arm's settings as hparams
-    cells = sorted(p.relative_to(out / "tensorboard").as_posix() for p in (out / "tensorboard").glob("*/*"))
+    board = out / "plugins" / "tensorboard"  # the logger's own folder
+    cells = sorted(p.relative_to(board).as_posix() for p in board.glob("*/*"))
     assert cells == ["plain/r0-f0", "plain/r0-f1", "se/r0-f0", "se/r0-f1"]
-    events = EventAccumulator(str(out / "tensorboard" / "se" / "r0-f1"))
+    events = EventAccumulator(str(board / "se" / "r0-f1"))
     events.Reload()
     history = pd.read_csv(out / "cells" / "se" / "r0-f1" / "history.csv")
     scalars = events.Scalars("val_loss")
@@ -79,7 +80,7 @@ def test_epoch_hook_sees_live_history_and_tensorboard_reads_back(write_study, tm
     hparams = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
     assert hparams["attention.name"].string_value == "se" and hparams["attention.reduction"].number_value == 4
     assert hparams["training.optimizer.lr"].number_value == pytest.approx(0.05) and hparams["fold"].number_value == 1
-    assert not (out / "mlruns").exists()  # only the declared loggers run
+    assert sorted(p.name for p in (out / "plugins").iterdir()) == ["tensorboard"]  # only the declared loggers run
 
 
 def _validate(write_study, loggers: list[object]) -> StudyError:  # type: ignore[no-untyped-def]
@@ -131,11 +132,13 @@ def _registry_with(*infos: LoggerInfo):  # type: ignore[no-untyped-def]
     return build_registry(pm, records)
 
 
-def test_loggers_run_for_one_run_only_and_close_errors_name_the_logger() -> None:
+def test_loggers_run_for_one_run_only_and_close_errors_name_the_logger(tmp_path: Path) -> None:
     log: list[str] = []
-    registry = _registry_with(LoggerInfo("ok", lambda o: _Closing(log), "fine"),
-                              LoggerInfo("bad", lambda o: _Closing(log, fail=True), "fails to close"))
-    started = registry.start_loggers([("ok", {}), ("bad", {})])
+    folders: list[Path] = []
+    registry = _registry_with(LoggerInfo("ok", lambda o, f: folders.append(f) or _Closing(log), "fine"),
+                              LoggerInfo("bad", lambda o, f: _Closing(log, fail=True), "fails to close"))
+    started = registry.start_loggers([("ok", {}), ("bad", {})], lambda name: tmp_path / "plugins" / name)
+    assert folders == [tmp_path / "plugins" / "ok"] and folders[0].is_dir()  # its own folder, created
     from harness.contracts import EpochContext
 
     context = EpochContext("s", Path("."), "a", 0, 0, 3, {"epoch": 3.0}, 0.1, 1.0, Path("."))
@@ -148,32 +151,40 @@ def test_loggers_run_for_one_run_only_and_close_errors_name_the_logger() -> None
     assert len(log) == 4
 
 
-def test_missing_package_says_which_extra_installs_it() -> None:
-    info = LoggerInfo("fancy", lambda o: object(), "needs a package", None, ("no_such_module_xyz", "fancy"))
+def test_missing_package_says_which_extra_installs_it(tmp_path: Path) -> None:
+    info = LoggerInfo("fancy", lambda o, f: object(), "needs a package", None, ("no_such_module_xyz", "fancy"))
     assert logger_missing(info) == ("the fancy logger needs the 'no_such_module_xyz' package, which is not "
                                     "installed: pip install 'ablation-harness[fancy]' (or pip install no_such_module_xyz)")
     registry = _registry_with(info)
     with pytest.raises(HarnessError, match=r"loggers: the fancy logger needs .*ablation-harness\[fancy\]"):
-        registry.start_loggers([("fancy", {})])
+        registry.start_loggers([("fancy", {})], lambda name: tmp_path / name)
     assert len(registry.plugin_manager.get_plugins()) == 1  # nothing half-started stays registered
 
 
-def test_mlflow_default_store_is_sqlite_in_the_run_directory(tmp_path: Path) -> None:
+def test_mlflow_default_store_is_sqlite_in_the_loggers_folder(tmp_path: Path) -> None:
     from harness_plugins.loggers.mlflow import MlflowLogger, MlflowOptions
 
-    uri, artifacts = MlflowLogger(MlflowOptions())._store(tmp_path)
-    assert uri == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db" and (tmp_path / "mlruns").is_dir()
-    assert artifacts == (tmp_path.resolve() / "mlruns" / "artifacts").as_uri()
-    remote = MlflowLogger(MlflowOptions(tracking_uri="http://127.0.0.1:5000"))._store(tmp_path)
+    uri, artifacts = MlflowLogger(MlflowOptions(), tmp_path)._store()
+    assert uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert artifacts == (tmp_path.resolve() / "artifacts").as_uri()
+    remote = MlflowLogger(MlflowOptions(tracking_uri="http://127.0.0.1:5000"), tmp_path)._store()
     assert remote == ("http://127.0.0.1:5000", None)  # the server decides where artifacts go
 
 
 def test_fresh_removes_tensorboard_runs_and_the_mlflow_run_id_but_keeps_the_mlflow_store(tmp_path: Path) -> None:
+    from harness.registry import build_registry, make_plugin_manager
     from harness.rundir import RunDir
 
     run = RunDir(tmp_path)
-    run.tensorboard("a", 0, 1).mkdir(parents=True)
-    (tmp_path / "mlflow_run.json").write_text("{}")
-    (tmp_path / "mlruns").mkdir()
-    run.clear()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlruns"]  # the store holds every earlier run
+    (run.plugin_dir("tensorboard") / "a" / "r0-f1").mkdir(parents=True)
+    mlflow = run.plugin_dir("mlflow")
+    (mlflow / "artifacts").mkdir(parents=True)
+    for name in ("study_run.json", "mlflow.db"):
+        (mlflow / name).write_text("{}")
+    registry = build_registry(*make_plugin_manager(
+        ["harness_plugins.loggers.mlflow", "harness_plugins.loggers.tensorboard"], entry_points=False))
+    keep = registry.kept_plugin_files()
+    assert keep == ["plugins/mlflow/mlflow.db", "plugins/mlflow/artifacts"]  # declared by the plugin, not the core
+    run.clear(keep=keep)
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert left == ["plugins", "plugins/mlflow", "plugins/mlflow/artifacts", "plugins/mlflow/mlflow.db"]
