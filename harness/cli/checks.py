@@ -69,8 +69,8 @@ def registry_for(args: argparse.Namespace, modules: Sequence[str] = ()):  # type
 
 def load_validated(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The study file with --set/--threads applied, and its registry; every problem at once."""
+    from harness.pipeline.validate import validate_study
     from harness.run.threads import threads_flag
-    from harness.study.validate import validate_study
 
     threads_flag(args)
 
@@ -84,8 +84,8 @@ def load_study_every_problem(args: argparse.Namespace):  # type: ignore[no-untyp
     """The study file, or a StudyError with every problem at once: when the schema refuses some keys, the
     components of the rest (backbones, attention, optimizers, ...) are checked too, in the same message."""
     from harness.errors import StudyError
+    from harness.pipeline.validate import component_problems
     from harness.study.loader import load_study
-    from harness.study.validate import component_problems
 
     try:
         return load_study(args.study, args.overrides)

@@ -202,8 +202,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.pipeline.validate import validate_study
     from harness.study.multi import declares_datasets
-    from harness.study.validate import validate_study
 
     if declares_datasets(args.study):
         from harness.cli.multi import cmd_validate_multi

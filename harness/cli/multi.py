@@ -12,9 +12,9 @@ from harness.errors import HarnessError, Problem, StudyError
 
 def _load(args: argparse.Namespace, *, data: bool):  # type: ignore[no-untyped-def]
     """The multi-dataset study, its registry and notes; every dataset checked, problems with their dataset's id."""
+    from harness.pipeline.validate import validate_study
     from harness.run.threads import threads_flag
     from harness.study.multi import load_multi, prefixed
-    from harness.study.validate import validate_study
 
     threads_flag(args)
     multi = load_multi(args.study, args.overrides)
@@ -41,7 +41,7 @@ def cmd_validate_multi(args: argparse.Namespace) -> int:
 
 
 def cmd_run_multi(args: argparse.Namespace) -> int:
-    from harness.run.multi import run_multi
+    from harness.pipeline.multi import run_multi
     from harness.run.runner import RunOptions
     from harness.stats.across import format_across
 

@@ -14,10 +14,10 @@ from harness.atomic import atomic_write_text
 from harness.data.prepared import PreparedData
 from harness.data.splits import Fold
 from harness.run.faults import kill_point
-from harness.run.flags import baseline_rates, training_flag
 from harness.run.history import write_history
 from harness.run.trainer import FoldOutcome
 from harness.rundir import BEST, CELL_PREDICTIONS, LAST, PREDICTIONS, RESULT, RESULTS
+from harness.stats.flags import baseline_rates, training_flag
 from harness.stats.metrics import classification_metrics
 from harness.study.loader import Arm
 

@@ -19,8 +19,8 @@ import pandas as pd
 from harness.errors import HarnessError, Interrupted
 from harness.registry import Registry
 from harness.run.runner import RunOptions, StudyRunner, run_lock
+from harness.run.storage import storage_for
 from harness.study.loader import LoadedStudy
-from harness.tuning.storage import storage_for
 
 POLL_SECONDS = 1.0
 READY_TIMEOUT = 300.0

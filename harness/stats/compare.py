@@ -151,7 +151,7 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
             _cv_arm(c, run, item, a, b, pair)
         item.verdict, item.verdict_text = _verdict(c, item)
         c.arms.append(item)
-    from harness.run.flags import training_flag_warnings
+    from harness.stats.flags import training_flag_warnings
 
     c.warnings += training_flag_warnings(run.results)  # the cells whose training failed
     primary = "test_set" if info.on_test else "corrected_t"

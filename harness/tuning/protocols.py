@@ -10,6 +10,7 @@ from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError, StudyError
 from harness.registry import Registry
+from harness.run.storage import storage_for
 from harness.stats.registry import resolve_metric
 from harness.study.loader import LoadedStudy
 from harness.tuning.nested import nested_tune
@@ -21,7 +22,6 @@ from harness.tuning.search import (
     describe_study,
     optimize_arm,
 )
-from harness.tuning.storage import storage_for
 
 
 def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, overrides: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -32,7 +32,7 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
     if tune is None:
         raise HarnessError(f"{study.source}: no 'tune:' section; add one with a search space (see the README)")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by FailureGuard, without a traceback
-    from harness.study.validate import tune_space_problems
+    from harness.pipeline.validate import tune_space_problems
 
     problems = tune_space_problems(study, registry)  # before any trial (cmd_tune's validate did it too)
     if problems:

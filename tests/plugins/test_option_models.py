@@ -163,8 +163,8 @@ def test_validate_reports_bad_options_of_every_kind_with_lines(write_study, caps
 
 
 def test_study_error_lists_options_of_every_kind_at_once(write_study) -> None:  # type: ignore[no-untyped-def]
+    from harness.pipeline.validate import validate_study
     from harness.study.loader import load_study
-    from harness.study.validate import validate_study
 
     study = load_study(write_study({"training": {"optimizer": {"lrr": 1}, "scheduler": {"steps": 2}}}), [])
     with pytest.raises(StudyError) as caught:

@@ -13,9 +13,9 @@ from harness import hookimpl
 from harness.cli.main import main
 from harness.contracts import LoggerInfo
 from harness.errors import HarnessError, StudyError
+from harness.pipeline.validate import validate_study
 from harness.registry import build_registry, load_registry, logger_missing, make_plugin_manager
 from harness.study.loader import load_study
-from harness.study.validate import validate_study
 
 TINY = {"dataset": {"image_size": 16, "options": {"classes": 2, "per_class": 8, "size": 16, "patients": 4}},
         "training": {"epochs": 2, "batch_size": 8}}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from harness.cli.main import main
-from harness.run.flags import baseline_rates, training_flag
+from harness.stats.flags import baseline_rates, training_flag
 
 
 def test_baseline_rates_are_the_validation_no_information_rate() -> None:

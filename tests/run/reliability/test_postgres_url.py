@@ -11,7 +11,7 @@ import pytest
 from test_distributed import postgres_url  # noqa: F401 - the session fixture that starts a real server
 
 from harness.errors import HarnessError
-from harness.tuning.storage import storage_for, with_postgres_driver
+from harness.run.storage import storage_for, with_postgres_driver
 
 
 def test_readme_url_works_against_a_real_server(postgres_url: str, tmp_path: Path) -> None:  # noqa: F811

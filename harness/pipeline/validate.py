@@ -1,5 +1,5 @@
 """Check a loaded study against the registry: component names and options, before anything runs
-(the dataset itself: :mod:`harness.study.validate_data`)."""
+(the dataset itself: :mod:`harness.pipeline.validate_data`)."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def validate_study(study: LoadedStudy, registry: Registry, *, data: bool = False
     problems = component_problems(study, registry)
     notes: list[str] = []
     if data:
-        from harness.study.validate_data import data_problems
+        from harness.pipeline.validate_data import data_problems
 
         more, notes = data_problems(study, registry)
         problems += more
