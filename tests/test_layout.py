@@ -16,6 +16,61 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _runtime_imports(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) of every ``harness.*`` import outside ``if TYPE_CHECKING:`` (function-level included)."""
+    type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                 for n in ast.walk(node)}
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and (node.module == "harness" or node.module.startswith("harness.")):
+            names = [f"harness.{a.name}" for a in node.names] if node.module == "harness" else [node.module]
+            found += [(node.lineno, name) for name in names]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("harness.")]
+    return found
+
+
+def _package_pairs(root: Path) -> list[str]:
+    """Pairs of subpackages that import each other, with one import of each direction."""
+    def package(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 1 and (root / parts[1]).is_dir() else None
+
+    edges: dict[tuple[str, str], str] = {}
+    for path in root.rglob("*.py"):
+        source = package(_module_in(path, root))
+        for line, module in _runtime_imports(ast.parse(path.read_text())):
+            target = package(module)
+            if source and target and source != target:
+                edges.setdefault((source, target), f"{path.relative_to(root.parent)}:{line} -> {module}")
+    return sorted(f"{a} <-> {b}: {edges[a, b]}; {edges[b, a]}" for a, b in edges if a < b and (b, a) in edges)
+
+
+def _module_in(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_two_packages_import_each_other() -> None:
+    """The layers go one way (function-level imports count; type-only imports do not)."""
+    assert _package_pairs(HARNESS) == []
+
+
+def test_the_package_pair_check_can_fail(tmp_path: Path) -> None:
+    root = tmp_path / "harness"
+    for package in ("low", "high"):
+        (root / package).mkdir(parents=True)
+        (root / package / "__init__.py").write_text("")
+    (root / "__init__.py").write_text("")
+    (root / "high" / "a.py").write_text("from harness.low.b import g\n")
+    (root / "low" / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.high import a\n")
+    assert _package_pairs(root) == []  # a type-only import does not count
+    (root / "low" / "c.py").write_text("def f():\n    from harness.high.a import x\n")
+    assert [pair.split(":")[0] for pair in _package_pairs(root)] == ["high <-> low"]
+
+
 def _imports() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in HARNESS.rglob("*.py"):

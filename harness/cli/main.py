@@ -39,6 +39,7 @@ from harness.cli.tools import (
 )
 from harness.errors import HarnessError, Interrupted, StudyError
 from harness.logs import console, verbosity_level
+from harness.pipeline.finish import report_writer
 from harness.run.threads import THREADS_HELP, default_threads
 from harness.shipped import resolve_study
 
@@ -237,7 +238,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         args.storage = _parallel_workers(args, out, study.spec.training.threads, args.storage)
         study, registry = load_validated(args)  # with the per-worker thread count
-    options = RunOptions(out, fresh=args.fresh and not args.storage, quiet=args.quiet, report=not args.no_report)
+    options = RunOptions(out, fresh=args.fresh and not args.storage, quiet=args.quiet,
+                         report=None if args.no_report else report_writer(registry))
     if args.storage:
         from harness.run.distributed import run_with_storage
 
@@ -269,7 +271,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     out = run_directory(args.out or Path("runs") / study.name)
     if args.workers > 1:
         _tune_workers(args, out, study.spec.training.threads)
-    options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet)
+    options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet, report=report_writer(registry))
     from harness.logs import run_log
     from harness.rundir import LOG
 
@@ -285,7 +287,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"nested CV: the outer-fold scores are the comparison (report: {out / 'report.html'}); --then-run is not needed")
     elif args.then_run:
         tuned = load_study(args.study, [*args.overrides, *best_overrides(summary)])
-        run_study(tuned, registry, RunOptions(out, quiet=args.quiet))
+        run_study(tuned, registry, RunOptions(out, quiet=args.quiet, report=report_writer(registry)))
         print(f"report: {out / 'report.html'}")
     return 0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.cli.checks import registry_for, run_directory
 from harness.errors import HarnessError, Problem, StudyError
+from harness.pipeline.finish import report_writer
 
 
 def _load(args: argparse.Namespace, *, data: bool):  # type: ignore[no-untyped-def]
@@ -50,7 +51,7 @@ def cmd_run_multi(args: argparse.Namespace) -> int:
                            "its datasets run one after another in this process: drop the flag")
     multi, registry, _ = _load(args, data=False)
     out = run_directory(args.out or Path("runs") / multi.name)
-    options = RunOptions(out, fresh=args.fresh, quiet=args.quiet, report=not args.no_report)
+    options = RunOptions(out, fresh=args.fresh, quiet=args.quiet, report=None if args.no_report else report_writer(registry))
     results, across = run_multi(multi, registry, options)
     for dataset_id, table in results.items():
         summary = table.groupby("arm", sort=False)[["accuracy", "f1_macro"]].agg(["mean", "std"])

@@ -134,7 +134,7 @@ def _bench_data(args: argparse.Namespace) -> int:
     args.overrides = list(args.overrides)
     study, registry = load_validated(args)
     with tempfile.TemporaryDirectory() as tmp:
-        run_study(study, registry, RunOptions(Path(tmp), quiet=True, report=False))
+        run_study(study, registry, RunOptions(Path(tmp), quiet=True, report=None))
         rows = data_share(Path(tmp))
     for row in rows:
         if args.json:

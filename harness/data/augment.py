@@ -12,6 +12,16 @@ import torch.nn.functional as F
 from harness.study.schema import AugmentSpec
 
 
+def to_float(x: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """uint8 -> float in [0, 1] with ``in_chans`` channels (gray repeated, or RGB to luminance)."""
+    out = x.float().div_(255)
+    if out.shape[1] == 1 and in_chans == 3:
+        return out.expand(-1, 3, -1, -1)
+    if out.shape[1] == 3 and in_chans == 1:  # scalars, not a weight tensor: no host-to-device copy per batch
+        return (out[:, :1] * 0.299).add_(out[:, 1:2], alpha=0.587).add_(out[:, 2:3], alpha=0.114)
+    return out
+
+
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(n, generator=generator)
 

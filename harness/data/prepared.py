@@ -118,7 +118,7 @@ def normalization(x_train: torch.Tensor, in_chans: int, pretrained: bool) -> tup
         mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
         return (mean.mean().view(1), std.mean().view(1)) if in_chans == 1 else (mean, std)
     generator = torch.Generator().manual_seed(0)
-    from harness.run.trainer import to_float
+    from harness.data.augment import to_float
 
     sample = to_float(x_train[torch.randperm(len(x_train), generator=generator)[:2048]], in_chans)
     return sample.mean(dim=(0, 2, 3)).contiguous(), sample.std(dim=(0, 2, 3)).clamp_min(1e-3).contiguous()

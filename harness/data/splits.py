@@ -10,9 +10,8 @@ import pandas as pd
 
 from harness.data.images import ImageTable
 from harness.errors import HarnessError
-from harness.seeds import sklearn_seed
+from harness.seeds import seed_key, sklearn_seed
 from harness.study.schema import CVSpec
-from harness.study.seeding import seed_key
 
 
 @dataclass(frozen=True)

@@ -107,8 +107,8 @@ def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
                   "zero_last_bn": "init: zero_last_bn (each residual branch's last BatchNorm weight 0)",
                   None: "init: the backbone's own default"}.get(init, f"init: {init}"))
     parts += _training_options_text(study)
+    from harness.seeds import describe
     from harness.study.schema import CVSpec
-    from harness.study.seeding import describe
 
     try:
         varied = describe(CVSpec.model_validate(cv))

@@ -51,7 +51,7 @@ def _work(study: LoadedStudy, registry: Registry, options: RunOptions, storage_u
     runner = StudyRunner(study, registry, options)
     data, costs = runner.setup()
     from harness.run.runner import cell_fingerprint
-    from harness.run.trainer import seed_for
+    from harness.seeds import seed_for
 
     # one coordinating study per study configuration: changed settings never reuse stale cells
     name = f"run:{study.name}:{seed_for(*(cell_fingerprint(study, arm, runner.data_key) for arm in runner.arms)) % 10**8:08d}"

@@ -12,8 +12,8 @@ import json
 import numpy as np
 
 from harness.data.prepared import PreparedData
+from harness.seeds import is_default
 from harness.study.loader import Arm, LoadedStudy
-from harness.study.seeding import is_default
 
 
 def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "") -> str:

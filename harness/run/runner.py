@@ -34,8 +34,8 @@ from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs, r
 from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
 from harness.run.training_options import build_scheduler
 from harness.rundir import RunDir
+from harness.seeds import cell_seeds
 from harness.study.loader import Arm, LoadedStudy
-from harness.study.seeding import cell_seeds
 
 __all__ = ["FoldDataTooLarge", "RunOptions", "StudyRunner", "default_threads", "resolve_device", "run_lock",
            "run_study"]
@@ -46,7 +46,7 @@ class RunOptions:
     out_dir: Path
     fresh: bool = False
     quiet: bool = False
-    report: bool = True
+    report: Callable[[Path], None] | None = None  # renders the report (harness.pipeline.finish); None: none
     stats: bool = True
     arms: list[str] | None = None  # run only these arms
     cache_dir: Path | None = None  # decoded-image cache (default: <out_dir>/cache); tuning trials share one
@@ -212,10 +212,8 @@ class StudyRunner:
             self._write_stats(results)
         self.registry.study_finished(StudyContext(spec.name, self.run_dir, results, tuple(
             self.run_dir / name for name in (files.REPORT, files.RESULTS, files.STUDY))))
-        if self.options.report:
-            from harness.report.render import write_report
-
-            write_report(self.run_dir, self.registry)
+        if self.options.report is not None:  # before the loggers close: they may keep the report
+            self.options.report(self.run_dir)
         self._stop_loggers(completed=not self.failures)
         if self.failures:
             raise HarnessError("some folds failed:\n" + "\n".join(self.failures))

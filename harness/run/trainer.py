@@ -15,7 +15,6 @@ accumulated on the device and read once per epoch. With ``training.ema`` the EMA
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import time
 import warnings
@@ -31,7 +30,7 @@ from torch import nn
 
 from harness import rundir as files
 from harness.atomic import atomic_save_torch
-from harness.data.augment import augment_batch
+from harness.data.augment import augment_batch, to_float
 from harness.run.faults import kill_point
 from harness.run.history import write_history
 from harness.run.training_options import clip_gradients, ema_update, make_ema
@@ -39,12 +38,6 @@ from harness.seeds import stream_seed
 from harness.study.schema import AugmentSpec, TrainingSpec
 
 CHECKPOINT_VERSION = 3  # 2: separate order/augment streams, inner selection split; 3: cell identity, terminal state
-
-
-def seed_for(*parts: object) -> int:
-    """A stable 63-bit seed from any parts (never Python's salted ``hash``)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 class CorruptCheckpoint(Exception):
@@ -99,16 +92,6 @@ class _State:
     data_seconds: float = 0.0
     terminal: str = ""  # "" while training; stopped | diverged | finished once the fold is over
     note: str = ""  # why it ended (early stop, divergence)
-
-
-def to_float(x: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """uint8 -> float in [0, 1] with ``in_chans`` channels (gray repeated, or RGB to luminance)."""
-    out = x.float().div_(255)
-    if out.shape[1] == 1 and in_chans == 3:
-        return out.expand(-1, 3, -1, -1)
-    if out.shape[1] == 3 and in_chans == 1:  # scalars, not a weight tensor: no host-to-device copy per batch
-        return (out[:, :1] * 0.299).add_(out[:, 1:2], alpha=0.587).add_(out[:, 2:3], alpha=0.114)
-    return out
 
 
 def prepare(x: torch.Tensor, inputs: FoldInputs, channels_last: bool) -> torch.Tensor:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.study.seeding import TOGETHER, SeedGroup, describe, seed_groups, seed_key
+from harness.seeds import TOGETHER, SeedGroup, describe, seed_groups, seed_key
 
 NAMES = {"split": "data split", "init": "weight init", "order": "data order", "augment": "augmentation",
          TOGETHER: "all together", "all": "all sources"}
@@ -179,17 +179,22 @@ def variance_summary(results: pd.DataFrame, cv: Any, column: str, arms: list[str
 
 
 def run_design(run_dir: Path) -> Any:
-    """The run's ``cv`` settings (a CVSpec) from its resolved study, or None when there is none."""
+    """The run's ``cv`` settings from its resolved study (every default written out, so read as they are:
+    ``repeats``, ``vary``, ``variance``), or None when there is none."""
+    from types import SimpleNamespace
+
     import yaml
 
     from harness import rundir as files
-    from harness.study.schema import CVSpec
 
     path = run_dir / files.STUDY
     if not path.exists():
         return None
     cv = (yaml.safe_load(path.read_text()) or {}).get("cv")
-    return CVSpec.model_validate(cv) if isinstance(cv, dict) else None
+    if not isinstance(cv, dict) or "vary" not in cv:
+        return None
+    variance = cv.get("variance")
+    return SimpleNamespace(**{**cv, "variance": SimpleNamespace(**variance) if isinstance(variance, dict) else None})
 
 
 def format_variance(summary: dict[str, Any]) -> list[str]:

@@ -105,7 +105,7 @@ def _every_source() -> list[SeedSource]:
 
 class VarianceSpec(StrictModel):
     """One-at-a-time design (``cv.variance``): for each listed source, ``seeds`` settings of that seed with
-    every other seed fixed; see :mod:`harness.study.seeding` for the repeats it becomes."""
+    every other seed fixed; see :mod:`harness.seeds` for the repeats it becomes."""
 
     sources: list[SeedSource] = Field(min_length=1, description="the seeds varied one at a time")
     seeds: int = Field(4, ge=2, le=50, description="settings per source (repeat 0, shared, is one of them)")
@@ -136,7 +136,7 @@ class CVSpec(StrictModel):
 
     @model_validator(mode="after")
     def _seeding(self) -> CVSpec:
-        from harness.study.seeding import check_seeding
+        from harness.seeds import check_seeding
 
         check_seeding(self)
         return self

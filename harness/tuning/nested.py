@@ -37,7 +37,7 @@ def nested_tune(setup: TuneSetup) -> dict[str, Any]:
     tune = study.spec.tune
     out = options.out_dir
     summary: dict[str, Any] = {"arms": {}, "protocol": ""}
-    outer = StudyRunner(study, registry, RunOptions(out, quiet=True, report=False, stats=False))
+    outer = StudyRunner(study, registry, RunOptions(out, quiet=True, report=None, stats=False))
     data, costs = outer.setup()  # outer splits, classes, arms.json: the frame of the final report
     column = TUNE_METRICS[tune.metric]
     rows, predictions = [], []
@@ -52,7 +52,7 @@ def nested_tune(setup: TuneSetup) -> dict[str, Any]:
             best = described["best_params"]
             final = load_study(study.source, [*overrides, *arm_overrides(arm, best)])
             final_dir = out / "nested" / arm / tag / "final"
-            StudyRunner(final, registry, RunOptions(final_dir, quiet=True, report=False, stats=False, arms=[arm],
+            StudyRunner(final, registry, RunOptions(final_dir, quiet=True, report=None, stats=False, arms=[arm],
                                                     cache_dir=out / "cache", fold_order=[index])).run()
             cell = final_dir / files.CELLS / arm / f"r{fold.repeat}-f{fold.fold}"
             target = outer.cell_dir(arm, fold.repeat, fold.fold)
@@ -78,7 +78,7 @@ def nested_tune(setup: TuneSetup) -> dict[str, Any]:
     atomic_write_text(out / files.PREDICTIONS, pd.concat(predictions).to_csv(index=False))
     atomic_write_text(out / files.TUNING, json.dumps({**setup.header(), **summary}, indent=1, default=str))
     outer.options.stats = results["arm"].nunique() > 1
-    outer.options.report = True
+    outer.options.report = setup.options.report
     outer.finish(data, costs, results)
     return summary
 

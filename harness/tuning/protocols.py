@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from harness import rundir as files
 from harness.atomic import atomic_write_text
-from harness.errors import HarnessError, StudyError
+from harness.errors import HarnessError
 from harness.registry import Registry
 from harness.run.storage import storage_for
 from harness.stats.registry import resolve_metric
@@ -25,18 +25,14 @@ from harness.tuning.search import (
 
 
 def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, overrides: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
-    """Tune every selected arm; write ``tuning.json`` (best values, counts, plots) in the run directory."""
+    """Tune every selected arm of a validated study (``harness.pipeline.validate``, which also checks the search
+    space's ends); write ``tuning.json`` (best values, counts, plots) in the run directory."""
     import optuna
 
     tune = study.spec.tune
     if tune is None:
         raise HarnessError(f"{study.source}: no 'tune:' section; add one with a search space (see the README)")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by FailureGuard, without a traceback
-    from harness.pipeline.validate import tune_space_problems
-
-    problems = tune_space_problems(study, registry)  # before any trial (cmd_tune's validate did it too)
-    if problems:
-        raise StudyError(problems)
     import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

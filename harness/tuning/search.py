@@ -10,13 +10,14 @@ re-run. ``--trials`` is the total for the study, so a rerun resumes.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import HarnessError
 from harness.registry import Registry
-from harness.run.trainer import seed_for
+from harness.seeds import seed_for
 from harness.study.loader import TUNE_METRICS, LoadedStudy, load_study, set_line
 from harness.study.schema import ParamSpec, TuneSpec
 
@@ -30,6 +31,7 @@ class TuneOptions:
     storage: str | None = None
     quiet: bool = False
     keep_checkpoints: bool = False
+    report: Callable[[Path], None] | None = None  # nested CV renders the outer scores' report with it
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ class ArmObjective:
                     raise optuna.TrialPruned(f"pruned in fold {position + 1} of {n_cells}, epoch {int(row['epoch'])}")
 
         runner = StudyRunner(study, self.registry, RunOptions(
-            trial_dir, quiet=True, report=False, stats=False, arms=[self.arm], cache_dir=self.options.out_dir / "cache",
+            trial_dir, quiet=True, report=None, stats=False, arms=[self.arm], cache_dir=self.options.out_dir / "cache",
             fold_order=order, on_cell=on_cell, on_epoch=on_epoch, subset=self.subset,
             loggers=False))
         try:

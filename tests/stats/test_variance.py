@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.seeds import SOURCES, seed_groups, seed_key
 from harness.stats.variance import (
     decompose,
     format_variance,
@@ -18,7 +19,6 @@ from harness.stats.variance import (
     wilson,
 )
 from harness.study.schema import CVSpec
-from harness.study.seeding import SOURCES, seed_groups, seed_key
 
 TRUE_SD = {"split": 0.03, "init": 0.01, "order": 0.005}  # sd of the k-fold mean each source puts in
 

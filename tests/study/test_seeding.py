@@ -11,16 +11,17 @@ from pydantic import ValidationError
 
 from harness.data.images import ImageTable
 from harness.data.splits import make_splits
-from harness.seeds import sklearn_seed, stream_seed
-from harness.study.schema import CVSpec
-from harness.study.seeding import (
+from harness.seeds import (
     cell_seeds,
     describe,
     is_default,
     seed_groups,
     seed_key,
+    sklearn_seed,
+    stream_seed,
     varied_sources,
 )
+from harness.study.schema import CVSpec
 
 
 def test_default_keys_are_todays_streams() -> None:

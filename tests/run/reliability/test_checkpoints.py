@@ -24,7 +24,7 @@ METRICS = ["accuracy", "f1_macro", "loss", "epochs"]
 
 def _runner(study: Path, out: Path, **options: Any) -> tuple[StudyRunner, list[str]]:
     messages: list[str] = []
-    runner = StudyRunner(load_study(study), load_registry(), RunOptions(out, quiet=True, report=False, **options))
+    runner = StudyRunner(load_study(study), load_registry(), RunOptions(out, quiet=True, report=None, **options))
     runner.log = messages.append  # type: ignore[method-assign]
     return runner, messages
 

@@ -74,7 +74,7 @@ def test_corrupt_checkpoint_message(write_study, tmp_path: Path) -> None:  # typ
     from harness.run.runner import RunOptions, StudyRunner
 
     messages: list[str] = []
-    runner = StudyRunner(load_study(study_path), load_registry(), RunOptions(out, quiet=True, report=False))
+    runner = StudyRunner(load_study(study_path), load_registry(), RunOptions(out, quiet=True, report=None))
     runner.log = messages.append  # type: ignore[method-assign]
     runner.run()
     assert any("last.pt is corrupt" in m and "restarting this fold" in m for m in messages)

@@ -1,0 +1,19 @@
+"""What a run calls once its results, stats and hooks are written: the report (the run layer never imports it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.registry import Registry
+
+
+def report_writer(registry: Registry) -> Callable[[Path], None]:
+    """A renderer for ``RunOptions.report`` / ``TuneOptions.report``: ``report.html`` from the stored results."""
+
+    def write(run_dir: Path) -> None:
+        from harness.report.render import write_report
+
+        write_report(run_dir, registry)
+
+    return write
