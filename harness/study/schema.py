@@ -88,12 +88,27 @@ class AugmentSpec(StrictModel):
         return name + ", ".join(p for p in parts if p)
 
 
+class DuplicatesSpec(StrictModel):
+    """Duplicate images, found before training (exact: identical decoded pixels; near: perceptual hash)."""
+
+    near_threshold: int | None = Field(10, ge=0, le=32, description=(
+        "near duplicates: at most this many of the 64 perceptual-hash bits differ (null: exact duplicates only)"))
+    near_correlation: float = Field(0.98, ge=0.5, le=1.0, description=(
+        "near duplicates must also have 32 x 32 grayscale thumbnails correlating at least this much (Pearson)"))
+    cross_class: Literal["error", "allow"] = Field("error", description=(
+        "one image (or a near copy) under two labels: stop with both file names, or allow it (recorded)"))
+    group: bool = Field(True, description=(
+        "keep each cluster of duplicates on one side of every fold (merged with cv.group); false: only report them"))
+
+
 class DatasetSpec(StrictModel):
     name: str
     image_size: int = Field(64, ge=8, le=4096)
     options: dict[str, Any] = Field(default_factory=dict)
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="none unless declared")
     on_bad_image: Literal["error", "skip"] = "error"
+    duplicates: DuplicatesSpec = Field(default_factory=DuplicatesSpec,
+                                       description="duplicate and near-duplicate images: checked by default")
 
 
 SeedSource = Literal["split", "init", "order", "augment"]
