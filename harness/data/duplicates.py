@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 HASH_SIZE = 8  # 8 x 8 DCT coefficients: 64 bits
 THUMB = 4 * HASH_SIZE  # the 32 x 32 grayscale thumbnail the hash is computed from
@@ -42,6 +43,22 @@ def _standardized(thumbs: np.ndarray) -> np.ndarray:
     x = thumbs.astype(np.float32)
     x -= x.mean(axis=1, keepdims=True)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+
+
+class DuplicatesSpec(BaseModel):
+    """``dataset.duplicates``: duplicate images, found before training (exact: identical decoded pixels;
+    near: perceptual hash and thumbnail correlation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    near_threshold: int | None = Field(10, ge=0, le=32, description=(
+        "near duplicates: at most this many of the 64 perceptual-hash bits differ (null: exact duplicates only)"))
+    near_correlation: float = Field(0.99, ge=0.5, le=1.0, description=(
+        "near duplicates must also have 32 x 32 grayscale thumbnails correlating at least this much (Pearson)"))
+    cross_class: Literal["error", "allow"] = Field("error", description=(
+        "one image (or a near copy) under two labels: stop with both file names, or allow it (recorded)"))
+    group: bool = Field(True, description=(
+        "keep each cluster of duplicates on one side of every fold (merged with cv.group); false: only report them"))
 
 
 class _UnionFind:
@@ -103,7 +120,7 @@ def _near_pairs(phash: np.ndarray, thumbs: np.ndarray, threshold: int, correlati
 
 
 def find_duplicates(exact: list[str], phash: np.ndarray, thumbs: np.ndarray, near_threshold: int | None,
-                    near_correlation: float = 0.98) -> Duplicates:
+                    near_correlation: float = 0.99) -> Duplicates:
     """Cluster identical pixel hashes, and near copies: perceptual hashes within ``near_threshold`` bits whose
     thumbnails also correlate at least ``near_correlation`` (None: exact duplicates only)."""
     n = len(exact)

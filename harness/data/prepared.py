@@ -17,14 +17,19 @@ import torch
 
 from harness.atomic import atomic_write_text
 from harness.contracts import DatasetRequest
-from harness.data.duplicates import Duplicates, cross_class, find_duplicates, summary_line
+from harness.data.duplicates import (
+    Duplicates,
+    DuplicatesSpec,
+    cross_class,
+    find_duplicates,
+    summary_line,
+)
 from harness.data.images import DecodedImages, ImageTable, decode_images, describe_bad
 from harness.data.splits import Splits, make_splits
 from harness.errors import HarnessError
 from harness.registry import Registry
 from harness.run import rundir as files
 from harness.study.loader import LoadedStudy
-from harness.study.schema import DuplicatesSpec
 
 MAX_CROSS_CLASS = 5  # cross-class clusters named in the message
 

@@ -11,9 +11,9 @@ import json
 
 import numpy as np
 
+from harness.data.duplicates import DuplicatesSpec
 from harness.data.prepared import PreparedData
 from harness.study.loader import Arm, LoadedStudy
-from harness.study.schema import DuplicatesSpec
 from harness.study.seeding import is_default
 
 

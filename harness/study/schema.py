@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from harness.data.duplicates import DuplicatesSpec
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"
 
 
@@ -86,19 +88,6 @@ class AugmentSpec(StrictModel):
                  f"contrast ±{self.contrast:g}" if self.contrast else ""]
         name = f"{self.preset} preset: " if self.preset != "none" else ""
         return name + ", ".join(p for p in parts if p)
-
-
-class DuplicatesSpec(StrictModel):
-    """Duplicate images, found before training (exact: identical decoded pixels; near: perceptual hash)."""
-
-    near_threshold: int | None = Field(10, ge=0, le=32, description=(
-        "near duplicates: at most this many of the 64 perceptual-hash bits differ (null: exact duplicates only)"))
-    near_correlation: float = Field(0.98, ge=0.5, le=1.0, description=(
-        "near duplicates must also have 32 x 32 grayscale thumbnails correlating at least this much (Pearson)"))
-    cross_class: Literal["error", "allow"] = Field("error", description=(
-        "one image (or a near copy) under two labels: stop with both file names, or allow it (recorded)"))
-    group: bool = Field(True, description=(
-        "keep each cluster of duplicates on one side of every fold (merged with cv.group); false: only report them"))
 
 
 class DatasetSpec(StrictModel):

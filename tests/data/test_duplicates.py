@@ -16,9 +16,8 @@ from PIL import Image
 
 from harness.cli import main
 from harness.contracts import DatasetRequest
-from harness.data.duplicates import find_duplicates, merge_groups
+from harness.data.duplicates import DuplicatesSpec, find_duplicates, merge_groups
 from harness.data.images import decode_images
-from harness.study.schema import DuplicatesSpec
 
 SIZE = 96
 
