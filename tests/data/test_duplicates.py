@@ -118,7 +118,7 @@ def test_clusters_never_straddle_training_and_validation(tmp_path: Path) -> None
         _copies(original, original.parent)
     out = tmp_path / "run"
     study = _study(tmp_path, root, cv={"repeats": 2})
-    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
+    assert main(["run", str(study), "--out", str(out), "--quiet"]) == 0
     duplicates = pd.read_csv(out / "duplicates.csv")
     assert duplicates.cluster.nunique() == 6 and len(duplicates) == 6 * 5
     cluster_of = dict(zip(duplicates.sample_id, duplicates.cluster, strict=True))
@@ -131,6 +131,8 @@ def test_clusters_never_straddle_training_and_validation(tmp_path: Path) -> None
 
     notes = " ".join(json.loads((out / "run.json").read_text())["data_notes"])
     assert "duplicates: 6 cluster(s) of 30 images" in notes and "one side of every fold" in notes
+    report = (out / "report.html").read_text()
+    assert "Duplicate images (found before training)" in report and 'alt="duplicate image clusters"' in report
 
 
 def test_annotation_and_other_files_are_excluded_and_counted(tmp_path: Path) -> None:
