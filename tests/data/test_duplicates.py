@@ -107,6 +107,9 @@ def test_cross_class_copy_stops_validate_naming_both_files(tmp_path: Path, capsy
     assert main(["validate", str(_study(tmp_path, root))]) == 2
     err = capsys.readouterr().err
     assert "benign02.png (benign)" in err and "relabelled.jpg (malignant)" in err and "cross_class: allow" in err
+    assert main(["run", str(_study(tmp_path, root)), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "relabelled.jpg (malignant)" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "results.csv").exists()
     assert main(["validate", str(_study(tmp_path, root, {"cross_class": "allow"}))]) == 0
     assert "carry different labels" in capsys.readouterr().out
 
