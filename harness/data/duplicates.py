@@ -102,6 +102,16 @@ class Duplicates:
         return [np.flatnonzero(self.cluster == c) for c in range(self.n_clusters)]
 
 
+_BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits per uint64 (``np.bitwise_count`` from numpy 2; a byte table before it)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values)
+    return _BYTE_BITS[values.view(np.uint8)].reshape(*values.shape, 8).sum(axis=-1)
+
+
 def _near_pairs(phash: np.ndarray, thumbs: np.ndarray, threshold: int, correlation: float,
                 block: int = 512) -> list[tuple[int, int]]:
     """Every pair (i < j) whose hashes differ in at most ``threshold`` bits and whose thumbnails correlate
@@ -110,7 +120,7 @@ def _near_pairs(phash: np.ndarray, thumbs: np.ndarray, threshold: int, correlati
     hashes = phash.astype(np.uint64)
     for start in range(0, len(hashes), block):
         rows = hashes[start:start + block, None] ^ hashes[None, start:]
-        close = np.argwhere(np.bitwise_count(rows) <= threshold)
+        close = np.argwhere(_popcount(rows) <= threshold)
         i, j = close[:, 0] + start, close[:, 1] + start
         i, j = i[i < j], j[i < j]
         if len(i):

@@ -191,3 +191,21 @@ def test_damaged_decode_cache_warns_and_rebuilds(tmp_path: Path, damage: str) ->
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # rebuilt: the next load is clean
         decode_images(paths, 8, cache)
+
+
+def test_clusters_join_declared_groups_into_one_unit() -> None:
+    groups = np.array(["p1", "p1", "p2", "p3", "p4"])
+    merged = merge_groups(groups, ["a", "b", "c", "d", "e"], np.array([-1, 0, 0, -1, 0]))
+    assert merged is not None and merged.tolist() == ["p1", "p1", "p1", "p3", "p1"]  # p1, p2, p4 share copies
+    alone = merge_groups(None, ["a", "b", "c"], np.array([0, -1, 0]))
+    assert alone is not None and alone.tolist() == ["a", "b", "a"]
+
+
+def test_popcount_without_numpy_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.data import duplicates
+
+    values = np.random.default_rng(0).integers(0, 2**63, (4, 9), dtype=np.uint64)
+    expected = np.array([[bin(int(v)).count("1") for v in row] for row in values])
+    assert (duplicates._popcount(values) == expected).all()
+    monkeypatch.delattr(np, "bitwise_count")
+    assert (duplicates._popcount(values) == expected).all()
