@@ -209,3 +209,17 @@ def test_popcount_without_numpy_2(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (duplicates._popcount(values) == expected).all()
     monkeypatch.delattr(np, "bitwise_count")
     assert (duplicates._popcount(values) == expected).all()
+
+
+@pytest.mark.parametrize("changed", [{"near_threshold": 4}, {"near_threshold": None}, {"group": False}])
+def test_duplicates_options_enter_the_cell_fingerprint_only_when_set(tmp_path: Path, changed: dict) -> None:
+    from harness.run.fingerprint import cell_fingerprint
+    from harness.study.loader import load_study
+
+    def fingerprint(duplicates: dict | None) -> str:
+        study = load_study(_study(tmp_path, tmp_path, duplicates))
+        return cell_fingerprint(study, study.arms["plain"])
+
+    default = fingerprint(None)
+    assert fingerprint({}) == default == fingerprint(DuplicatesSpec().model_dump())  # older cells stay valid
+    assert fingerprint(changed) != default
