@@ -23,6 +23,7 @@ LABELS = "labels.csv"
 CLASSES = "classes.json"
 SKIPPED = "skipped_images.csv"
 DATA_SUMMARY = "data_summary.json"
+DUPLICATES = "duplicates.csv"
 RESULTS = "results.csv"
 PREDICTIONS = "predictions.csv"
 STATS = "stats.json"
@@ -49,7 +50,7 @@ BEST = "best.pt"
 TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the target
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
-OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, RESULTS, PREDICTIONS, STATS, TUNING,
+OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, DUPLICATES, RESULTS, PREDICTIONS, STATS, TUNING,
            REPORT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS)
 
 

@@ -7,7 +7,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,20 @@ import torch
 from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.contracts import DatasetRequest
+from harness.data.duplicates import (
+    Duplicates,
+    cross_class,
+    find_duplicates,
+    summary_line,
+)
 from harness.data.images import DecodedImages, ImageTable, decode_images, describe_bad
 from harness.data.splits import Splits, make_splits
 from harness.errors import HarnessError
 from harness.registry import Registry
 from harness.study.loader import LoadedStudy
+from harness.study.schema import DuplicatesSpec
+
+MAX_CROSS_CLASS = 5  # cross-class clusters named in the message
 
 
 @dataclass
@@ -33,6 +42,7 @@ class PreparedData:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)  # class/group counts, fold balance (data/describe)
+    duplicates: Duplicates | None = None  # duplicate-image clusters over ``table`` (data/duplicates)
 
     @property
     def num_classes(self) -> int:
@@ -73,15 +83,63 @@ def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: Cal
             skipped.append((str(table.paths[index]), reason))
         warnings.warn(f"skipping {len(skipped)} unreadable image(s) (dataset.on_bad_image: skip)", stacklevel=2)
         table = table.subset(keep)
-        images = DecodedImages(images.pixels[torch.from_numpy(keep)], [])
+        images = images.subset(keep)
+    started = time.perf_counter()
+    table, duplicates = check_duplicates(table, images, study.spec.dataset.duplicates, log)
+    timings["duplicates"] = time.perf_counter() - started
     if subset is not None:  # e.g. nested CV: the inner folds see only the outer training part
         keep = np.zeros(len(table.paths), dtype=bool)
         keep[subset] = True
         table = table.subset(keep)
-        images = DecodedImages(images.pixels[torch.from_numpy(keep)], [])
+        images = images.subset(keep)
     splits = make_splits(table, study.spec.cv, study.spec.seed, study.spec.training.selection.inner_fraction)
     summary = describe_data(table, splits, study.spec.cv, log)
-    return PreparedData(table, images, splits, skipped, timings, summary)
+    return PreparedData(table, images, splits, skipped, timings, summary, duplicates)
+
+
+def check_duplicates(table: ImageTable, images: DecodedImages, spec: DuplicatesSpec,
+                     log: Callable[[str], None] = print) -> tuple[ImageTable, Duplicates]:
+    """Cluster duplicate images (noted in the table's notes); stop on one image under two labels unless
+    ``cross_class: allow``; attach the clusters so the splits keep each on one side (``group: true``)."""
+    found = find_duplicates(images.exact, images.phash, images.thumbs, spec.near_threshold, spec.near_correlation)
+    notes = [summary_line(found, spec.near_threshold)]
+    mixed = cross_class(found, table.labels)
+    if mixed:
+        def pair(members: np.ndarray) -> str:
+            other = next(i for i in members if table.labels[i] != table.labels[members[0]])
+            return " and ".join(f"{table.paths[i]} ({table.class_names[table.labels[i]]})" for i in (members[0], other))
+
+        listed = "; ".join(pair(members) for members in mixed[:MAX_CROSS_CLASS])
+        message = (f"{len(mixed)} cluster(s) of duplicate images carry different labels: {listed}"
+                   + (f"; ... and {len(mixed) - MAX_CROSS_CLASS} more" if len(mixed) > MAX_CROSS_CLASS else ""))
+        if spec.cross_class == "error":
+            raise HarnessError(f"{message}; fix the labels or remove the copies, or set "
+                               "dataset.duplicates.cross_class: allow to accept them (recorded in the report)")
+        notes.append(f"warning: {message} (accepted: dataset.duplicates.cross_class: allow)")
+    if found.n_clusters and spec.group:
+        notes.append("duplicates: each cluster stays on one side of every fold (joined with any cv.group; "
+                     "dataset.duplicates.group: false only reports them)")
+        table = replace(table, clusters=found.cluster)
+    elif found.n_clusters:
+        notes.append("warning: duplicate clusters are not grouped (dataset.duplicates.group: false): copies may sit "
+                     "in both training and validation and inflate the scores")
+    for note in notes:
+        table.notes.append(note)
+        log(f"dataset: {note}")
+    return table, found
+
+
+def duplicates_frame(data: PreparedData) -> pd.DataFrame:
+    """One row per image in a duplicate cluster: cluster, sample_id, path, label, perceptual hash."""
+    table, found = data.table, data.duplicates
+    if found is None or len(found.cluster) != len(table.paths):  # nested subsets: not recorded
+        return pd.DataFrame(columns=["cluster", "sample_id", "path", "label", "phash"])
+    members = np.flatnonzero(found.cluster >= 0)
+    members = members[np.argsort(found.cluster[members], kind="stable")]
+    return pd.DataFrame({
+        "cluster": found.cluster[members], "sample_id": [table.sample_ids[i] for i in members],
+        "path": [str(table.paths[i]) for i in members], "label": [table.class_names[table.labels[i]] for i in members],
+        "phash": [f"{int(data.images.phash[i]):016x}" for i in members]})
 
 
 def describe_data(table: ImageTable, splits: Splits, cv: Any, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -93,7 +151,7 @@ def describe_data(table: ImageTable, splits: Splits, cv: Any, log: Callable[[str
     summary = data_summary(table.labels, table.class_names, groups, splits.folds, splits.test)
     for line in summary_lines(summary):
         log(f"data: {line}")
-    if groups is None and not cv.fold_column:
+    if not (cv.group or table.group_column or cv.fold_column):  # duplicate clusters alone do not group frames
         warning = frame_name_warning(table.sample_ids, len(table.class_names))
         if warning and warning not in table.notes:
             table.notes.append(warning)
@@ -107,6 +165,9 @@ def write_data_files(run_dir: Path, data: PreparedData) -> None:
     atomic_write_text(run_dir / files.CLASSES, json.dumps(data.table.class_names, indent=1))
     if data.summary:
         atomic_write_text(run_dir / files.DATA_SUMMARY, json.dumps(data.summary, indent=1))
+    duplicates = duplicates_frame(data)
+    if len(duplicates):
+        atomic_write_text(run_dir / files.DUPLICATES, duplicates.to_csv(index=False))
     if data.skipped:
         atomic_write_text(run_dir / files.SKIPPED,
                           pd.DataFrame(data.skipped, columns=["path", "reason"]).to_csv(index=False))

@@ -36,6 +36,13 @@ class Splits:
 
 
 def _groups(table: ImageTable, cv: CVSpec) -> np.ndarray | None:
+    """The grouping the folds keep together: the declared groups joined with any duplicate-image clusters."""
+    from harness.data.duplicates import merge_groups
+
+    return merge_groups(_declared_groups(table, cv), table.sample_ids, table.clusters)
+
+
+def _declared_groups(table: ImageTable, cv: CVSpec) -> np.ndarray | None:
     name = cv.group or table.group_column
     if name is None:
         return None

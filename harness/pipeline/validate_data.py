@@ -68,12 +68,33 @@ def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem]
     from harness.data.splits import make_splits
 
     try:
+        table = _with_duplicates(table, spec.dataset, notes)
+    except HarnessError as exc:
+        add(("dataset", "duplicates"), str(exc))
+        return problems, notes
+    try:
         splits = make_splits(table, cv, spec.seed)
     except HarnessError as exc:
         add(("cv",), str(exc))
         return problems, notes
     describe_data(table, splits, cv, notes.append)
     return problems, notes
+
+
+def _with_duplicates(table, dataset, notes: list[str]):  # type: ignore[no-untyped-def]
+    """Decode every image (as ``run`` does) and cluster the duplicates: the table with its clusters attached."""
+    from harness.data.images import decode_images
+    from harness.data.prepared import check_duplicates
+
+    images = decode_images(table.paths, dataset.image_size)
+    if images.bad:  # the run reports them (dataset.on_bad_image); the check covers the readable ones
+        notes.append(f"{len(images.bad)} unreadable image(s) left out of the duplicate check "
+                     f"(e.g. {table.paths[images.bad[0][0]]}: {images.bad[0][1]})")
+        keep = np.ones(len(table.paths), dtype=bool)
+        keep[[i for i, _ in images.bad]] = False
+        table, images = table.subset(keep), images.subset(keep)
+    checked, _ = check_duplicates(table, images, dataset.duplicates, notes.append)
+    return checked
 
 
 def _count_problems(table, cv, add, notes: list[str]) -> None:  # type: ignore[no-untyped-def]

@@ -52,6 +52,18 @@ def misclassified_gallery(predictions: pd.DataFrame, images: RunImages, class_na
     return image_grid_png(pictures, captions)
 
 
+def duplicates_gallery(duplicates: pd.DataFrame, images: RunImages, clusters: int = 8, per_cluster: int = 3) -> str | None:
+    """Thumbnails of the first duplicate clusters (duplicates.csv), one row per cluster, captioned with file and label."""
+    shown = duplicates[duplicates.sample_id.astype(str).isin(images.index)]
+    shown = shown[shown.cluster.isin(sorted(shown.cluster.unique())[:clusters])].groupby("cluster").head(per_cluster)
+    if shown.empty:
+        return None
+    pictures = [images.pixels[images.index[str(s)]].numpy() for s in shown.sample_id]
+    captions = [f"cluster {c}\n{_short(Path(str(s)).name)}\n{str(label)[:14]}"
+                for c, s, label in zip(shown.cluster, shown.sample_id, shown.label, strict=True)]
+    return image_grid_png(pictures, captions, columns=per_cluster * 2)
+
+
 def _short(text: str, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 9] + "…" + text[-8:]
 

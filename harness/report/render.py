@@ -71,6 +71,7 @@ class ReportData:
     curves: dict[str, str]  # metric (loss, accuracy) -> base64 PNG with every arm
     significance: dict[str, Any] | None = None  # stats.json (harness.stats.compare)
     gallery: dict[str, str] = field(default_factory=dict)
+    duplicates: str | None = None  # base64 PNG: thumbnails of the duplicate-image clusters (duplicates.csv)
     insight: dict[str, dict[str, str]] = field(default_factory=dict)
     tuning: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
@@ -268,7 +269,12 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
 def _add_insight(data: ReportData, run_dir: Path, study_dict: dict[str, Any], registry: Any, predictions: pd.DataFrame) -> None:
     """Misclassified gallery, SE excitations and Grad-CAM; a failure here is a warning, never a lost report."""
     from harness.registry import load_registry
-    from harness.report.insight import attention_insight, load_run_images, misclassified_gallery
+    from harness.report.insight import (
+        attention_insight,
+        duplicates_gallery,
+        load_run_images,
+        misclassified_gallery,
+    )
     from harness.study.loader import load_study
 
     try:
@@ -280,6 +286,8 @@ def _add_insight(data: ReportData, run_dir: Path, study_dict: dict[str, Any], re
         splits = pd.read_csv(run_dir / files.SPLITS, keep_default_na=False)
         results = pd.read_csv(run_dir / files.RESULTS)
         groups = dict(zip(splits.sample_id.astype(str), splits.group.astype(str), strict=True))
+        if (run_dir / files.DUPLICATES).exists():
+            data.duplicates = duplicates_gallery(pd.read_csv(run_dir / files.DUPLICATES, keep_default_na=False), images)
         for arm in data.arms[:6]:
             gallery = misclassified_gallery(predictions, images, data.class_names, arm.name, groups)
             if gallery:

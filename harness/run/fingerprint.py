@@ -14,6 +14,7 @@ import numpy as np
 from harness.data.prepared import PreparedData
 from harness.seeds import is_default
 from harness.study.loader import Arm, LoadedStudy
+from harness.study.schema import DuplicatesSpec
 
 
 def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "") -> str:
@@ -28,7 +29,10 @@ def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "") -> str:
             training.pop(key, None)
     seeding = set() if is_default(spec.cv) else {"vary", "variance"}  # the default keeps older cells valid
     cv = spec.cv.model_dump(mode="json", exclude={"vary", "variance"} - seeding)
-    parts = {"dataset": spec.dataset.model_dump(mode="json"), "cv": cv,
+    dataset = spec.dataset.model_dump(mode="json")
+    if spec.dataset.duplicates == DuplicatesSpec():  # added later: the default keeps older cells' fingerprints
+        dataset.pop("duplicates")
+    parts = {"dataset": dataset, "cv": cv,
              "seed": spec.seed, "backbone": arm.backbone, "attention": [arm.attention_name, arm.attention_options],
              "pretrained": arm.pretrained, "training": training, "init": spec.init, "data": data_key}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -44,6 +48,8 @@ def data_fingerprint(data: PreparedData) -> str:
     digest.update(np.ascontiguousarray(table.labels, dtype=np.int64).tobytes())
     digest.update(data.splits.table.to_csv(index=False).encode())
     digest.update(np.ascontiguousarray(data.splits.test, dtype=np.int64).tobytes())
+    if table.clusters is not None:  # duplicate clusters joined into the grouping (absent: older fingerprints kept)
+        digest.update(np.ascontiguousarray(table.clusters, dtype=np.int64).tobytes())
     pixels = data.images.pixels
     digest.update(str(tuple(pixels.shape)).encode())
     step = max(1, (64 * 1024**2) // max(1, pixels[0].numel()))  # about 64 MiB at a time (memory-mapped sets)

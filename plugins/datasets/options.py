@@ -12,6 +12,11 @@ GROUP_PATTERN_HELP = ("regex on the file name whose first group is the source (p
                       r"`^(.+)_frame\d+`; makes the column `group`, and the folds are grouped by it")
 
 
+ANNOTATION_PATTERNS = ["*_mask*", "*_seg*", "*_gt*", "*_label*"]
+EXCLUDE_HELP = ("glob patterns on the file stem (case-insensitive) of files that are annotations, not images, "
+                "e.g. `name_mask.png` beside `name.png`; excluded and counted in the data notes ([] keeps every image)")
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -30,12 +35,14 @@ class CsvOptions(_Options):
 class FolderOptions(_Options):
     path: str = Field(description="a folder with one sub-folder per class")
     group_pattern: str | None = Field(None, description=GROUP_PATTERN_HELP)
+    exclude: list[str] = Field(default_factory=lambda: list(ANNOTATION_PATTERNS), description=EXCLUDE_HELP)
 
 
 class FilenameOptions(_Options):
     path: str = Field(".", description="folder searched recursively for images")
     pattern: str = Field(r"^(?P<label>[^_]+)_", description="regex with a (?P<label>...) group for the class")
     group_pattern: str | None = Field(None, description=GROUP_PATTERN_HELP)
+    exclude: list[str] = Field(default_factory=lambda: list(ANNOTATION_PATTERNS), description=EXCLUDE_HELP)
 
 
 class PhantomOptions(_Options):

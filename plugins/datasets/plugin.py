@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import re
 from collections.abc import Mapping
@@ -210,19 +211,50 @@ def _grouped_table(paths: list[Path], names: list[str], root: Path, group_patter
                       group_column="group" if group_pattern else None)
 
 
+MAX_NAMED = 5  # file names quoted in an exclusion note
+
+
+def _sort_files(files: list[Path], root: Path, exclude: list[str], notes: list[str]) -> list[Path]:
+    """The image files; annotations (stem matches an ``exclude`` glob) and files that are not images are
+    left out, each kind counted in ``notes`` with its first few names."""
+    images, annotations, others = [], [], []
+    for file in files:
+        if file.suffix.lower() not in EXTENSIONS:
+            others.append(file)
+        elif any(fnmatch.fnmatchcase(file.stem.lower(), p.lower()) for p in exclude):
+            annotations.append(file)
+        else:
+            images.append(file)
+
+    def named(group: list[Path]) -> str:
+        listed = ", ".join(str(f.relative_to(root)) for f in group[:MAX_NAMED])
+        return listed + (f", ... ({len(group) - MAX_NAMED} more)" if len(group) > MAX_NAMED else "")
+
+    if annotations:
+        notes.append(f"excluded {len(annotations)} annotation file(s) ({', '.join(exclude)}; dataset option "
+                     f"exclude): {named(annotations)}")
+    if others:
+        kinds = ", ".join(sorted({f.suffix.lower() or "no extension" for f in others}))
+        notes.append(f"skipped {len(others)} file(s) that are not images ({kinds}): {named(others)}")
+    return images
+
+
 def load_folder(request: DatasetRequest) -> ImageTable:
     opts = FolderOptions.model_validate(_options(request.options, FolderOptions, "folder"))
     group_pattern = _compile(opts.group_pattern, "group_pattern", "folder")
     root = _root(opts.path, request, "folder")
-    paths, names = [], []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for file in sorted(class_dir.rglob("*")):
-            if file.suffix.lower() in EXTENSIONS:
-                paths.append(file)
-                names.append(class_dir.name)
+    notes: list[str] = []
+    class_of = {file: class_dir.name for class_dir in sorted(p for p in root.iterdir() if p.is_dir())
+                for file in sorted(p for p in class_dir.rglob("*") if p.is_file())}
+    paths = _sort_files(list(class_of), root, opts.exclude, notes)
+    names = [class_of[p] for p in paths]
+    loose = sorted(p for p in root.iterdir() if p.is_file())
+    if loose:
+        notes.append(f"skipped {len(loose)} file(s) beside the class folders (not in a class): "
+                     + ", ".join(p.name for p in loose[:MAX_NAMED]) + (" ..." if len(loose) > MAX_NAMED else ""))
     if not paths:
         raise HarnessError(f"{root}: no images found in class sub-folders ({', '.join(EXTENSIONS)})")
-    return _grouped_table(paths, names, root, group_pattern, [])
+    return _grouped_table(paths, names, root, group_pattern, notes)
 
 
 def load_filename(request: DatasetRequest) -> ImageTable:
@@ -233,10 +265,8 @@ def load_filename(request: DatasetRequest) -> ImageTable:
         raise HarnessError("dataset 'filename': pattern needs a named group (?P<label>...)")
     group_pattern = _compile(opts.group_pattern, "group_pattern", "filename")
     root = _root(opts.path, request, "filename")
-    paths, names, skipped = [], [], 0
-    for file in sorted(root.rglob("*")):
-        if file.suffix.lower() not in EXTENSIONS:
-            continue
+    paths, names, skipped, notes = [], [], 0, []
+    for file in _sort_files(sorted(p for p in root.rglob("*") if p.is_file()), root, opts.exclude, notes):
         match = pattern.search(file.name)
         if not match:
             skipped += 1
@@ -245,7 +275,7 @@ def load_filename(request: DatasetRequest) -> ImageTable:
         names.append(match.group("label"))
     if not paths:
         raise HarnessError(f"{root}: no image names match the pattern {pattern.pattern!r}")
-    notes = [f"{skipped} files did not match the label pattern and were ignored"] if skipped else []
+    notes += [f"{skipped} files did not match the label pattern and were ignored"] if skipped else []
     return _grouped_table(paths, names, root, group_pattern, notes)
 
 
