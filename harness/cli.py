@@ -247,8 +247,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             worker.wait()
     else:
         results = run_study(study, registry, options)
-    summary = results.groupby("arm", sort=False)[["accuracy", "f1_macro"]].agg(["mean", "std"])
-    print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+    from harness.report.answer import run_summary
+
+    print(run_summary(results, study.spec.compare.metric))
     print(verdict_lines(out) or "(one arm: no comparison)")
     print(f"results: {out / 'results.csv'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))
     return 0

@@ -80,6 +80,7 @@ class ReportData:
     group_scores: list[dict[str, Any]] = field(default_factory=list)  # per clinical unit (group x class)
     majority_rate: float | None = None  # mean over cells: always predicting the training majority class
     chance_rate: float | None = None
+    metric: str = "accuracy"  # the study's comparison metric: it leads the answer box and the per-fold table
 
 
 def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
@@ -241,8 +242,11 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
                  for arm in arms}
     histories = {k: v for k, v in histories.items() if v}
     curves = {m: arm_curves_png(histories, m) for m in ("loss", "accuracy")} if histories else {}
-    columns = [c for c in ("arm", "repeat", "fold", "status", "accuracy", "majority_rate", "f1_macro", "loss",
+    metric = str((significance or {}).get("metric") or (study.get("compare") or {}).get("metric") or "accuracy")
+    leading = [metric] if metric in results and metric not in ("accuracy", "majority_rate", "f1_macro", "loss") else []
+    columns = [c for c in ("arm", "repeat", "fold", "status", *leading, "accuracy", "majority_rate", "f1_macro", "loss",
                            "test_accuracy", "epochs", "scored_epoch", "best_epoch", "seconds", "training_flag") if c in results]
+    dataset = _read_json(run_dir / files.DATA_SUMMARY, None)
     if "training_flag" in results:  # flagged cells: in the answer box, the per-fold table and compare's warnings
         results["training_flag"] = results["training_flag"].fillna("")
     data = ReportData(
@@ -253,8 +257,9 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         arms=arms, per_fold=results[columns].to_dict("records"),  # type: ignore[arg-type]
         confusion=confusion, confusion_normalized=normalized, per_class=per_class, curves=curves,
         significance=significance, tuning=_read_json(run_dir / files.TUNING, None), warnings=warnings,
-        answer=build_answer(study, significance, results, protocol_text(study, "test_accuracy" in results)),
-        dataset=_read_json(run_dir / files.DATA_SUMMARY, None),
+        answer=build_answer(study, significance, results, protocol_text(study, "test_accuracy" in results),
+                            _scored_class_counts(dataset, significance), _summaries(arms, metric)),
+        dataset=dataset, metric=metric,
         majority_rate=float(results["majority_rate"].mean()) if "majority_rate" in results else None,
         chance_rate=1.0 / len(class_names) if class_names else None)
     if (run_dir / files.SPLITS).exists() and not predictions.empty:
@@ -263,6 +268,19 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
     if insight and not predictions.empty:
         _add_insight(data, run_dir, study, registry, predictions)
     return data
+
+
+def _scored_class_counts(dataset: dict[str, Any] | None, significance: dict[str, Any] | None) -> list[list[int]]:
+    """The class counts of each scored set: every fold's validation part, or the held-out test set."""
+    if not dataset:
+        return []
+    if (significance or {}).get("scope") == "held-out test set" and dataset.get("test_counts"):
+        return [list(dataset["test_counts"])]
+    return [list(f["val"]) for f in dataset.get("folds", [])] or [list(dataset.get("class_counts", []))]
+
+
+def _summaries(arms: list[ArmSummary], metric: str) -> dict[str, tuple[float, float, float]]:
+    return {a.name: (s.mean, s.low, s.high) for a in arms if (s := a.metrics.get(metric))}
 
 
 def _add_insight(data: ReportData, run_dir: Path, study_dict: dict[str, Any], registry: Any, predictions: pd.DataFrame) -> None:

@@ -1,0 +1,61 @@
+"""One metric everywhere (issue 25.3): the study's comparison metric leads the run summary, the per-fold table
+and the answer box, which gives each arm's score with its interval and the metric's own trivial baseline."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.report.answer import scores_sentence, trivial_baseline
+from harness.report.render import build_report_data, render_report
+
+
+def test_trivial_baseline_is_each_metrics_own() -> None:
+    counts = [[30, 10]]  # 75 % majority class
+    assert trivial_baseline("balanced_accuracy", counts) == pytest.approx(0.5)
+    assert trivial_baseline("accuracy", counts) == pytest.approx(0.75)
+    assert trivial_baseline("roc_auc_ovr", counts) == pytest.approx(0.5)
+    assert trivial_baseline("recall_macro", counts) == pytest.approx(0.5)
+    assert trivial_baseline("precision_macro", counts) == pytest.approx(0.75 / 2)
+    assert trivial_baseline("f1_macro", counts) == pytest.approx(2 * 0.75 / 1.75 / 2)  # F1 of the majority, 0 for the rest
+    assert trivial_baseline("loss", counts) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert trivial_baseline("test_accuracy", [[1, 3, 4]]) == pytest.approx(0.5)
+    assert trivial_baseline("balanced_accuracy", [[5, 5, 5, 5], [6, 2, 2, 2]]) == pytest.approx(0.25)
+    assert trivial_baseline("accuracy", [[5, 5], [6, 2]]) == pytest.approx((0.5 + 0.75) / 2)  # mean over scored sets
+
+
+def test_scores_sentence_names_the_baseline() -> None:
+    text = scores_sentence("balanced_accuracy", {"plain": (0.61, 0.55, 0.67), "se": (0.6, math.nan, math.nan)}, 0.5)
+    assert text == ("Scores on balanced_accuracy (mean over folds, 95 % interval): plain 61.0 % (55.0 % to 67.0 %); "
+                    "se 60.0 %; chance 50.0 %.")
+    assert scores_sentence("loss", {"a": (0.7, 0.6, 0.8)}, 0.69).endswith("class frequencies as probabilities 0.69.")
+
+
+def test_run_summary_and_answer_box_lead_with_the_studys_metric(write_study, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A tiny two-arm run on 3 classes compared on balanced accuracy: the printed summary, the answer box and the
+    per-fold table all lead with balanced accuracy, and the reference is chance (1/3), not the majority accuracy."""
+    study = write_study({"compare": {"metric": "balanced_accuracy"}, "training": {"epochs": 1},
+                         "dataset": {"options": {"classes": 3, "per_class": 8}}})
+    run_dir = study.parent / "run"
+    assert main(["run", str(study), "--out", str(run_dir), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    header = printed.splitlines()[0].split()
+    assert header[:3] == ["balanced_accuracy", "accuracy", "f1_macro"], printed
+    results = pd.read_csv(run_dir / "results.csv")
+    plain = next(line for line in printed.splitlines() if line.startswith("plain"))
+    assert plain.split()[1] == f"{results[results.arm == 'plain'].balanced_accuracy.mean():.4f}"
+
+    data = build_report_data(run_dir, insight=False)
+    assert data.metric == "balanced_accuracy" and data.answer is not None and data.significance is not None
+    se = data.significance["arms"][0]
+    assert data.answer.scores.startswith("Scores on balanced_accuracy (mean over folds, 95 % interval): plain ")
+    assert f"se {100 * se['mean']:.1f} % ({100 * se['interval']['low']:.1f} % to" in data.answer.scores
+    assert f"plain {100 * se['baseline_mean']:.1f} %" in data.answer.scores
+    assert data.answer.scores.endswith("; chance 33.3 %.")  # 1/3 classes, not the majority class's accuracy
+    assert list(data.per_fold[0])[:5] == ["arm", "repeat", "fold", "status", "balanced_accuracy"]
+    html = render_report(data)
+    assert "chance 33.3 %" in html and "% accuracy (mean over cells" not in html
