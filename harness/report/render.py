@@ -266,7 +266,7 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         data.group_scores = group_scores(predictions, pd.read_csv(run_dir / files.SPLITS, keep_default_na=False),
                                          len(class_names))
     if insight and not predictions.empty:
-        _add_insight(data, run_dir, study, registry, predictions)
+        _add_insight(data, run_dir, registry)
     return data
 
 
@@ -283,31 +283,40 @@ def _summaries(arms: list[ArmSummary], metric: str) -> dict[str, tuple[float, fl
     return {a.name: (s.mean, s.low, s.high) for a in arms if (s := a.metrics.get(metric))}
 
 
-def _add_insight(data: ReportData, run_dir: Path, study_dict: dict[str, Any], registry: Any, predictions: pd.DataFrame) -> None:
-    """Misclassified gallery, SE excitations and Grad-CAM; a failure here is a warning, never a lost report."""
-    from harness.registry import load_registry
-    from harness.report.insight import attention_insight, load_run_images, misclassified_gallery
-    from harness.study.loader import load_study
+def _add_insight(data: ReportData, run_dir: Path, registry: Any) -> None:
+    """The stored insight (insight.json, written at the end of the run): gallery, SE excitations, Grad-CAM and the
+    flat-gate sentences. A run that has none (made with --no-report, or by an older version) gets it computed once
+    here from its checkpoints and stored; the report says so."""
+    from harness.report.insight import flat_gate_sentences, read_insight
 
-    try:
-        registry = registry or load_registry(study_dict.get("plugins", []))
-        study = load_study(run_dir / files.STUDY)
-        run_info = _read_json(run_dir / files.RUN_INFO, {})
-        study_dir = Path(run_info["study_dir"]) if run_info.get("study_dir") else None
-        images = load_run_images(run_dir, study, registry, study_dir)
-        splits = pd.read_csv(run_dir / files.SPLITS, keep_default_na=False)
-        results = pd.read_csv(run_dir / files.RESULTS)
-        groups = dict(zip(splits.sample_id.astype(str), splits.group.astype(str), strict=True))
-        for arm in data.arms[:6]:
-            gallery = misclassified_gallery(predictions, images, data.class_names, arm.name, groups)
-            if gallery:
-                data.gallery[arm.name] = gallery
-            if any((run_dir / files.CELLS / arm.name).glob(f"*/{files.BEST}")):
-                data.insight[arm.name] = attention_insight(
-                    run_dir, arm.name, study_dict["arms"][arm.name], registry, images, predictions, splits,
-                    data.class_names, study.spec.dataset.image_size, results)
-    except Exception as exc:  # the numbers are the report; pictures are a bonus
-        data.warnings.append(f"attention insight and gallery skipped: {type(exc).__name__}: {exc}")
+    insight = read_insight(run_dir)
+    if insight is None:
+        from harness.report.insight import write_insight
+
+        try:
+            insight = write_insight(run_dir, registry or _study_registry(run_dir))
+        except Exception as exc:  # the numbers are the report; pictures are a bonus
+            insight = {"warnings": [f"attention insight and gallery skipped: {type(exc).__name__}: {exc}"]}
+        data.warnings.append(f"the run had not stored its insight data; computed now from its checkpoints and "
+                             f"stored in {files.INSIGHT}")
+    data.gallery = dict(insight.get("gallery", {}))
+    data.insight = {arm: {k: v for k, v in parts.items() if isinstance(v, str)}
+                    for arm, parts in insight.get("arms", {}).items()}
+    data.warnings += list(insight.get("warnings", []))
+    if data.answer is not None:
+        data.answer.gates = flat_gate_sentences(insight)
+
+
+def _study_registry(run_dir: Path):  # type: ignore[no-untyped-def]
+    """The registry of the run's study (its own plugins too), warnings silenced."""
+    import yaml
+
+    from harness.registry import load_registry
+
+    study = yaml.safe_load((run_dir / files.STUDY).read_text()) or {}
+    with pywarnings.catch_warnings():
+        pywarnings.simplefilter("ignore")
+        return load_registry(study.get("plugins") or [])
 
 
 def _environment(registry: Any = None):  # type: ignore[no-untyped-def]
@@ -337,17 +346,15 @@ def render_report(data: ReportData, registry: Any = None, run_dir: Path | None =
 
 
 def write_report(run_dir: Path, registry: Any = None, out: Path | None = None) -> Path:
-    if registry is None:
-        import yaml
-
-        from harness.registry import load_registry
-
-        study = yaml.safe_load((run_dir / files.STUDY).read_text()) or {}
-        with pywarnings.catch_warnings():
-            pywarnings.simplefilter("ignore")
-            registry = load_registry(study.get("plugins") or [])  # the study's own plugins too
+    unavailable = ""
+    if registry is None:  # only for the plugins' report sections and filters: the data come from stored files
+        try:
+            registry = _study_registry(run_dir)
+        except Exception as exc:
+            unavailable = f"plugin report sections skipped: the plugins could not be loaded ({type(exc).__name__}: {exc})"
     target = out or run_dir / files.REPORT
     data = build_report_data(run_dir, registry)
+    data.warnings += [unavailable] if unavailable else []
     atomic_write_text(target, render_report(data, registry, run_dir))
     return target
 

@@ -211,8 +211,10 @@ class StudyRunner:
             self._write_stats(results)
         self.registry.study_finished(StudyContext(spec.name, self.run_dir, results))
         if self.options.report:
+            from harness.report.insight import write_insight
             from harness.report.render import write_report
 
+            write_insight(self.run_dir, self.registry)  # the report and `harness report` render from stored files
             write_report(self.run_dir, self.registry)
         self._stop_loggers(completed=not self.failures)
         if self.failures:

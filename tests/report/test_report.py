@@ -68,15 +68,40 @@ def test_report_data_values(finished_run: Path) -> None:
     assert any("only 3 paired scores" in w for w in data.warnings)
 
 
-def test_report_without_captum_says_how_to_install_it(finished_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """captum is the optional ``gradcam`` extra: without it the report keeps everything else and says how to get it."""
+def test_insight_without_captum_says_how_to_install_it(finished_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """captum is the optional ``gradcam`` extra: without it the insight keeps everything else and says how to get it."""
     import sys
+
+    from harness.registry import load_registry
+    from harness.report.insight import compute_insight
 
     monkeypatch.setitem(sys.modules, "captum", None)
     monkeypatch.setitem(sys.modules, "captum.attr", None)
-    data = build_report_data(finished_run)
-    assert "gradcam" not in data.insight["resnet18"] and "excitation" in data.insight["se-resnet18"]
-    assert "pip install 'ablation-harness[gradcam]'" in data.insight["resnet18"]["gradcam_note"]
+    insight = compute_insight(finished_run, load_registry([]))["arms"]
+    assert "gradcam" not in insight["resnet18"] and "excitation" in insight["se-resnet18"]
+    assert "pip install 'ablation-harness[gradcam]'" in insight["resnet18"]["gradcam_note"]
+
+
+def test_report_renders_from_stored_files_only(finished_run: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`harness report` with no registry, no model building and no image decoding: the insight the run stored."""
+    import harness.data.images
+    import harness.models.build
+    import harness.registry
+
+    def unavailable(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("not at report time")
+
+    for module, name in ((harness.registry, "load_registry"), (harness.models.build, "build_model"),
+                         (harness.data.images, "decode_images")):
+        monkeypatch.setattr(module, name, unavailable)
+    assert (finished_run / "insight.json").exists()
+    assert main(["report", str(finished_run), "--out", str(tmp_path / "stored.html")]) == 0
+    html = (tmp_path / "stored.html").read_text()
+    assert html.count("data:image/png;base64,") == (finished_run / "report.html").read_text().count("data:image/png;base64,")
+    assert "alt=\"Grad-CAM of resnet18\"" in html and "alt=\"SE excitations of se-resnet18\"" in html
+    assert "misclassified examples of" in html and "insight and gallery skipped" not in html
+    assert "plugin report sections skipped: the plugins could not be loaded (RuntimeError: not at report time)" in html
 
 
 def test_plugin_sections_and_filters_are_rendered_escaped(finished_run: Path) -> None:

@@ -4,12 +4,21 @@ and the answer box, which gives each arm's score with its interval and the metri
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import torch
+
 from harness.cli import main
+from harness.report.insight import (
+    INACTIVE_SD,
+    NEAR_HALF,
+    flat_gate_sentences,
+    flat_gates_sentence,
+    gate_statistics,
+    read_insight,
+)
 from harness.report.answer import scores_sentence, trivial_baseline
 from harness.report.render import build_report_data, render_report
 
@@ -59,3 +68,24 @@ def test_run_summary_and_answer_box_lead_with_the_studys_metric(write_study, cap
     assert list(data.per_fold[0])[:5] == ["arm", "repeat", "fold", "status", "balanced_accuracy"]
     html = render_report(data)
     assert "chance 33.3 %" in html and "% accuracy (mean over cells" not in html
+
+    # one epoch of SE on phantom data: the gates sit at 0.5, and the verdict says so, printed and in the box
+    gates = flat_gate_sentences(read_insight(run_dir))
+    assert gates == ["se: SE gates stayed near 0.5 (mean distance from 0.5 at most "
+                     f"{max(g['from_half'] for g in read_insight(run_dir)['arms']['se']['gates'].values()):.3f} "  # type: ignore[index]
+                     "in every block shown, below 0.05): SE did not act as attention here."]
+    assert printed.index(gates[0]) > printed.index("verdict (balanced_accuracy")
+    assert build_report_data(run_dir).answer.gates == gates  # type: ignore[union-attr]
+    assert gates[0] in (run_dir / "report.html").read_text()
+
+
+def test_flat_gates_are_named_by_a_documented_threshold() -> None:
+    torch.manual_seed(0)
+    near_half = gate_statistics({"layer1.se": 0.5 + 0.01 * torch.randn(16, 8, 1, 1)})
+    assert flat_gates_sentence("se", near_half).endswith("SE did not act as attention here.")  # type: ignore[union-attr]
+    fixed_scale = gate_statistics({"layer1.se": torch.linspace(0.1, 0.9, 8).view(1, 8, 1, 1).repeat(16, 1, 1, 1)})
+    assert fixed_scale["layer1.se"]["sd_images"] < INACTIVE_SD and fixed_scale["layer1.se"]["from_half"] > NEAR_HALF
+    assert "did not vary between images" in flat_gates_sentence("se", fixed_scale)  # type: ignore[operator]
+    lively = gate_statistics({"layer1.se": torch.rand(16, 8, 1, 1), "layer3.se": 0.5 + 0.01 * torch.randn(16, 8, 1, 1)})
+    assert flat_gates_sentence("se", lively) is None  # one block that acts is enough
+    assert flat_gates_sentence("plain", {}) is None
