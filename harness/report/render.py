@@ -81,10 +81,16 @@ class ReportData:
     majority_rate: float | None = None  # mean over cells: always predicting the training majority class
     chance_rate: float | None = None
     metric: str = "accuracy"  # the study's comparison metric: it leads the answer box and the per-fold table
+    protocol_parts: list[str] = field(default_factory=list)
 
 
 def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
     """One line a reviewer needs: CV design, test split, selection rule, augmentation and init policy."""
+    return ", ".join(protocol_parts(study, has_test))
+
+
+def protocol_parts(study: dict[str, Any], has_test: bool = False) -> list[str]:
+    """The protocol line's parts, in order (the side-by-side report prints the shared ones once)."""
     cv = study["cv"]
     kind = "stratified " if cv.get("stratify", True) else ""
     text = f"{cv['folds']}-fold {kind}CV"
@@ -115,7 +121,7 @@ def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
         varied = describe(CVSpec.model_validate(cv))
     except ValueError:  # an older or hand-edited study.yaml: the line stays as it was
         varied = ""
-    return ", ".join(parts + ([varied] if varied else []))
+    return parts + ([varied] if varied else [])
 
 
 def _training_options_text(study: dict[str, Any]) -> list[str]:
@@ -253,7 +259,8 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         study_name=study["name"], created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, plugins=run_info.get("plugins", []), git_commit=run_info.get("study_git_commit", ""),
         device=str(run_info.get("device", "")), seed=int(study["seed"]),
-        protocol=protocol_text(study, "test_accuracy" in results), study_yaml=study_text, class_names=class_names,
+        protocol=protocol_text(study, "test_accuracy" in results), study_yaml=study_text,
+        protocol_parts=protocol_parts(study, "test_accuracy" in results), class_names=class_names,
         arms=arms, per_fold=results[columns].to_dict("records"),  # type: ignore[arg-type]
         confusion=confusion, confusion_normalized=normalized, per_class=per_class, curves=curves,
         significance=significance, tuning=_read_json(run_dir / files.TUNING, None), warnings=warnings,
@@ -357,15 +364,3 @@ def write_report(run_dir: Path, registry: Any = None, out: Path | None = None) -
     data.warnings += [unavailable] if unavailable else []
     atomic_write_text(target, render_report(data, registry, run_dir))
     return target
-
-
-def write_comparison(run_a: Path, run_b: Path, out: Path) -> Path:
-    """Two runs' arms side by side; paired statistics only when both used identical splits."""
-    a, b = build_report_data(run_a, insight=False), build_report_data(run_b, insight=False)
-    same_splits = (run_a / files.SPLITS).read_bytes() == (run_b / files.SPLITS).read_bytes()
-    notes = [] if same_splits else ["the two runs used different splits: their folds are not paired, so no paired "
-                                    "test is made between them; compare means and intervals only"]
-    html = _environment().get_template("compare.html.j2").render(runs=[(run_a.name, a), (run_b.name, b)],
-                                                                  metrics=METRICS, notes=notes, same_splits=same_splits)
-    atomic_write_text(out, html)
-    return out

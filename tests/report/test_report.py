@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 
 from harness.cli import main
-from harness.report.render import build_report_data, render_report, write_comparison
+from harness.report.render import build_report_data, render_report
+from harness.report.side_by_side import write_comparison
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
@@ -181,3 +182,25 @@ def test_report_in_a_real_browser(finished_run: Path) -> None:
     assert "se-resnet18" in first_screen and "resnet18" in first_screen
     assert overflow == [] and page_width <= 703, (overflow, page_width)
     assert len(pdf) > 10_000 and (ARTIFACTS / "quickstart-report.png").stat().st_size > 10_000
+
+
+def test_side_by_side_leads_with_verdicts_and_prints_the_shared_protocol_once(finished_run: Path, tmp_path: Path) -> None:
+    import yaml
+
+    other = tmp_path / "zero-init"
+    shutil.copytree(finished_run, other)
+    study = yaml.safe_load((other / "study.yaml").read_text())
+    study["init"] = "zero_last_bn"
+    (other / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    assert main(["report", str(finished_run), str(other), "--out", str(tmp_path / "cmp.html")]) == 0
+    html = (tmp_path / "cmp.html").read_text()
+    data = build_report_data(finished_run, insight=False)
+    assert data.answer is not None
+    verdict = data.answer.sentences[0].replace("'", "&#39;")
+    assert html.count(verdict) == 2 and html.index(verdict) < html.index("Shared protocol")  # each run's verdict first
+    shared = html[html.index("<h2>Shared protocol</h2>"):]
+    assert html.count("3-fold stratified CV grouped by patient") == 1 and "3-fold stratified CV" in shared
+    assert "init: standard" not in shared and "init: zero_last_bn" not in shared
+    assert "Differs from the shared protocol: init: zero_last_bn" in html  # only the differing part, per run
+    assert html.index("init: standard") < html.index("init: zero_last_bn") < html.index("Shared protocol")
+    assert "Scores on accuracy (mean over folds, 95 % interval): resnet18 " in html

@@ -7,10 +7,10 @@ import math
 
 import pandas as pd
 import pytest
-
 import torch
 
 from harness.cli import main
+from harness.report.answer import scores_sentence, trivial_baseline
 from harness.report.insight import (
     INACTIVE_SD,
     NEAR_HALF,
@@ -19,7 +19,6 @@ from harness.report.insight import (
     gate_statistics,
     read_insight,
 )
-from harness.report.answer import scores_sentence, trivial_baseline
 from harness.report.render import build_report_data, render_report
 
 
