@@ -16,8 +16,9 @@ def write_comparison(run_a: Path, run_b: Path, out: Path) -> Path:
     run), their arms' scores; paired statistics only when both used identical splits."""
     a, b = build_report_data(run_a, insight=False), build_report_data(run_b, insight=False)
     for run_dir, data in ((run_a, a), (run_b, b)):
-        if data.answer is not None:
+        if data.answer is not None:  # the protocol is printed apart: shared once, differing parts per run
             data.answer.gates = flat_gate_sentences(read_insight(run_dir))
+            data.answer.question = data.answer.question.replace(f" ({data.protocol})", "").replace(f"{data.protocol}; ", "")
     same_splits = (run_a / files.SPLITS).read_bytes() == (run_b / files.SPLITS).read_bytes()
     notes = [] if same_splits else ["the two runs used different splits: their folds are not paired, so no paired "
                                     "test is made between them; compare means and intervals only"]
