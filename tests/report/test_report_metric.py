@@ -77,6 +77,13 @@ def test_run_summary_and_answer_box_lead_with_the_studys_metric(write_study, cap
     assert build_report_data(run_dir).answer.gates == gates  # type: ignore[union-attr]
     assert gates[0] in (run_dir / "report.html").read_text()
 
+    # compare on another metric: its first line says it answers another question; the study's own (alias): no note
+    assert main(["compare", str(run_dir), "--metric", "accuracy"]) == 0
+    assert capsys.readouterr().out.startswith("note: this compares on accuracy, not on the study's metric "
+                                              "balanced_accuracy: it answers another question")
+    assert main(["compare", str(run_dir), "--metric", "balanced_acc"]) == 0
+    assert capsys.readouterr().out.startswith("balanced_accuracy (higher is better)")
+
 
 def test_flat_gates_are_named_by_a_documented_threshold() -> None:
     torch.manual_seed(0)
