@@ -29,6 +29,7 @@ PREDICTIONS = "predictions.csv"
 STATS = "stats.json"
 TUNING = "tuning.json"
 REPORT = "report.html"
+INSIGHT = "insight.json"  # what the report shows of the trained models (gates, Grad-CAM, mistakes), stored at run end
 LOG = "run.log"
 CELLS = "cells"
 CACHE = "cache"
@@ -51,7 +52,7 @@ TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the 
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
 OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, DUPLICATES, RESULTS, PREDICTIONS, STATS, TUNING,
-           REPORT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS)
+           REPORT, INSIGHT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS)
 
 
 class RunDir:

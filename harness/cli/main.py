@@ -248,9 +248,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             worker.wait()
     else:
         results = run_study(study, registry, options)
-    summary = results.groupby("arm", sort=False)[["accuracy", "f1_macro"]].agg(["mean", "std"])
-    print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+    from harness.report.answer import run_summary
+    from harness.report.insight import flat_gate_sentences, read_insight
+
+    print(run_summary(results, study.spec.compare.metric))
     print(verdict_lines(out) or "(one arm: no comparison)")
+    print("".join(f"{line}\n" for line in flat_gate_sentences(read_insight(out))), end="")
     print(f"results: {out / 'results.csv'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))
     return 0
 

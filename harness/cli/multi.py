@@ -53,9 +53,13 @@ def cmd_run_multi(args: argparse.Namespace) -> int:
     out = run_directory(args.out or Path("runs") / multi.name)
     options = RunOptions(out, fresh=args.fresh, quiet=args.quiet, report=None if args.no_report else report_writer(registry))
     results, across = run_multi(multi, registry, options)
+    from harness.report.answer import run_summary
+    from harness.report.insight import flat_gate_sentences, read_insight
+    from harness.rundir import RunDir
+
     for dataset_id, table in results.items():
-        summary = table.groupby("arm", sort=False)[["accuracy", "f1_macro"]].agg(["mean", "std"])
-        print(f"dataset {dataset_id}:\n{summary.to_string(float_format=lambda v: f'{v:.4f}')}")
+        print(f"dataset {dataset_id}:\n{run_summary(table, across['metric'])}")
+        print("".join(f"{line}\n" for line in flat_gate_sentences(read_insight(RunDir(out).dataset(dataset_id)))), end="")
     print(format_across(across))
     print(f"across datasets: {out / 'across.json'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))
     return 0

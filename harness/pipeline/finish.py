@@ -9,11 +9,14 @@ from harness.registry import Registry
 
 
 def report_writer(registry: Registry) -> Callable[[Path], None]:
-    """A renderer for ``RunOptions.report`` / ``TuneOptions.report``: ``report.html`` from the stored results."""
+    """A renderer for ``RunOptions.report`` / ``TuneOptions.report``: the insight data (gates, Grad-CAM, the
+    mistakes gallery) computed once and stored, then ``report.html`` from the stored results only."""
 
     def write(run_dir: Path) -> None:
+        from harness.report.insight import write_insight
         from harness.report.render import write_report
 
+        write_insight(run_dir, registry)
         write_report(run_dir, registry)
 
     return write

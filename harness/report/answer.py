@@ -22,6 +22,8 @@ class Answer:
     detectable: list[str] = field(default_factory=list)
     flagged: list[str] = field(default_factory=list)  # cells whose training failed
     plot: str | None = None  # base64 PNG: paired differences per fold, interval, ROPE
+    scores: str = ""  # each arm's own score on the study's metric with its interval, and the trivial baseline
+    gates: list[str] = field(default_factory=list)  # flat attention gates, in words (harness.report.insight)
 
 
 def _scale(metric: str) -> tuple[float, str]:
@@ -34,6 +36,62 @@ def _fmt(value: float | None, metric: str, sign: bool = False) -> str:
     factor, unit = _scale(metric)
     text = f"{factor * value:{'+' if sign else ''}.1f}" if factor != 1 else f"{value:{'+' if sign else ''}.3g}"
     return ("0.0" if text in ("-0.0", "+0.0") else text) + unit
+
+
+BASELINE_NAMES = {"accuracy": "majority class", "balanced_accuracy": "chance", "roc_auc_ovr": "chance",
+                  "loss": "class frequencies as probabilities"}
+
+
+def trivial_baseline(metric: str, class_counts: list[list[int]]) -> float:
+    """What a model that ignores the image scores on ``metric``: the constant prediction of the largest class with
+    the class frequencies as probabilities, averaged over the scored sets (one list of class counts each). So
+    balanced accuracy and macro recall give chance (1/classes), accuracy the majority-class rate, ROC-AUC 0.5,
+    the loss the classes' entropy, and F1 / precision the constant majority prediction's."""
+    from harness.stats.metrics import classification_metrics
+
+    metric = metric.removeprefix("test_")
+    values = []
+    for counts in class_counts:
+        counts_array = np.asarray(counts, dtype=float)
+        if counts_array.sum() <= 0:
+            continue
+        prior = counts_array / counts_array.sum()
+        if metric == "loss":
+            values.append(float(-(prior[prior > 0] * np.log(prior[prior > 0])).sum()))
+            continue
+        y_true = np.repeat(np.arange(len(counts)), counts_array.astype(int))
+        probs = np.tile(prior, (len(y_true), 1))
+        values.append(classification_metrics(y_true, probs, len(counts))[metric])
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _score(value: float, metric: str) -> str:
+    factor, unit = _scale(metric.removeprefix("test_"))
+    if not math.isfinite(value):
+        return "–"
+    return f"{factor * value:.1f} %" if unit else f"{value:.3g}"
+
+
+def scores_sentence(metric: str, scores: dict[str, tuple[float, float, float]], baseline: float,
+                    scope: str = "mean over folds") -> str:
+    """Each arm's mean on the study's metric with its 95 % interval, then the metric's trivial baseline."""
+    parts = [f"{arm} {_score(mean, metric)}" + (f" ({_score(low, metric)} to {_score(high, metric)})"
+                                                  if math.isfinite(low) and math.isfinite(high) else "")
+             for arm, (mean, low, high) in scores.items()]
+    name = BASELINE_NAMES.get(metric.removeprefix("test_"), "constant majority prediction")
+    reference = f"; {name} {_score(baseline, metric)}" if math.isfinite(baseline) else ""
+    return f"Scores on {metric} ({scope}, 95 % interval): {'; '.join(parts)}{reference}."
+
+
+def run_summary(results: pd.DataFrame, metric: str) -> str:
+    """The table ``harness run`` prints per arm (mean and sd over folds): the study's metric first."""
+    from harness.stats import resolve_metric
+
+    column = resolve_metric(metric).column
+    columns = [c for c in dict.fromkeys([column, "accuracy", "f1_macro"]) if c in results]
+    summary = results.groupby("arm", sort=False)[columns].agg(["mean", "std"])
+    return summary.to_string(float_format=lambda v: f"{v:.4f}")
 
 
 def _interval(arm: dict[str, Any]) -> tuple[float, float] | None:
@@ -79,8 +137,11 @@ def pr_text(p: float) -> str:
 
 
 def build_answer(study: dict[str, Any], significance: dict[str, Any] | None, results: pd.DataFrame,
-                 protocol: str) -> Answer:
-    """The answer box's content from the study, stats.json (when there is one) and results.csv."""
+                 protocol: str, class_counts: list[list[int]] | None = None,
+                 summaries: dict[str, tuple[float, float, float]] | None = None) -> Answer:
+    """The answer box's content from the study, stats.json (when there is one) and results.csv; ``class_counts``
+    (per scored set) give the metric's trivial baseline, ``summaries`` each arm's (mean, low, high) where
+    stats.json has none."""
     compare = study.get("compare") or {}
     arms = list(dict.fromkeys(results["arm"])) if "arm" in results else []
     metric = (significance or {}).get("metric") or compare.get("metric", "accuracy")
@@ -92,9 +153,13 @@ def build_answer(study: dict[str, Any], significance: dict[str, Any] | None, res
     if "training_flag" in results:
         for r in results[results["training_flag"].fillna("").astype(str) != ""].itertuples():
             flagged.append(f"{r.arm} repeat {r.repeat} fold {r.fold}: {r.training_flag}")
+    scores = arm_scores(significance, summaries or {})
+    reference = trivial_baseline(metric, class_counts) if class_counts else math.nan
+    scope = "held-out test set" if (significance or {}).get("scope") == "held-out test set" else "mean over folds"
+    score_text = scores_sentence(metric, scores, reference, scope) if scores else ""
     if not significance:
         return Answer(question, ["No comparison was made (one arm, or statistics were not computed)."],
-                      flagged=flagged)
+                      flagged=flagged, scores=score_text)
     rope = float(significance.get("rope", 0.0))
     sentences = [verdict_sentence(a, metric, rope) for a in significance.get("arms", [])]
     detectable = []
@@ -106,7 +171,21 @@ def build_answer(study: dict[str, Any], significance: dict[str, Any] | None, res
     if flagged:
         sentences.append(f"Caution: {len(flagged)} cell(s) did not train properly (listed below); "
                          "their scores are part of this verdict.")
-    return Answer(question, sentences, detectable, flagged, differences_png(significance, metric))
+    return Answer(question, sentences, detectable, flagged, differences_png(significance, metric), score_text)
+
+
+def arm_scores(significance: dict[str, Any] | None, summaries: dict[str, tuple[float, float, float]]
+               ) -> dict[str, tuple[float, float, float]]:
+    """(mean, low, high) per arm, baseline first: from stats.json (the compared scores) where it has them."""
+    scores: dict[str, tuple[float, float, float]] = {}
+    for item in (significance or {}).get("arms", []):
+        for name, mean, interval in ((item["baseline"], item.get("baseline_mean"), item.get("baseline_interval")),
+                                     (item["arm"], item.get("mean"), item.get("interval"))):
+            if name not in scores and mean is not None:
+                low, high = (float(interval["low"]), float(interval["high"])) if interval and "low" in interval \
+                    else (math.nan, math.nan)
+                scores[name] = (float(mean), low, high)
+    return scores or dict(summaries)
 
 
 def differences_png(significance: dict[str, Any], metric: str) -> str | None:

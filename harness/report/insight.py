@@ -1,8 +1,10 @@
-"""Looking inside trained models for the report: SE excitations per class, Grad-CAM (captum) and
-the misclassified examples. Uses the stored best checkpoints and the decoded-image cache; no training."""
+"""Looking inside trained models for the report: SE excitations and gate statistics per class, Grad-CAM (captum)
+and the misclassified examples. Computed once at the end of a run from the stored best checkpoints and the
+decoded-image cache (no training) and stored in ``insight.json``, so the report renders from stored files only."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pandas as pd
 import torch
 
 from harness import rundir as files
+from harness.atomic import atomic_write_text
 from harness.contracts import attention_modules
 from harness.optional import MissingExtra, optional_import
 from harness.report.plots import excitation_png, image_grid_png
@@ -124,7 +127,7 @@ def _normalized(pixels: torch.Tensor, train: torch.Tensor, pretrained: bool) -> 
 
 def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], registry: Any, images: RunImages,
                       predictions: pd.DataFrame, splits: pd.DataFrame, class_names: list[str], size: int,
-                      results: pd.DataFrame | None = None) -> dict[str, str]:
+                      results: pd.DataFrame | None = None) -> dict[str, Any]:
     """Excitation plot (SE arms) and Grad-CAM overlays for the best model of a fold that trained
     (Grad-CAM needs captum, the ``gradcam`` extra; without it the report says how to install it)."""
     spec = dict(arm_spec, _name=arm_name)
@@ -137,7 +140,7 @@ def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], re
                       & (predictions.fold == fold_no) & predictions.sample_id.isin(images.index)]
     val_idx = torch.tensor([images.index[s] for s in val.sample_id])
     x = _normalized(images.pixels[val_idx], images.pixels[train_idx], bool(arm_spec.get("pretrained")))
-    out: dict[str, str] = {"fold": why}
+    out: dict[str, Any] = {"fold": why}
     gates = [(f"{n}.{tag.gate}", m.get_submodule(tag.gate)) for n, m, tag in attention_modules(model) if tag.gate]
     if gates:
         chosen = [gates[0], gates[len(gates) // 2], gates[-1]] if len(gates) >= 3 else gates
@@ -153,6 +156,7 @@ def attention_insight(run_dir: Path, arm_name: str, arm_spec: dict[str, Any], re
                        for n, _ in chosen}
         out["excitation"] = excitation_png(excitations, class_names)
         out["activity"] = gate_activity({n: captured[n] for n, _ in chosen})
+        out["gates"] = gate_statistics({n: captured[n] for n, _ in chosen})
     target_layer, out["gradcam_note"] = cam_layer(model, x) if len(val) else (None, "Grad-CAM not shown: no validation images")
     try:
         captum = optional_import("captum.attr", "gradcam", "Grad-CAM")
@@ -187,3 +191,87 @@ def gate_activity(gates: dict[str, torch.Tensor]) -> str:
         return (f"attention inactive: the SE gates barely vary between images (sd across images {listed}; "
                 f"all below {INACTIVE_SD}), so they act as a fixed per-channel scale, not as attention")
     return f"gates vary between images (sd across images, mean over channels: {listed})"
+
+
+NEAR_HALF = 0.05  # fixed before looking at any run: gates within 0.5 +- this on average scale every channel alike
+
+
+def gate_statistics(gates: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    """Per SE block: the mean gate, the mean distance of a gate from 0.5, and the spread between images (sd across
+    images, mean over channels)."""
+    stats = {}
+    for name, gate in gates.items():
+        flat = gate.reshape(len(gate), -1).double()
+        stats[name] = {"mean": float(flat.mean()), "from_half": float((flat - 0.5).abs().mean()),
+                       "sd_images": float(flat.std(0).mean()) if len(flat) > 1 else 0.0}
+    return stats
+
+
+def flat_gates_sentence(arm: str, stats: dict[str, dict[str, float]]) -> str | None:
+    """The verdict-side sentence when the SE gates did not act as attention: every block's gates stayed within
+    NEAR_HALF of 0.5 on average, or none varied between images (sd below INACTIVE_SD); None otherwise."""
+    if not stats:
+        return None
+    from_half = max(s["from_half"] for s in stats.values())
+    spread = max(s["sd_images"] for s in stats.values())
+    if from_half < NEAR_HALF:
+        return (f"{arm}: SE gates stayed near 0.5 (mean distance from 0.5 at most {from_half:.3f} in every block shown, "
+                f"below {NEAR_HALF}): SE did not act as attention here.")
+    if spread < INACTIVE_SD:
+        return (f"{arm}: SE gates did not vary between images (sd across images at most {spread:.3f}, below "
+                f"{INACTIVE_SD}): SE acted as a fixed per-channel scale, not as attention here.")
+    return None
+
+
+def compute_insight(run_dir: Path, registry: Any) -> dict[str, Any]:
+    """What the report shows of the trained models (at most six arms): the misclassified gallery, SE gate statistics
+    and excitations, Grad-CAM. A failure is a warning in the result, never a lost run or report."""
+    import yaml
+
+    from harness.study.loader import load_study
+
+    insight: dict[str, Any] = {"gallery": {}, "arms": {}, "warnings": []}
+    try:
+        study_dict = yaml.safe_load((run_dir / files.STUDY).read_text())
+        study = load_study(run_dir / files.STUDY)
+        run_info = json.loads((run_dir / files.RUN_INFO).read_text()) if (run_dir / files.RUN_INFO).exists() else {}
+        study_dir = Path(run_info["study_dir"]) if run_info.get("study_dir") else None
+        images = load_run_images(run_dir, study, registry, study_dir)
+        class_names = [str(c) for c in json.loads((run_dir / files.CLASSES).read_text())]
+        predictions = pd.read_csv(run_dir / files.PREDICTIONS)
+        splits = pd.read_csv(run_dir / files.SPLITS, keep_default_na=False)
+        results = pd.read_csv(run_dir / files.RESULTS)
+        groups = dict(zip(splits.sample_id.astype(str), splits.group.astype(str), strict=True))
+        if (run_dir / files.DUPLICATES).exists():
+            insight["duplicates"] = duplicates_gallery(
+                pd.read_csv(run_dir / files.DUPLICATES, keep_default_na=False), images)
+        for arm in list(dict.fromkeys(results["arm"].astype(str)))[:6]:
+            gallery = misclassified_gallery(predictions, images, class_names, arm, groups)
+            if gallery:
+                insight["gallery"][arm] = gallery
+            if any((run_dir / files.CELLS / arm).glob(f"*/{files.BEST}")):
+                insight["arms"][arm] = attention_insight(run_dir, arm, study_dict["arms"][arm], registry, images,
+                                                         predictions, splits, class_names,
+                                                         study.spec.dataset.image_size, results)
+    except Exception as exc:  # the numbers are the report; pictures are a bonus
+        insight["warnings"].append(f"attention insight and gallery skipped: {type(exc).__name__}: {exc}")
+    return insight
+
+
+def write_insight(run_dir: Path, registry: Any) -> dict[str, Any]:
+    """Compute the insight data and store it in the run directory (``insight.json``, atomically)."""
+    insight = compute_insight(run_dir, registry)
+    atomic_write_text(run_dir / files.INSIGHT, json.dumps(insight))
+    return insight
+
+
+def read_insight(run_dir: Path) -> dict[str, Any] | None:
+    """The stored insight.json; None when the run has none (made with --no-report, or by an older version)."""
+    path = run_dir / files.INSIGHT
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def flat_gate_sentences(insight: dict[str, Any] | None) -> list[str]:
+    """The stored insight's flat-gate sentences, one per SE arm whose gates did not act as attention."""
+    arms = (insight or {}).get("arms", {})
+    return [text for arm, parts in arms.items() if (text := flat_gates_sentence(arm, parts.get("gates") or {}))]

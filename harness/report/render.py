@@ -81,10 +81,17 @@ class ReportData:
     group_scores: list[dict[str, Any]] = field(default_factory=list)  # per clinical unit (group x class)
     majority_rate: float | None = None  # mean over cells: always predicting the training majority class
     chance_rate: float | None = None
+    metric: str = "accuracy"  # the study's comparison metric: it leads the answer box and the per-fold table
+    protocol_parts: list[str] = field(default_factory=list)
 
 
 def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
     """One line a reviewer needs: CV design, test split, selection rule, augmentation and init policy."""
+    return ", ".join(protocol_parts(study, has_test))
+
+
+def protocol_parts(study: dict[str, Any], has_test: bool = False) -> list[str]:
+    """The protocol line's parts, in order (the side-by-side report prints the shared ones once)."""
     cv = study["cv"]
     kind = "stratified " if cv.get("stratify", True) else ""
     text = f"{cv['folds']}-fold {kind}CV"
@@ -115,7 +122,7 @@ def protocol_text(study: dict[str, Any], has_test: bool = False) -> str:
         varied = describe(CVSpec.model_validate(cv))
     except ValueError:  # an older or hand-edited study.yaml: the line stays as it was
         varied = ""
-    return ", ".join(parts + ([varied] if varied else []))
+    return parts + ([varied] if varied else [])
 
 
 def _training_options_text(study: dict[str, Any]) -> list[str]:
@@ -242,62 +249,83 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
                  for arm in arms}
     histories = {k: v for k, v in histories.items() if v}
     curves = {m: arm_curves_png(histories, m) for m in ("loss", "accuracy")} if histories else {}
-    columns = [c for c in ("arm", "repeat", "fold", "status", "accuracy", "majority_rate", "f1_macro", "loss",
+    metric = str((significance or {}).get("metric") or (study.get("compare") or {}).get("metric") or "accuracy")
+    leading = [metric] if metric in results and metric not in ("accuracy", "majority_rate", "f1_macro", "loss") else []
+    columns = [c for c in ("arm", "repeat", "fold", "status", *leading, "accuracy", "majority_rate", "f1_macro", "loss",
                            "test_accuracy", "epochs", "scored_epoch", "best_epoch", "seconds", "training_flag") if c in results]
+    dataset = _read_json(run_dir / files.DATA_SUMMARY, None)
     if "training_flag" in results:  # flagged cells: in the answer box, the per-fold table and compare's warnings
         results["training_flag"] = results["training_flag"].fillna("")
     data = ReportData(
         study_name=study["name"], created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, plugins=run_info.get("plugins", []), git_commit=run_info.get("study_git_commit", ""),
         device=str(run_info.get("device", "")), seed=int(study["seed"]),
-        protocol=protocol_text(study, "test_accuracy" in results), study_yaml=study_text, class_names=class_names,
+        protocol=protocol_text(study, "test_accuracy" in results), study_yaml=study_text,
+        protocol_parts=protocol_parts(study, "test_accuracy" in results), class_names=class_names,
         arms=arms, per_fold=results[columns].to_dict("records"),  # type: ignore[arg-type]
         confusion=confusion, confusion_normalized=normalized, per_class=per_class, curves=curves,
         significance=significance, tuning=_read_json(run_dir / files.TUNING, None), warnings=warnings,
-        answer=build_answer(study, significance, results, protocol_text(study, "test_accuracy" in results)),
-        dataset=_read_json(run_dir / files.DATA_SUMMARY, None),
+        answer=build_answer(study, significance, results, protocol_text(study, "test_accuracy" in results),
+                            _scored_class_counts(dataset, significance), _summaries(arms, metric)),
+        dataset=dataset, metric=metric,
         majority_rate=float(results["majority_rate"].mean()) if "majority_rate" in results else None,
         chance_rate=1.0 / len(class_names) if class_names else None)
     if (run_dir / files.SPLITS).exists() and not predictions.empty:
         data.group_scores = group_scores(predictions, pd.read_csv(run_dir / files.SPLITS, keep_default_na=False),
                                          len(class_names))
     if insight and not predictions.empty:
-        _add_insight(data, run_dir, study, registry, predictions)
+        _add_insight(data, run_dir, registry)
     return data
 
 
-def _add_insight(data: ReportData, run_dir: Path, study_dict: dict[str, Any], registry: Any, predictions: pd.DataFrame) -> None:
-    """Misclassified gallery, SE excitations and Grad-CAM; a failure here is a warning, never a lost report."""
-    from harness.registry import load_registry
-    from harness.report.insight import (
-        attention_insight,
-        duplicates_gallery,
-        load_run_images,
-        misclassified_gallery,
-    )
-    from harness.study.loader import load_study
+def _scored_class_counts(dataset: dict[str, Any] | None, significance: dict[str, Any] | None) -> list[list[int]]:
+    """The class counts of each scored set: every fold's validation part, or the held-out test set."""
+    if not dataset:
+        return []
+    if (significance or {}).get("scope") == "held-out test set" and dataset.get("test_counts"):
+        return [list(dataset["test_counts"])]
+    return [list(f["val"]) for f in dataset.get("folds", [])] or [list(dataset.get("class_counts", []))]
 
-    try:
-        registry = registry or load_registry(study_dict.get("plugins", []))
-        study = load_study(run_dir / files.STUDY)
-        run_info = _read_json(run_dir / files.RUN_INFO, {})
-        study_dir = Path(run_info["study_dir"]) if run_info.get("study_dir") else None
-        images = load_run_images(run_dir, study, registry, study_dir)
-        splits = pd.read_csv(run_dir / files.SPLITS, keep_default_na=False)
-        results = pd.read_csv(run_dir / files.RESULTS)
-        groups = dict(zip(splits.sample_id.astype(str), splits.group.astype(str), strict=True))
-        if (run_dir / files.DUPLICATES).exists():
-            data.duplicates = duplicates_gallery(pd.read_csv(run_dir / files.DUPLICATES, keep_default_na=False), images)
-        for arm in data.arms[:6]:
-            gallery = misclassified_gallery(predictions, images, data.class_names, arm.name, groups)
-            if gallery:
-                data.gallery[arm.name] = gallery
-            if any((run_dir / files.CELLS / arm.name).glob(f"*/{files.BEST}")):
-                data.insight[arm.name] = attention_insight(
-                    run_dir, arm.name, study_dict["arms"][arm.name], registry, images, predictions, splits,
-                    data.class_names, study.spec.dataset.image_size, results)
-    except Exception as exc:  # the numbers are the report; pictures are a bonus
-        data.warnings.append(f"attention insight and gallery skipped: {type(exc).__name__}: {exc}")
+
+def _summaries(arms: list[ArmSummary], metric: str) -> dict[str, tuple[float, float, float]]:
+    return {a.name: (s.mean, s.low, s.high) for a in arms if (s := a.metrics.get(metric))}
+
+
+def _add_insight(data: ReportData, run_dir: Path, registry: Any) -> None:
+    """The stored insight (insight.json, written at the end of the run): gallery, SE excitations, Grad-CAM and the
+    flat-gate sentences. A run that has none (made with --no-report, or by an older version) gets it computed once
+    here from its checkpoints and stored; the report says so."""
+    from harness.report.insight import flat_gate_sentences, read_insight
+
+    insight = read_insight(run_dir)
+    if insight is None:
+        from harness.report.insight import write_insight
+
+        try:
+            insight = write_insight(run_dir, registry or _study_registry(run_dir))
+        except Exception as exc:  # the numbers are the report; pictures are a bonus
+            insight = {"warnings": [f"attention insight and gallery skipped: {type(exc).__name__}: {exc}"]}
+        data.warnings.append(f"the run had not stored its insight data; computed now from its checkpoints and "
+                             f"stored in {files.INSIGHT}")
+    data.duplicates = insight.get("duplicates")
+    data.gallery = dict(insight.get("gallery", {}))
+    data.insight = {arm: {k: v for k, v in parts.items() if isinstance(v, str)}
+                    for arm, parts in insight.get("arms", {}).items()}
+    data.warnings += list(insight.get("warnings", []))
+    if data.answer is not None:
+        data.answer.gates = flat_gate_sentences(insight)
+
+
+def _study_registry(run_dir: Path):  # type: ignore[no-untyped-def]
+    """The registry of the run's study (its own plugins too), warnings silenced."""
+    import yaml
+
+    from harness.registry import load_registry
+
+    study = yaml.safe_load((run_dir / files.STUDY).read_text()) or {}
+    with pywarnings.catch_warnings():
+        pywarnings.simplefilter("ignore")
+        return load_registry(study.get("plugins") or [])
 
 
 def _environment(registry: Any = None):  # type: ignore[no-untyped-def]
@@ -327,28 +355,14 @@ def render_report(data: ReportData, registry: Any = None, run_dir: Path | None =
 
 
 def write_report(run_dir: Path, registry: Any = None, out: Path | None = None) -> Path:
-    if registry is None:
-        import yaml
-
-        from harness.registry import load_registry
-
-        study = yaml.safe_load((run_dir / files.STUDY).read_text()) or {}
-        with pywarnings.catch_warnings():
-            pywarnings.simplefilter("ignore")
-            registry = load_registry(study.get("plugins") or [])  # the study's own plugins too
+    unavailable = ""
+    if registry is None:  # only for the plugins' report sections and filters: the data come from stored files
+        try:
+            registry = _study_registry(run_dir)
+        except Exception as exc:
+            unavailable = f"plugin report sections skipped: the plugins could not be loaded ({type(exc).__name__}: {exc})"
     target = out or run_dir / files.REPORT
     data = build_report_data(run_dir, registry)
+    data.warnings += [unavailable] if unavailable else []
     atomic_write_text(target, render_report(data, registry, run_dir))
     return target
-
-
-def write_comparison(run_a: Path, run_b: Path, out: Path) -> Path:
-    """Two runs' arms side by side; paired statistics only when both used identical splits."""
-    a, b = build_report_data(run_a, insight=False), build_report_data(run_b, insight=False)
-    same_splits = (run_a / files.SPLITS).read_bytes() == (run_b / files.SPLITS).read_bytes()
-    notes = [] if same_splits else ["the two runs used different splits: their folds are not paired, so no paired "
-                                    "test is made between them; compare means and intervals only"]
-    html = _environment().get_template("compare.html.j2").render(runs=[(run_a.name, a), (run_b.name, b)],
-                                                                  metrics=METRICS, notes=notes, same_splits=same_splits)
-    atomic_write_text(out, html)
-    return out

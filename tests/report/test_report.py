@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from harness.cli.main import main
-from harness.report.render import build_report_data, render_report, write_comparison
+from harness.cli import main
+from harness.report.render import build_report_data, render_report
+from harness.report.side_by_side import write_comparison
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
@@ -68,15 +69,40 @@ def test_report_data_values(finished_run: Path) -> None:
     assert any("only 3 paired scores" in w for w in data.warnings)
 
 
-def test_report_without_captum_says_how_to_install_it(finished_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """captum is the optional ``gradcam`` extra: without it the report keeps everything else and says how to get it."""
+def test_insight_without_captum_says_how_to_install_it(finished_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """captum is the optional ``gradcam`` extra: without it the insight keeps everything else and says how to get it."""
     import sys
+
+    from harness.registry import load_registry
+    from harness.report.insight import compute_insight
 
     monkeypatch.setitem(sys.modules, "captum", None)
     monkeypatch.setitem(sys.modules, "captum.attr", None)
-    data = build_report_data(finished_run)
-    assert "gradcam" not in data.insight["resnet18"] and "excitation" in data.insight["se-resnet18"]
-    assert "pip install 'ablation-harness[gradcam]'" in data.insight["resnet18"]["gradcam_note"]
+    insight = compute_insight(finished_run, load_registry([]))["arms"]
+    assert "gradcam" not in insight["resnet18"] and "excitation" in insight["se-resnet18"]
+    assert "pip install 'ablation-harness[gradcam]'" in insight["resnet18"]["gradcam_note"]
+
+
+def test_report_renders_from_stored_files_only(finished_run: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`harness report` with no registry, no model building and no image decoding: the insight the run stored."""
+    import harness.data.images
+    import harness.models.build
+    import harness.registry
+
+    def unavailable(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("not at report time")
+
+    for module, name in ((harness.registry, "load_registry"), (harness.models.build, "build_model"),
+                         (harness.data.images, "decode_images")):
+        monkeypatch.setattr(module, name, unavailable)
+    assert (finished_run / "insight.json").exists()
+    assert main(["report", str(finished_run), "--out", str(tmp_path / "stored.html")]) == 0
+    html = (tmp_path / "stored.html").read_text()
+    assert html.count("data:image/png;base64,") == (finished_run / "report.html").read_text().count("data:image/png;base64,")
+    assert "alt=\"Grad-CAM of resnet18\"" in html and "alt=\"SE excitations of se-resnet18\"" in html
+    assert "misclassified examples of" in html and "insight and gallery skipped" not in html
+    assert "plugin report sections skipped: the plugins could not be loaded (RuntimeError: not at report time)" in html
 
 
 def test_plugin_sections_and_filters_are_rendered_escaped(finished_run: Path) -> None:
@@ -156,3 +182,25 @@ def test_report_in_a_real_browser(finished_run: Path) -> None:
     assert "se-resnet18" in first_screen and "resnet18" in first_screen
     assert overflow == [] and page_width <= 703, (overflow, page_width)
     assert len(pdf) > 10_000 and (ARTIFACTS / "quickstart-report.png").stat().st_size > 10_000
+
+
+def test_side_by_side_leads_with_verdicts_and_prints_the_shared_protocol_once(finished_run: Path, tmp_path: Path) -> None:
+    import yaml
+
+    other = tmp_path / "zero-init"
+    shutil.copytree(finished_run, other)
+    study = yaml.safe_load((other / "study.yaml").read_text())
+    study["init"] = "zero_last_bn"
+    (other / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    assert main(["report", str(finished_run), str(other), "--out", str(tmp_path / "cmp.html")]) == 0
+    html = (tmp_path / "cmp.html").read_text()
+    data = build_report_data(finished_run, insight=False)
+    assert data.answer is not None
+    verdict = data.answer.sentences[0].replace("'", "&#39;")
+    assert html.count(verdict) == 2 and html.index(verdict) < html.index("Shared protocol")  # each run's verdict first
+    shared = html[html.index("<h2>Shared protocol</h2>"):]
+    assert html.count("3-fold stratified CV grouped by patient") == 1 and "3-fold stratified CV" in shared
+    assert "init: standard" not in shared and "init: zero_last_bn" not in shared
+    assert "Differs from the shared protocol: init: zero_last_bn" in html  # only the differing part, per run
+    assert html.index("init: standard") < html.index("init: zero_last_bn") < html.index("Shared protocol")
+    assert "Scores on accuracy (mean over folds, 95 % interval): resnet18 " in html
