@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.stats._results import StatsError
+from harness.stats._results import VERDICT_RULE, StatsError, verdict_of
 from harness.stats._tests import friedman, min_wilcoxon_p, wilcoxon
 
-THRESHOLD = 0.95  # posterior probability for a verdict (as within one dataset)
 PRIOR = 0.5  # strength of the Dirichlet process's prior pseudo-observation at 0 (Benavoli et al. 2017; baycomp)
 SAMPLES = 50_000  # Monte-Carlo draws of the Dirichlet process
 FRIEDMAN_RELIABLE = 10  # Demšar 2006: the chi-square approximation wants N > 10 datasets (and k > 5 arms)
@@ -44,11 +43,9 @@ class SignedRank:
     samples: int
     seed: int
 
-    def verdict(self, threshold: float = THRESHOLD) -> str:
-        for name, p in (("better", self.p_a_better), ("worse", self.p_b_better), ("equivalent", self.p_rope)):
-            if p >= threshold:
-                return name
-        return "inconclusive"
+    def verdict(self) -> str:
+        """As within one dataset: see ``VERDICT_RULE``."""
+        return verdict_of(self.p_a_better, self.p_rope, self.p_b_better)
 
 
 def bayesian_signed_rank(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, rope: float,
@@ -150,7 +147,7 @@ def compare_across(scores: pd.DataFrame, baseline: str, *, metric: str, higher_i
     out: dict[str, Any] = {"metric": metric, "higher_is_better": higher_is_better, "baseline": baseline, "alpha": alpha,
            "rope": rope, "seed": seed, "datasets": [str(d) for d in complete.index], "dropped": dropped,
            "scores": {str(d): {a: float(v) for a, v in row.items()} for d, row in scores.iterrows()},
-           "arms": arms, "friedman": _friedman(complete, alpha, higher_is_better),
+           "arms": arms, "friedman": _friedman(complete, alpha, higher_is_better), "verdict_rule": VERDICT_RULE,
            "hierarchical": "not computed (Corani et al. 2017's model needs pystan, which the harness does not "
                            "install or test)"}
     fr: dict[str, Any] = out["friedman"]
@@ -210,4 +207,6 @@ def format_across(across: dict[str, Any]) -> str:
     if across["cd_diagram"]:
         lines.append(f"  {across['cd_diagram']}")
     lines.append(f"  hierarchical model: {across['hierarchical']}")
+    if "verdict_rule" in across:  # across.json written before the rule was recorded lacks it
+        lines.append(f"  verdicts: {across['verdict_rule']}")
     return "\n".join(lines)
