@@ -7,7 +7,7 @@ arms, the Friedman test ranks them all and the Nemenyi critical difference says 
 differ. A test the number of datasets cannot support is reported as such, never as a p-value.
 
 A better/worse verdict needs P >= 0.975 from the Bayesian signed-rank test *and* a Wilcoxon p below
-alpha: alone, the Bayesian test calls a difference in 7-13 % of simulated null designs at 0.975 with
+alpha: alone, the Bayesian test calls a difference in 5-13 % of simulated null designs at 0.975 with
 5-20 datasets (every draw favours one side when all datasets agree in sign: 1 in 2^(n-1) under the
 null), so the exact Wilcoxon bounds the false better/worse rate by alpha.
 """
