@@ -6,6 +6,23 @@ from dataclasses import dataclass
 
 from harness.errors import HarnessError
 
+SIDE_THRESHOLD = 0.975  # P(better) or P(worse) for that verdict: two one-sided decisions, 5 % false calls in all
+EQUIVALENT_THRESHOLD = 0.95  # P(within the rope) for "equivalent"
+VERDICT_RULE = (f"better/worse when P(better) or P(worse) >= {SIDE_THRESHOLD:g} (two one-sided decisions at "
+                f"{1 - SIDE_THRESHOLD:.1%} each: a false better/worse in at most about 5 % of designs where the arms do not "
+                f"differ), equivalent when P(within the rope) >= {EQUIVALENT_THRESHOLD:g}, else inconclusive")
+
+
+def verdict_of(p_better: float, p_rope: float, p_worse: float) -> str:
+    """better / worse / equivalent / inconclusive from posterior probabilities (see VERDICT_RULE)."""
+    if p_better >= SIDE_THRESHOLD:
+        return "better"
+    if p_worse >= SIDE_THRESHOLD:
+        return "worse"
+    if p_rope >= EQUIVALENT_THRESHOLD:
+        return "equivalent"
+    return "inconclusive"
+
 
 class StatsError(HarnessError, ValueError):
     """Inputs a test cannot be computed on; the message says what it means."""
@@ -36,14 +53,8 @@ class BayesResult:
     n: int
     assumption: str = ""
 
-    def verdict(self, threshold: float = 0.95) -> str:
-        if self.p_a_better >= threshold:
-            return "better"
-        if self.p_b_better >= threshold:
-            return "worse"
-        if self.p_rope >= threshold:
-            return "equivalent"
-        return "inconclusive"
+    def verdict(self) -> str:
+        return verdict_of(self.p_a_better, self.p_rope, self.p_b_better)
 
 
 @dataclass(frozen=True)

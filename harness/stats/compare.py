@@ -21,7 +21,7 @@ import pandas as pd
 from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.stats._effects import corrected_interval, effect_sizes
-from harness.stats._results import StatsError
+from harness.stats._results import VERDICT_RULE, StatsError, verdict_of
 from harness.stats._runfiles import RunScores, load_run
 from harness.stats._samples import oof_tests, test_set_tests
 from harness.stats._tests import (
@@ -36,9 +36,12 @@ from harness.stats._tests import (
 from harness.stats.power import POWER, min_detectable
 
 MIN_PAIRS = 10
-THRESHOLD = 0.95
+CONDITIONAL_ON_DATASET = ("conditional on this dataset: whether the arms differ when retrained on new splits of these "
+                          "same samples, not a test of the population difference (the repeats reuse one dataset and share "
+                          "its arm difference: with no real difference it rejects far more often than alpha)")
+REFERENCE_ONLY = "reference only: treats the folds as independent, anti-conservative for cross-validation"
 FOLD_CAVEAT = ("on the k fold scores as independent blocks: they share training data, so this is anti-conservative "
-               "(descriptive only; with repeats it runs on per-repeat means)")
+               "(descriptive only)")
 
 
 @dataclass
@@ -79,6 +82,9 @@ class Comparison:
     repeats: int = 0
     method: str = ""
     variance: dict[str, Any] | None = None  # per-source variance and P(A > B) per seed setting (stats.variance)
+    verdict_rule: str = VERDICT_RULE
+    study_metric: str = ""  # the study's compare.metric (column); differs from metric under compare --metric
+    metric_note: str = ""  # says so when it differs
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, default=float)
@@ -104,10 +110,11 @@ def _verdict(c: Comparison, item: ArmComparison) -> tuple[str, str]:
     if "error" in bayes or not bayes:
         return "inconclusive", f"{arm} vs {baseline}: not computable ({bayes.get('error', 'no test')})"
     pa, pr, pb = bayes["p_a_better"], bayes["p_rope"], bayes["p_b_better"]
-    for verdict, p, words in (("better", pa, f"better than {baseline}"), ("worse", pb, f"worse than {baseline}"),
-                              ("equivalent", pr, f"practically equivalent to {baseline} (within ±{rope:g})")):
-        if p >= THRESHOLD:
-            return verdict, f"{arm} is {words} on {metric} with probability {p:.3f}"
+    verdict = verdict_of(pa, pr, pb)
+    if verdict != "inconclusive":
+        words, p = {"better": (f"better than {baseline}", pa), "worse": (f"worse than {baseline}", pb),
+                    "equivalent": (f"practically equivalent to {baseline} (within ±{rope:g})", pr)}[verdict]
+        return verdict, f"{arm} is {words} on {metric} with probability {p:.3f}"
     text = (f"{arm} vs {baseline}: inconclusive on {metric} (P(better) {pa:.2f}, P(equivalent) {pr:.2f}, "
             f"P(worse) {pb:.2f})")
     if item.min_detectable is not None and math.isfinite(item.min_detectable):
@@ -131,6 +138,7 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
     c = Comparison(info.column, run.baseline, run.alpha, run.rope, run.test_train_ratio, [], None, [],
                    info.higher_is_better, "held-out test set" if info.on_test else "cross-validation",
                    run.folds, run.repeats)
+    c.study_metric, c.metric_note = _metric_note(run_dir, info.column)
     table = run.table()
     for arm in run.arms:
         if arm == run.baseline:
@@ -174,6 +182,21 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
     return c
 
 
+def _metric_note(run_dir: Path, column: str) -> tuple[str, str]:
+    """The study's comparison metric, and a note when this comparison (``--metric``) uses another one."""
+    from harness.stats._runfiles import study_compare_settings
+    from harness.stats.registry import resolve_metric
+
+    try:
+        study = resolve_metric(study_compare_settings(run_dir).get("metric") or "accuracy").column
+    except StatsError:  # an old or edited study.yaml: nothing to compare against
+        return "", ""
+    if study == column:
+        return study, ""
+    return study, (f"note: the study compared on {study}; this compares on {column} (--metric), which answers "
+                   "another question than the study's verdict and report")
+
+
 def _variance(run_dir: Path, run: RunScores) -> dict[str, Any] | None:
     """The seed-source decomposition when the run has repeats (see :mod:`harness.stats.variance`)."""
     from harness.stats.variance import run_design, variance_summary
@@ -208,10 +231,10 @@ def _blocks(run: RunScores, pair: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 def _cv_arm(c: Comparison, run: RunScores, item: ArmComparison, a: np.ndarray, b: np.ndarray, pair: pd.DataFrame) -> None:
     info, ratio = run.metric, run.test_train_ratio
     item.tests["corrected_t"] = _safe(corrected_ttest, a, b, test_train_ratio=ratio)
-    item.tests["paired_t"] = _safe(paired_ttest, a, b)
+    item.tests["paired_t"] = {**_safe(paired_ttest, a, b), "scope": REFERENCE_ONLY}
     blocks, label = _blocks(run, pair)
     item.tests["wilcoxon"] = {**_safe(wilcoxon, blocks[item.arm].to_numpy(), blocks[item.baseline].to_numpy()),
-                              "blocks": label}
+                              "blocks": label, "scope": CONDITIONAL_ON_DATASET}
     item.tests["bayes"] = _orient(_safe(bayesian_correlated_ttest, a, b, test_train_ratio=ratio, rope=run.rope),
                                   info.higher_is_better)
     item.tests["effect_sizes"] = _safe(effect_sizes, a, b)
@@ -261,7 +284,7 @@ def _friedman(run: RunScores, table: pd.DataFrame) -> dict[str, Any]:
     blocks, label = _blocks(run, complete)
     result = _safe(friedman, {arm: blocks[arm].to_numpy() for arm in run.arms}, run.alpha,
                    higher_is_better=run.metric.higher_is_better)
-    return {**result, "blocks": label}
+    return {**result, "blocks": label, "scope": CONDITIONAL_ON_DATASET}
 
 
 def write_stats(run_dir: Path, comparison: Comparison) -> Path:
@@ -291,12 +314,14 @@ def format_verdicts(c: Comparison) -> str:
         lines.append(f"  {item.arm}: difference {item.difference:+.4f} {_ci(item.difference_interval)} 95 %; {probs}; "
                      f"detectable >= {_num(item.min_detectable, '.3g')}")
         lines.append(f"    {item.verdict_text}")
+    lines.append(f"  ({c.verdict_rule})")
     return "\n".join(lines)
 
 
 def format_comparison(c: Comparison) -> str:
     primary = "held-out test per sample" if c.scope == "held-out test set" else "corrected t"
-    lines = [f"{c.metric} ({'higher' if c.higher_is_better else 'lower'} is better): each arm vs {c.baseline}; {c.method}"]
+    lines = [c.metric_note] if c.metric_note else []
+    lines.append(f"{c.metric} ({'higher' if c.higher_is_better else 'lower'} is better): each arm vs {c.baseline}; {c.method}")
     for item in c.arms:
         p = item.tests.get("test_set" if c.scope == "held-out test set" else "corrected_t", {})
         samples = item.tests.get("samples")
@@ -310,9 +335,11 @@ def format_comparison(c: Comparison) -> str:
         lines.append(f"    {item.verdict_text}")
     if c.friedman and "error" not in c.friedman:
         lines.append(f"  Friedman chi2 = {c.friedman['statistic']:.3f}, p = {c.friedman['pvalue']:.4g}, "
-                     f"Nemenyi CD = {c.friedman['critical_difference']:.3f} ({c.friedman['blocks']})")
+                     f"Nemenyi CD = {c.friedman['critical_difference']:.3f} ({c.friedman['blocks']}; "
+                     f"{c.friedman['scope']})")
     elif c.friedman:
         lines.append(f"  Friedman: {c.friedman['error']}")
+    lines.append(f"  verdicts: {c.verdict_rule}")
     if c.variance:
         from harness.stats.variance import format_variance
 

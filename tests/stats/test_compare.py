@@ -255,3 +255,32 @@ def test_held_out_f1_with_groups_uses_a_clustered_randomization_test(tmp_path: P
     expected = (f1_score(y, pa.mean(0).argmax(1), average="macro") - f1_score(y, pb.mean(0).argmax(1), average="macro"))
     assert item.difference == pytest.approx(expected)
     assert abs(item.tests["bayes"]["p_a_better"] + item.tests["bayes"]["p_rope"] + item.tests["bayes"]["p_b_better"] - 1) < 1e-9
+
+
+def test_compare_on_another_metric_than_the_studys_says_so_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Old code: compare --metric loss on an accuracy study answered silently (issue 25.3)."""
+    rng = np.random.default_rng(9)
+    base = 0.5 + rng.normal(0, 0.02, 10)
+    run = make_run(tmp_path / "run", {"a": base + rng.normal(0, 0.02, 10), "b": base, "c": base - 0.01},
+                   metric_column="loss", compare={"baseline": "b"})
+    assert main(["compare", str(run), "--metric", "loss"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("note: the study compared on accuracy; this compares on loss (--metric)")
+    assert main(["compare", str(run), "--metric", "loss", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["study_metric"] == "accuracy" and "answers another question" in shown["metric_note"]
+    for same in (["--metric", "acc"], []):
+        assert main(["compare", str(run), *same]) == 0
+        out = capsys.readouterr().out
+        assert not out.startswith("note:") and "conditional on this dataset" in out  # Friedman's line says what it is
+    assert json.loads(compare_run(run).to_json())["metric_note"] == ""
+
+
+def test_within_dataset_rank_tests_and_the_verdict_rule_are_labelled(tmp_path: Path) -> None:
+    rng = np.random.default_rng(10)
+    base = 0.8 + rng.normal(0, 0.01, 30)
+    c = json.loads(compare_run(make_run(tmp_path / "run", {"a": base + 0.01, "b": base, "c": base - 0.01})).to_json())
+    tests = c["arms"][0]["tests"]
+    assert "conditional on this dataset" in tests["wilcoxon"]["scope"] and "conditional" in c["friedman"]["scope"]
+    assert "reference only" in tests["paired_t"]["scope"] and "scope" not in tests["corrected_t"]
+    assert "0.975" in c["verdict_rule"] and "0.975" in format_verdicts(compare_run(tmp_path / "run"))

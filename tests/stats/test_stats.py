@@ -91,7 +91,11 @@ class TestPublishedFourFoldAccuracies:
         assert result.verdict() == "equivalent"
         narrow = bayesian_correlated_ttest(NO_SE, SE, test_train_ratio=1 / 3, rope=0.001)
         assert narrow.p_a_better == pytest.approx(1 - _t3_cdf((0.001 - self.mean) / scale), rel=1e-8)
-        assert narrow.verdict() == "better"
+        assert narrow.p_a_better == pytest.approx(0.95964, abs=1e-5)
+        assert narrow.verdict() == "inconclusive"  # "better" needs P >= 0.975 per side (two-sided 5 %)
+        exact = bayesian_correlated_ttest(NO_SE, SE, test_train_ratio=1 / 3, rope=0.0)
+        # with no rope, P(worse) is the corrected t's one-sided p: 0.03316 / 2, so "better" at 0.975 <-> p < 0.05
+        assert exact.p_b_better == pytest.approx(0.03316 / 2, abs=1e-5) and exact.verdict() == "better"
 
 
 def test_mcnemar_r_documentation_example() -> None:
