@@ -41,22 +41,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     comparison = compare_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha, rope=args.rope)
     if args.write:
         write_stats(args.run_dir, comparison)
-    if not args.json:
-        print(_other_metric_note(args.run_dir, comparison.metric), end="")
     print(comparison.to_json() if args.json else format_comparison(comparison))
     return 0
-
-
-def _other_metric_note(run_dir: Path, metric: str) -> str:
-    """The first line when ``--metric`` names another metric than the study's (empty when it is the study's)."""
-    from harness.stats import resolve_metric
-    from harness.stats._runfiles import study_compare_settings
-
-    declared = str(study_compare_settings(run_dir).get("metric") or "accuracy")
-    if resolve_metric(metric).column == resolve_metric(declared).column:
-        return ""
-    return (f"note: this compares on {metric}, not on the study's metric {declared}: it answers another question "
-            f"than the run's verdict and report (harness compare {run_dir} gives the study's)\n")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

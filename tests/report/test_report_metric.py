@@ -79,8 +79,8 @@ def test_run_summary_and_answer_box_lead_with_the_studys_metric(write_study, cap
 
     # compare on another metric: its first line says it answers another question; the study's own (alias): no note
     assert main(["compare", str(run_dir), "--metric", "accuracy"]) == 0
-    assert capsys.readouterr().out.startswith("note: this compares on accuracy, not on the study's metric "
-                                              "balanced_accuracy: it answers another question")
+    assert capsys.readouterr().out.startswith("note: the study compared on balanced_accuracy; this compares on "
+                                              "accuracy (--metric), which answers another question")
     assert main(["compare", str(run_dir), "--metric", "balanced_acc"]) == 0
     assert capsys.readouterr().out.startswith("balanced_accuracy (higher is better)")
 
