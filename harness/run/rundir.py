@@ -26,6 +26,7 @@ DATA_SUMMARY = "data_summary.json"
 RESULTS = "results.csv"
 PREDICTIONS = "predictions.csv"
 STATS = "stats.json"
+STOPPING = "stopping.json"  # cv.stop_when_settled: the design and every look (harness.run.stopping)
 TUNING = "tuning.json"
 REPORT = "report.html"
 LOG = "run.log"
@@ -53,7 +54,7 @@ TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the 
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
 OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, RESULTS, PREDICTIONS, STATS, TUNING,
-           REPORT, LOG, CELLS, CELL_QUEUE, TENSORBOARD, MLFLOW_RUN, DATASETS, ACROSS)
+           STOPPING, REPORT, LOG, CELLS, CELL_QUEUE, TENSORBOARD, MLFLOW_RUN, DATASETS, ACROSS)
 
 
 class RunDir:

@@ -79,6 +79,7 @@ class Comparison:
     repeats: int = 0
     method: str = ""
     variance: dict[str, Any] | None = None  # per-source variance and P(A > B) per seed setting (stats.variance)
+    stopping: dict[str, Any] | None = None  # cv.stop_when_settled: the looks and why it stopped (run.stopping)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, default=float)
@@ -160,6 +161,9 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
         item.holm_p = float(p) if np.isfinite(p) else None
     if len(run.arms) >= 3 and not info.on_test:
         c.friedman = _friedman(run, table)
+    from harness.run.stopping import read_record
+
+    c.stopping = read_record(run_dir)
     c.variance = _variance(run_dir, run)
     if c.variance and c.variance.get("warning"):
         c.warnings.append(c.variance["warning"])
@@ -284,6 +288,7 @@ def format_verdicts(c: Comparison) -> str:
     """The answer per arm, as ``harness run`` ends with it: difference, interval, P(better/equivalent/worse), sentence."""
     direction = "higher" if c.higher_is_better else "lower"
     lines = [f"verdict ({c.metric}, {direction} is better, {c.scope}; vs {c.baseline}):"]
+    lines += _stopping_lines(c)
     for item in c.arms:
         bayes = item.tests.get("bayes", {})
         probs = (f"P(better) {bayes['p_a_better']:.3f}, P(equivalent) {bayes['p_rope']:.3f}, "
@@ -308,6 +313,7 @@ def format_comparison(c: Comparison) -> str:
         if "error" in p:
             lines.append(f"    {primary}: {p['error']}")
         lines.append(f"    {item.verdict_text}")
+    lines += _stopping_lines(c)
     if c.friedman and "error" not in c.friedman:
         lines.append(f"  Friedman chi2 = {c.friedman['statistic']:.3f}, p = {c.friedman['pvalue']:.4g}, "
                      f"Nemenyi CD = {c.friedman['critical_difference']:.3f} ({c.friedman['blocks']})")
@@ -319,3 +325,12 @@ def format_comparison(c: Comparison) -> str:
         lines += format_variance(c.variance)
     lines += [f"  warning: {w}" for w in c.warnings]
     return "\n".join(lines)
+
+
+def _stopping_lines(c: Comparison) -> list[str]:
+    """cv.stop_when_settled: how many repeats ran of the budget, and why it stopped."""
+    if not c.stopping:
+        return []
+    from harness.stats.sequential import describe
+
+    return [f"  repeats: {describe(c.stopping)}"]

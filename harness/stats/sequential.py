@@ -169,25 +169,25 @@ def decide_arrays(d: np.ndarray, test_train_ratio: float, boundary: float, rope:
     return code, t, mean, se
 
 
-def decide(differences: Sequence[float] | np.ndarray, *, folds: int, max_repeats: int, test_train_ratio: float,
-           alpha: float, rope: float) -> Look:
-    """One arm's decision after len(differences) / folds repeats (differences oriented: > 0 is better)."""
+def decide(differences: Sequence[float] | np.ndarray, *, look: int, folds: int, max_repeats: int,
+           test_train_ratio: float, alpha: float, rope: float) -> Look:
+    """One arm's decision at ``look`` (1-based: after that many repeats) from its finite differences so far,
+    oriented so that > 0 is better (fewer than look x folds when some folds had no finite score)."""
     d = np.asarray(differences, dtype=float)
-    if d.ndim != 1 or len(d) < 2 or len(d) % folds or not np.all(np.isfinite(d)):
-        raise ValueError(f"need whole repeats of {folds} finite differences, got {d.shape} (finite: "
-                         f"{int(np.isfinite(d).sum())})")
-    look = len(d) // folds
-    if look > max_repeats:
-        raise ValueError(f"{look} repeats of differences, more than the maximum {max_repeats}")
+    if d.ndim != 1 or len(d) < 2 or not np.all(np.isfinite(d)):
+        raise ValueError(f"need 2 or more finite differences, got shape {d.shape} "
+                         f"({int(np.isfinite(d).sum())} finite)")
+    if not 1 <= look <= max_repeats or len(d) > look * folds:
+        raise ValueError(f"look {look} of {max_repeats} cannot hold {len(d)} differences of {folds} folds each")
     c = float(t_boundaries(folds, max_repeats, test_train_ratio, alpha)[look - 1])
     code, t, mean, se = (float(x) for x in decide_arrays(d, test_train_ratio, c, rope, look == max_repeats))
     decision = CODES[int(code)]
     low, high = mean - c * se, mean + c * se
+    interval = f"interval [{low:+.4g}, {high:+.4g}]"
     reason = {"better": f"t {t:.2f} >= boundary {c:.2f}", "worse": f"t {t:.2f} <= -{c:.2f}",
-              "equivalent": f"interval [{low:+.4g}, {high:+.4g}] inside ±{rope:g}",
-              "continue": f"|t| {abs(t):.2f} < {c:.2f} and interval [{low:+.4g}, {high:+.4g}] not inside ±{rope:g}",
-              "inconclusive": f"last look: |t| {abs(t):.2f} < {c:.2f}, interval [{low:+.4g}, {high:+.4g}] "
-                              f"not inside ±{rope:g}"}[decision]
+              "equivalent": f"{interval} inside ±{rope:g}",
+              "continue": f"|t| {abs(t):.2f} < {c:.2f} and {interval} not inside ±{rope:g}",
+              "inconclusive": f"last look: |t| {abs(t):.2f} < {c:.2f} and {interval} not inside ±{rope:g}"}[decision]
     return Look(decision, t, c, mean, low, high, len(d), reason)
 
 

@@ -59,15 +59,16 @@ def test_the_sequential_verdict_agrees_with_the_full_budget_verdict() -> None:
 
 def test_decide_one_arm() -> None:
     kw = {"folds": 2, "max_repeats": 4, "test_train_ratio": 1.0, "alpha": ALPHA, "rope": 0.01}
-    assert seq.decide([0.0] * 4, **kw).decision == "equivalent"  # identical scores on every fold
-    strong = seq.decide([0.30, 0.32, 0.31, 0.29], **kw)
+    assert seq.decide([0.0] * 2, look=1, **kw).decision == "equivalent"  # identical scores on every fold
+    strong = seq.decide([0.30, 0.32, 0.31, 0.29], look=2, **kw)
     assert strong.decision == "better" and strong.statistic > strong.boundary and "boundary" in strong.reason
-    assert seq.decide([-0.30, -0.32, -0.31, -0.29], **kw).decision == "worse"
+    assert seq.decide([0.30, 0.32], look=1, **kw).decision == "continue"  # 1 df: the first look rarely stops
+    assert seq.decide([-0.30, -0.32, -0.31, -0.29], look=2, **kw).decision == "worse"
     noisy = [0.05, -0.04, 0.02, -0.01]
-    assert seq.decide(noisy, **kw).decision == "continue"
-    assert seq.decide(noisy * 2, **kw).decision == "inconclusive"  # the last look
-    with pytest.raises(ValueError, match="whole repeats"):
-        seq.decide([0.1, 0.2, 0.3], **kw)
+    assert seq.decide(noisy, look=2, **kw).decision == "continue"
+    assert seq.decide(noisy * 2, look=4, **kw).decision == "inconclusive"  # the last look
+    with pytest.raises(ValueError, match="cannot hold"):
+        seq.decide([0.1, 0.2, 0.3], look=1, **kw)
 
 
 def test_describe_the_stopping_record() -> None:
