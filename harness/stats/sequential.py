@@ -244,5 +244,5 @@ def describe(record: dict[str, object]) -> str:
     elif status == "exhausted":
         head = f"ran all {budget} repeats: not every arm settled"
     else:
-        head = f"{run} of {budget} repeats run, not finished: {record.get('reason', status)}"
+        head = f"{run} of {budget} repeats run, not finished: {record.get('reason') or status}"
     return f"{head} ({per_arm}; group-sequential, alpha {record.get('alpha')}, ROPE ±{record.get('rope')})"
