@@ -14,16 +14,16 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from harness.atomic import atomic_write_text
+from harness.data.splits import Fold
 from harness.errors import HarnessError
 from harness.run import rundir as files
 from harness.stats import sequential
 from harness.stats._runfiles import load_run
 from harness.stats.registry import resolve_metric
-
-Cell = TypeVar("Cell")
+from harness.study.loader import Arm
 
 
 def settled_stop(run_dir: Path, spec: Any, arms: Sequence[str], fold_order: object) -> SettledStop | None:
@@ -70,10 +70,10 @@ class SettledStop:
                                "error rates: restore the study's values, or start over with --fresh or another --out")
 
     @staticmethod
-    def batches(cells: Sequence[tuple[Any, Cell]]) -> list[list[tuple[Any, Cell]]]:
+    def batches(cells: Sequence[tuple[Arm, Fold]]) -> list[list[tuple[Arm, Fold]]]:
         """The cells grouped by repeat, in repeat order (every arm, every fold of repeat r before r + 1)."""
-        repeats = sorted({getattr(fold, "repeat") for _, fold in cells})
-        return [[(arm, fold) for arm, fold in cells if getattr(fold, "repeat") == r] for r in repeats]
+        repeats = sorted({fold.repeat for _, fold in cells})
+        return [[(arm, fold) for arm, fold in cells if fold.repeat == r] for r in repeats]
 
     def look(self, repeat: int, failed: int, refresh: Callable[[], object], log: Callable[[str], None]) -> bool:
         """After repeat ``repeat`` (0-based): decide every unsettled arm, save the record; True to stop.

@@ -78,11 +78,9 @@ def _boundaries(fractions: tuple[float, ...], alpha: float) -> tuple[float, ...]
             c = float(stats.norm.isf(max(target, 1e-300) / 2))
             b = c * math.sqrt(t)
         else:
-            def crossed(b: float) -> float:
-                return float(mass @ (special.ndtr((-b - centers) / sd) + special.ndtr((-b + centers) / sd)))
             high = 40.0 * math.sqrt(t)
-            b = high if crossed(high) >= target else float(optimize.brentq(lambda x: crossed(x) - target, 0.0, high,
-                                                                           xtol=1e-10))
+            args = (mass, centers, sd, target)
+            b = high if _excess(high, *args) >= 0 else float(optimize.brentq(_excess, 0.0, high, args, xtol=1e-10))
             c = b / math.sqrt(t)
         edges = np.linspace(-b, b, GRID + 1)
         if not bounds:
@@ -94,6 +92,11 @@ def _boundaries(fractions: tuple[float, ...], alpha: float) -> tuple[float, ...]
         bounds.append(c)
         previous_t, previous_spent = t, float(total)
     return tuple(bounds)
+
+
+def _excess(b: float, mass: np.ndarray, centers: np.ndarray, sd: float, target: float) -> float:
+    """P(|B| >= b at this look, inside the region before) minus the alpha this look may spend."""
+    return float(mass @ (special.ndtr((-b - centers) / sd) + special.ndtr((-b + centers) / sd))) - target
 
 
 def boundaries(fractions: Sequence[float], alpha: float) -> np.ndarray:
