@@ -99,7 +99,7 @@ def _excess(b: float, mass: np.ndarray, centers: np.ndarray, sd: float, target: 
     return float(mass @ (special.ndtr((-b - centers) / sd) + special.ndtr((-b + centers) / sd))) - target
 
 
-def boundaries(fractions: Sequence[float], alpha: float) -> np.ndarray:
+def boundaries(fractions: Sequence[float] | np.ndarray, alpha: float) -> np.ndarray:
     """Two-sided z boundaries c_1..c_K for increasing information fractions (the last 1) at level alpha."""
     t = tuple(float(x) for x in fractions)
     if not t or any(b <= a for a, b in zip(t, t[1:], strict=False)) or not 0 < t[0] or abs(t[-1] - 1) > 1e-9:
