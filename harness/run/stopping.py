@@ -19,6 +19,7 @@ from typing import Any
 from harness.atomic import atomic_write_text
 from harness.data.splits import Fold
 from harness.errors import HarnessError
+from harness.logs import log
 from harness.run import rundir as files
 from harness.stats import sequential
 from harness.stats._runfiles import load_run
@@ -29,6 +30,10 @@ from harness.study.loader import Arm
 def settled_stop(run_dir: Path, spec: Any, arms: Sequence[str], fold_order: object) -> SettledStop | None:
     """The rule when the study asks to stop when settled (a plain run; tuning's trials order folds themselves)."""
     if not spec.cv.stop_when_settled or fold_order is not None:
+        return None
+    if len(arms) < 2:
+        log.warning(f"cv.stop_when_settled: only {', '.join(arms)} runs, so no verdict to settle; every one of the "
+                    f"{spec.cv.repeats} repeats runs")
         return None
     return SettledStop(run_dir, spec, arms)
 

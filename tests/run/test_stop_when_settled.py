@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from harness.cli import main
-
-pytestmark = pytest.mark.slow
+from harness.data.splits import Fold
+from harness.run.stopping import SettledStop, settled_stop
+from harness.study.loader import load_study
 
 LEARNS: dict[str, Any] = {  # a recipe that reaches ~0.9 accuracy at this size (difficulty 0)
     "dataset": {"options": {"per_class": 24, "patients": 8, "difficulty": 0.0}},
@@ -35,6 +37,7 @@ def _cells(out: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("result.json")}
 
 
+@pytest.mark.slow
 def test_an_arm_that_cannot_learn_stops_the_run_early(write_study, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     study = _study(write_study, {"repeats": 4}, {"plain": {"backbone": "resnet20", "attention": "none"},
                                                  "frozen": {"backbone": "resnet20", "attention": "none",
@@ -71,6 +74,7 @@ def test_an_arm_that_cannot_learn_stops_the_run_early(write_study, tmp_path: Pat
     assert "max_repeats 4 -> 8" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_arms_that_differ_by_chance_are_never_better(write_study, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     plain = {"backbone": "resnet20", "attention": "none"}
     study = _study(write_study, {"repeats": 2}, {
@@ -86,3 +90,17 @@ def test_arms_that_differ_by_chance_are_never_better(write_study, tmp_path: Path
     assert record["status"] == "settled" or record["repeats_run"] == 2
     results = pd.read_csv(out / "results.csv").pivot_table(index=["repeat", "fold"], columns="arm", values="accuracy")
     assert (results["nudged"] != results["plain"]).any()  # the nudge really changed the training
+
+
+def test_the_rule_applies_to_plain_runs_with_two_arms_or_more(write_study, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    spec = load_study(write_study({"cv": {"repeats": 3, "stop_when_settled": True}})).spec
+    assert isinstance(settled_stop(tmp_path, spec, ["plain", "se"], None), SettledStop)
+    assert settled_stop(tmp_path, spec, ["plain", "se"], [0, 1]) is None  # a tuning trial orders its folds
+    assert settled_stop(tmp_path, spec, ["plain"], None) is None
+    assert "no verdict to settle; every one of the 3 repeats runs" in caplog.text
+    folds = [Fold(r, f, np.array([]), np.array([])) for r in range(3) for f in range(2)]
+    cells = [(arm, fold) for arm in ("plain", "se") for fold in folds]
+    batches = SettledStop.batches(cells)
+    assert [[(a, f.repeat, f.fold) for a, f in b] for b in batches][0] == [
+        ("plain", 0, 0), ("plain", 0, 1), ("se", 0, 0), ("se", 0, 1)]
+    assert [len(b) for b in batches] == [4, 4, 4]
