@@ -15,7 +15,9 @@ group-sequential joint distribution corr(Z_j, Z_r) = sqrt(t_j / t_r).
   at the same boundaries, so falsely calling a difference of rope or more equivalent has rate <= alpha/2.
 - **continue** otherwise; at the last look what is not settled is **inconclusive**.
 
-A settled arm keeps the decision of the look that settled it. Error rates per arm: false better-or-worse
+A difference equal on every fold has no noise estimate and is taken as exact (compare's point mass):
+equivalent inside the ROPE, better or worse outside it. A settled arm keeps the decision of the look that
+settled it. Error rates per arm: false better-or-worse
 <= alpha, false equivalent <= alpha/2 (measured by :func:`simulate`; see docs/incoming/seqstop.md).
 """
 
