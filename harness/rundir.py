@@ -7,10 +7,12 @@ the data files, one folder per cell, the aggregated results and the report.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
 
@@ -27,6 +29,7 @@ DUPLICATES = "duplicates.csv"
 RESULTS = "results.csv"
 PREDICTIONS = "predictions.csv"
 STATS = "stats.json"
+STOPPING = "stopping.json"  # cv.stop_when_settled: the design and every look (harness.run.stopping)
 TUNING = "tuning.json"
 REPORT = "report.html"
 INSIGHT = "insight.json"  # what the report shows of the trained models (gates, Grad-CAM, mistakes), stored at run end
@@ -52,7 +55,7 @@ TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the 
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
 OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, DUPLICATES, RESULTS, PREDICTIONS, STATS, TUNING,
-           REPORT, INSIGHT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS)
+           STOPPING, REPORT, INSIGHT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS)
 
 
 class RunDir:
@@ -67,6 +70,16 @@ class RunDir:
     def cell(self, arm: str, repeat: int, fold: int) -> Path:
         """The folder of one arm x repeat x fold cell."""
         return self.root / CELLS / arm / cell_name(repeat, fold)
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        """A JSON record at the top of the run directory (``stopping.json``, ``run.json``, ...); None when it is
+        missing or unreadable (a record is written atomically, so unreadable means foreign or damaged)."""
+        path = self.root / name
+        try:
+            data = json.loads(path.read_text()) if path.is_file() else None
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def plugin_dir(self, name: str) -> Path:
         """The folder a plugin (a logger) owns in this run directory; nothing else writes there."""

@@ -146,6 +146,7 @@ def check_seeding(cv: CVSpec) -> None:
     if not cv.vary:
         raise ValueError("cv.vary is empty: every repeat would be identical; list at least one of "
                          f"{', '.join(SOURCES)} (or remove cv.vary: all of them vary)")
+    check_stopping(cv)
     if cv.variance is None:
         return
     if set(cv.vary) != set(SOURCES):
@@ -158,3 +159,18 @@ def check_seeding(cv: CVSpec) -> None:
     if needed > 100:
         raise ValueError(f"cv.variance needs {needed} repeats, more than the 100 allowed; lower seeds")
     cv.repeats = needed
+
+
+def check_stopping(cv: CVSpec) -> None:
+    """``cv.stop_when_settled`` needs repeats to stop between, and repeats that are draws of one design."""
+    if not cv.stop_when_settled:
+        return
+    if cv.variance is not None:
+        raise ValueError("cv.stop_when_settled and cv.variance do not mix: the one-at-a-time design needs all its "
+                         "repeats; remove one of them")
+    if cv.fold_column is not None:
+        raise ValueError("cv.stop_when_settled needs repeats, and predefined folds (cv.fold_column) have only one "
+                         "split; remove cv.stop_when_settled or cv.fold_column")
+    if cv.repeats < 2:
+        raise ValueError(f"cv.stop_when_settled takes cv.repeats as the maximum number of repeats; it is {cv.repeats}: "
+                         "set cv.repeats to 2 or more (e.g. 10)")

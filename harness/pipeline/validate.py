@@ -31,6 +31,9 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
     if study.spec.dataset.name not in registry.components["datasets"]:
         add(("dataset", "name"), unknown_name("dataset", study.spec.dataset.name, registry.names("datasets")))
     _check_loggers(study, registry, add)
+    if study.spec.cv.stop_when_settled and study.spec.compare.metric.startswith("test_"):
+        add(("compare", "metric"), "cv.stop_when_settled looks at cross-validation scores, and this metric is scored "
+                                   "on the held-out test set: choose a CV metric (e.g. accuracy)")
     checked_training: set[str] = set()
     for arm in study.arms.values():
         where = ("arms", arm.name) if arm.name in study.spec.arms else ("grid",)

@@ -162,6 +162,10 @@ def build_answer(study: dict[str, Any], significance: dict[str, Any] | None, res
                       flagged=flagged, scores=score_text)
     rope = float(significance.get("rope", 0.0))
     sentences = [verdict_sentence(a, metric, rope) for a in significance.get("arms", [])]
+    if significance.get("stopping"):  # cv.stop_when_settled
+        from harness.stats.sequential import describe
+
+        sentences.append(f"Repeats: {describe(significance['stopping'])}.")
     detectable = []
     for a in significance.get("arms", []):
         md = a.get("min_detectable")

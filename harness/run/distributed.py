@@ -35,6 +35,9 @@ def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions
     """Work through the study's cells with the other workers; the worker that sees them all done writes the outputs."""
     import optuna
 
+    if study.spec.cv.stop_when_settled:
+        raise HarnessError("cv.stop_when_settled runs the repeats one at a time and looks after each; workers sharing "
+                           "a storage (--workers / --storage) run cells in any order: drop one of them")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     from harness import rundir as files
     from harness.logs import run_log

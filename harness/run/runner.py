@@ -31,6 +31,7 @@ from harness.run.cells import aggregate, is_done, write_cell
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
 from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs, resolve_device
+from harness.run.stopping import SettledStop, settled_stop
 from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
 from harness.run.training_options import build_scheduler
 from harness.rundir import RunDir
@@ -99,6 +100,7 @@ class StudyRunner:
     _overhead: float = 0.0
     _loggers: list[object] = field(default_factory=list)  # the study's loggers, started by setup()
     data_key: str = ""  # data_fingerprint of the prepared data, set by setup()
+    stopping: SettledStop | None = None  # cv.stop_when_settled's rule (its record goes into run.json)
 
     @property
     def run_dir(self) -> Path:
@@ -207,6 +209,8 @@ class StudyRunner:
                     "plugins": [vars(p) for p in self.registry.plugins],
                     "study_git_commit": _git_commit(self.study.source.parent),
                     "study_dir": str(self.study.source.parent.resolve())}
+        if self.stopping is not None:
+            run_info["stopping"] = self.stopping.record
         atomic_write_text(self.run_dir / files.RUN_INFO, json.dumps(run_info, indent=1, default=str))
         if self.options.stats:
             self._write_stats(results)
@@ -225,12 +229,19 @@ class StudyRunner:
         if self.options.fold_order is not None:
             folds = [folds[i] for i in self.options.fold_order]
         cells = [(arm, f) for arm in self.arms for f in folds]
+        stopper = self.stopping = settled_stop(self.run_dir, self.study.spec, [a.name for a in self.arms],
+                                               self.options.fold_order)
         try:
             with Progress(len(cells), "study", "cell", quiet=self.options.quiet, position=0) as bar:
-                for arm, fold in cells:
-                    bar.describe(f"{arm.name} r{fold.repeat} f{fold.fold}")
-                    result = self.run_cell(arm, fold, data, costs)
-                    bar.update(note=f"{arm.name} r{fold.repeat} f{fold.fold}" + ("" if result else " failed"))
+                for batch in stopper.batches(cells) if stopper else [cells]:  # stop_when_settled: one repeat each
+                    failed = 0
+                    for arm, fold in batch:
+                        bar.describe(f"{arm.name} r{fold.repeat} f{fold.fold}")
+                        result = self.run_cell(arm, fold, data, costs)
+                        failed += result is None
+                        bar.update(note=f"{arm.name} r{fold.repeat} f{fold.fold}" + ("" if result else " failed"))
+                    if stopper and stopper.look(batch[0][1].repeat, failed, lambda: self._aggregate(data), self.log):
+                        break
         except BaseException:
             with contextlib.suppress(Exception):  # the finished cells' results, never hiding the cause
                 self._aggregate(data)
@@ -355,7 +366,11 @@ class StudyRunner:
         return aggregate(self.run_dir, [(self.cell_dir(arm.name, fold.repeat, fold.fold), fingerprint)
                                         for arm in self.arms
                                         for fingerprint in [cell_fingerprint(self.study, arm, self.data_key)]
-                                        for fold in data.splits.folds])
+                                        for fold in data.splits.folds if self._looked_at(fold.repeat)])
+
+    def _looked_at(self, repeat: int) -> bool:
+        """stop_when_settled: results hold only the repeats looked at (not cells of an earlier, longer run)."""
+        return self.stopping is None or repeat < self.stopping.record["repeats_run"]
 
 
 def _forget(cell: Path) -> None:

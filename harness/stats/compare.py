@@ -20,6 +20,7 @@ import pandas as pd
 
 from harness import rundir as files
 from harness.atomic import atomic_write_text
+from harness.rundir import RunDir
 from harness.stats._effects import corrected_interval, effect_sizes
 from harness.stats._results import VERDICT_RULE, StatsError, verdict_of
 from harness.stats._runfiles import RunScores, load_run
@@ -85,6 +86,7 @@ class Comparison:
     verdict_rule: str = VERDICT_RULE
     study_metric: str = ""  # the study's compare.metric (column); differs from metric under compare --metric
     metric_note: str = ""  # says so when it differs
+    stopping: dict[str, Any] | None = None  # cv.stop_when_settled: the looks and why it stopped (run.stopping)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, default=float)
@@ -168,6 +170,7 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
         item.holm_p = float(p) if np.isfinite(p) else None
     if len(run.arms) >= 3 and not info.on_test:
         c.friedman = _friedman(run, table)
+    c.stopping = RunDir(run_dir).read_json(files.STOPPING)
     c.variance = _variance(run_dir, run)
     if c.variance and c.variance.get("warning"):
         c.warnings.append(c.variance["warning"])
@@ -307,6 +310,7 @@ def format_verdicts(c: Comparison) -> str:
     """The answer per arm, as ``harness run`` ends with it: difference, interval, P(better/equivalent/worse), sentence."""
     direction = "higher" if c.higher_is_better else "lower"
     lines = [f"verdict ({c.metric}, {direction} is better, {c.scope}; vs {c.baseline}):"]
+    lines += _stopping_lines(c)
     for item in c.arms:
         bayes = item.tests.get("bayes", {})
         probs = (f"P(better) {bayes['p_a_better']:.3f}, P(equivalent) {bayes['p_rope']:.3f}, "
@@ -333,6 +337,7 @@ def format_comparison(c: Comparison) -> str:
         if "error" in p:
             lines.append(f"    {primary}: {p['error']}")
         lines.append(f"    {item.verdict_text}")
+    lines += _stopping_lines(c)
     if c.friedman and "error" not in c.friedman:
         lines.append(f"  Friedman chi2 = {c.friedman['statistic']:.3f}, p = {c.friedman['pvalue']:.4g}, "
                      f"Nemenyi CD = {c.friedman['critical_difference']:.3f} ({c.friedman['blocks']}; "
@@ -346,3 +351,12 @@ def format_comparison(c: Comparison) -> str:
         lines += format_variance(c.variance)
     lines += [f"  warning: {w}" for w in c.warnings]
     return "\n".join(lines)
+
+
+def _stopping_lines(c: Comparison) -> list[str]:
+    """cv.stop_when_settled: how many repeats ran of the budget, and why it stopped."""
+    if not c.stopping:
+        return []
+    from harness.stats.sequential import describe
+
+    return [f"  repeats: {describe(c.stopping)}"]

@@ -54,6 +54,8 @@ class CVSpec(StrictModel):
                                       "split and the CV pool; otherwise that is an error")
     fold_column: str | None = Field(None, description="a column of the dataset's table holding predefined folds "
                                                         "(the published ones); its distinct values are the folds")
+    stop_when_settled: bool = Field(False, description="run repeats one at a time and stop once every arm's verdict "
+                                    "is settled (group-sequential; cv.repeats is the maximum, >= 2)")
 
     @model_validator(mode="after")
     def _seeding(self) -> CVSpec:

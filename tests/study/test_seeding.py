@@ -95,6 +95,9 @@ def test_one_at_a_time_design_sets_repeats_and_groups() -> None:
     ({"variance": {"sources": ["init"]}, "repeats": 2}, "needs 4 repeats"),
     ({"variance": {"sources": ["init"]}, "vary": ["init"]}, "keep one"),
     ({"variance": {"sources": ["split", "init", "order", "augment"], "seeds": 30}}, "more than the 100"),
+    ({"stop_when_settled": True}, "set cv.repeats to 2 or more"),
+    ({"stop_when_settled": True, "repeats": 4, "fold_column": "split"}, "predefined folds"),
+    ({"stop_when_settled": True, "variance": {"sources": ["init"]}}, "do not mix"),
 ])
 def test_seeding_mistakes_are_clear(cv: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
@@ -125,3 +128,21 @@ def test_predefined_folds_allow_repeats_that_keep_the_split() -> None:
     assert [f.val.tolist() for f in splits.folds if f.repeat == 0] == [f.val.tolist() for f in splits.folds if f.repeat == 1]
     with pytest.raises(HarnessError, match="leave split out of cv.vary"):
         make_splits(table, CVSpec(fold_column="published", repeats=2), seed=0)
+
+
+def test_stop_when_settled_is_declared_and_its_mistakes_name_the_line(write_study, capsys) -> None:  # type: ignore[no-untyped-def]
+    from harness.cli import main
+    from harness.registry import load_registry
+    from harness.study.json_schema import study_json_schema
+
+    cv = study_json_schema(load_registry())["$defs"]["CVSpec"]["properties"]["stop_when_settled"]
+    assert cv["default"] is False and "maximum" in cv["description"]
+    assert CVSpec.model_validate({"stop_when_settled": True, "repeats": 10}).stop_when_settled
+    study = write_study({"cv": {"folds": 2, "repeats": 1, "stop_when_settled": True}})
+    assert main(["validate", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert f"{study}:" in err and "cv: cv.stop_when_settled takes cv.repeats as the maximum" in err
+    study = write_study({"cv": {"folds": 2, "repeats": 3, "stop_when_settled": True},
+                         "compare": {"metric": "test_accuracy"}})
+    assert main(["validate", str(study)]) == 2
+    assert "compare.metric: cv.stop_when_settled looks at cross-validation scores" in capsys.readouterr().err
