@@ -38,6 +38,7 @@ from harness.cli_tools import (
 )
 from harness.errors import HarnessError, Interrupted, StudyError
 from harness.logs import console, verbosity_level
+from harness.run.determinism import prepare_environment
 from harness.run.threads import THREADS_HELP, default_threads
 from harness.shipped import resolve_study
 from harness.stats.commands import add_parsers as add_stats_parsers
@@ -156,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    prepare_environment()  # CUBLAS_WORKSPACE_CONFIG before CUDA starts (training.deterministic)
     try:
         args = _parser().parse_args(argv)
     except SystemExit:  # --help, --print-completion, a usage error: what argparse printed may meet a closed pipe

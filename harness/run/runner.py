@@ -26,6 +26,7 @@ from harness.errors import HarnessError, Interrupted
 from harness.logs import Progress, log, run_log
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
+from harness.run import determinism
 from harness.run import rundir as files
 from harness.run.cells import aggregate, is_done, write_cell
 from harness.run.faults import kill_point
@@ -202,7 +203,7 @@ class StudyRunner:
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
                     "device": str(resolve_device(spec.training.device)), "threads": torch.get_num_threads(),
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
-                    "arms": costs, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
+                    "arms": costs, "compute": {a.name: determinism.record(a) for a in self.arms}, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
                     "plugins": [vars(p) for p in self.registry.plugins],
                     "study_git_commit": _git_commit(self.study.source.parent),
                     "study_dir": str(self.study.source.parent.resolve())}
@@ -288,8 +289,7 @@ class StudyRunner:
         cell.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cell / files.FINGERPRINT, fingerprint)
         device = resolve_device(arm.training.device)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        determinism.configure(arm.training.deterministic, device)
         trainer = self._trainer(arm, fold, data, cell, device)
         try:
             resumed = trainer.resume()
@@ -300,7 +300,8 @@ class StudyRunner:
             resumed = ""
         if resumed:
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: {resumed}")
-        outcome = trainer.run()
+        with determinism.explained(arm.name):
+            outcome = trainer.run()
         kill_point("evaluated")
         return self._write_cell(arm, fold, data, cell, fingerprint, outcome, cost)
 

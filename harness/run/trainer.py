@@ -32,6 +32,7 @@ from torch import nn
 from harness.atomic import atomic_save_torch
 from harness.data.augment import augment_batch
 from harness.run import rundir as files
+from harness.run.determinism import amp_dtype
 from harness.run.faults import kill_point
 from harness.run.history import write_history
 from harness.run.training_options import clip_gradients, ema_update, make_ema
@@ -143,8 +144,7 @@ class FoldTrainer:
         self.identity = identity  # which cell (arm, repeat, fold, settings) the checkpoints belong to
         self.augment_seed = seed if augment_seed is None else augment_seed  # order draws from `seed`
         cuda = device.type == "cuda"
-        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if (
-            cuda and training.amp is not False) else None
+        self.amp_dtype = amp_dtype(device, training.amp)
         self.channels_last = cuda if training.channels_last is None else training.channels_last
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.mean = inputs.mean.view(1, -1, 1, 1)
