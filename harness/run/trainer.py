@@ -181,7 +181,8 @@ class FoldTrainer:
             "scaler": self.scaler.state_dict() if self.scaler else {},
             "ema": self.scored_model.state_dict() if self.ema is not None else {},
             "state": {k: v for k, v in vars(s).items() if k != "history"}, "history": s.history,
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": torch.get_rng_state(),  # and the GPU's (dropout, drop-path draw there): exact resume on CUDA
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
             "generator": generator.get_state() if generator is not None else torch.empty(0, dtype=torch.uint8),
         })
 
@@ -207,6 +208,8 @@ class FoldTrainer:
                 self.scored_model.load_state_dict(ckpt["ema"])
             self.state = _State(**ckpt["state"], history=list(ckpt["history"]))
             torch.set_rng_state(ckpt["torch_rng"])
+            if self.device.type == "cuda" and ckpt.get("cuda_rng") is not None and ckpt["cuda_rng"].numel():
+                torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
             self._resume_generator = ckpt["generator"]
             if self.restore_best and self.state.best_epoch >= 0:
                 best = safe_torch_load(self.best_path)

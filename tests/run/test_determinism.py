@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from harness.errors import HarnessError
 from harness.run import determinism
 from harness.run.fingerprint import cell_fingerprint
+from harness.run.trainer import FoldInputs, FoldTrainer
 from harness.study.loader import load_study
+from harness.study.schema import AugmentSpec, TrainingSpec
 
 # the tiny study's fingerprints as computed by the harness before determinism and compute counted (main, c1d7b82)
 BEFORE = {"plain": "9d5f2c5b3f759fd3", "se": "b4c6870aee40bbe0"}
@@ -118,3 +122,40 @@ def test_two_deterministic_trainings_on_the_gpu_give_identical_weights(torch_fla
         return [p.detach().clone() for p in model.parameters()]
 
     assert all(torch.equal(a, b) for a, b in zip(train(), train(), strict=True))
+
+
+def _dropout_trainer(cell: Path, device: torch.device) -> FoldTrainer:
+    """A tiny fold trainer whose model draws random numbers on its device (dropout)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2)).to(device)
+    x = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8, device=device)
+    y = torch.arange(16, device=device) % 2
+    stats = torch.tensor([0.5], device=device), torch.tensor([0.25], device=device)
+    inputs = FoldInputs(x, y, x[:6], y[:6], x[:6], y[:6], *stats, in_chans=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return FoldTrainer(model, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 1), TrainingSpec(batch_size=8),
+                       AugmentSpec(), inputs, cell, seed=0, device=device, identity="t")
+
+
+def test_a_checkpoint_without_the_gpu_random_state_still_resumes(tmp_path: Path) -> None:
+    """Checkpoints written before the CUDA random state was saved (and every CPU one) resume as before."""
+    trainer = _dropout_trainer(tmp_path, torch.device("cpu"))
+    trainer._save(None)
+    ckpt = torch.load(trainer.last_path, weights_only=True)
+    assert ckpt["cuda_rng"].numel() == 0  # nothing to save on CPU
+    del ckpt["cuda_rng"]
+    torch.save(ckpt, trainer.last_path)
+    assert _dropout_trainer(tmp_path, torch.device("cpu")).resume().startswith("resumed at epoch 1")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_resume_restores_the_gpu_random_state(tmp_path: Path) -> None:
+    device = torch.device("cuda")
+    trainer = _dropout_trainer(tmp_path, device)
+    torch.rand(3, device=device)  # move the GPU stream on from the seed
+    trainer._save(None)
+    expected = torch.rand(5, device=device)
+    torch.cuda.manual_seed(123)  # another process, another state
+    _dropout_trainer(tmp_path, device).resume()
+    assert torch.equal(torch.rand(5, device=device), expected)
