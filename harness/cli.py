@@ -38,7 +38,7 @@ from harness.cli_tools import (
 )
 from harness.errors import HarnessError, Interrupted, StudyError
 from harness.logs import console, verbosity_level
-from harness.run.determinism import prepare_environment
+from harness.run.determinism import prepare_environment, worker_env
 from harness.run.threads import THREADS_HELP, default_threads
 from harness.shipped import resolve_study
 from harness.stats.commands import add_parsers as add_stats_parsers
@@ -300,7 +300,8 @@ def _spawn_workers(args: argparse.Namespace, command: str, out: Path, storage: s
     line = [sys.executable, "-m", "harness.cli", command, str(args.study), "--out", str(out), "--storage", storage,
             "--quiet", *extra, *[a for o in args.overrides for a in ("--set", o)],
             *(["--strict-plugins"] if args.strict_plugins else [])]
-    args.extra_workers = [subprocess.Popen(line, stdout=subprocess.DEVNULL) for _ in range(count)]
+    envs = [worker_env(index) for index in range(1, count + 1)]  # on several GPUs, one each (round robin)
+    args.extra_workers = [subprocess.Popen(line, stdout=subprocess.DEVNULL, env=env) for env in envs]
 
 
 def _tune_workers(args: argparse.Namespace, out: Path, study_threads: int | None) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
@@ -109,3 +109,19 @@ def describe(run_info: dict[str, object]) -> str:
         return f"{computes}, deterministic kernels (identical runs give identical numbers)"
     which = "" if len(varying) == len(gpu) else f" for {', '.join(varying)}"
     return f"{computes}; {VARIES}{which}"
+
+
+def worker_env(index: int, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of local worker ``index`` (0 is the process that starts the others): cuBLAS set for
+    deterministic kernels and, on a machine with several GPUs, a GPU of its own, round robin over the
+    visible ones (``CUDA_VISIBLE_DEVICES``; worker 0 keeps the first, torch's default device)."""
+    import torch
+
+    out = dict(os.environ if env is None else env)
+    prepare_environment(out)
+    count = torch.cuda.device_count()
+    if count > 1:
+        visible = [d.strip() for d in out.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        visible = visible[:count] if len(visible) >= count else [str(i) for i in range(count)]
+        out["CUDA_VISIBLE_DEVICES"] = visible[index % count]
+    return out
