@@ -196,3 +196,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
         atomic_write_text(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def cmd_plan_study(args: argparse.Namespace) -> int:
+    """``harness plan STUDY``: measure a short slice of every arm, print the study's projected wall time."""
+    from harness.run.projection import format_projection, project_study
+
+    args.study = args.run_dir
+    study, registry = load_validated(args)
+    projection = project_study(study, registry, steps=args.steps)
+    print(json.dumps(projection.to_dict(), indent=1) if args.json else "\n".join(format_projection(projection)))
+    return 0
