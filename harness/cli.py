@@ -37,9 +37,9 @@ from harness.cli_tools import (
     cmd_studies,
 )
 from harness.errors import HarnessError, Interrupted, StudyError
-from harness.logs import console, verbosity_level
+from harness.logs import console, log, verbosity_level
 from harness.run.determinism import prepare_environment, worker_env
-from harness.run.threads import THREADS_HELP, default_threads
+from harness.run.threads import THREADS_HELP, default_threads, load_warning
 from harness.shipped import resolve_study
 from harness.stats.commands import add_parsers as add_stats_parsers
 from harness.stats.commands import cmd_compare, cmd_plan, verdict_lines
@@ -231,6 +231,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     study, registry = load_validated(args)
     out = run_directory(args.out or Path("runs") / study.name)
+    if busy := load_warning(study.spec.training.threads or default_threads(args.workers), args.workers):
+        log.warning(busy)
     if args.fresh and (args.workers > 1 or args.storage):  # start over before any worker starts
         from harness.run.rundir import RunDir
         from harness.run.runner import run_lock
