@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
 from harness.run import rundir as files
+
+if TYPE_CHECKING:
+    from harness.stats.power import DesignOption
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -93,7 +97,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _design_times(run_dir: Path, folds: int, options: list) -> dict[int, str]:  # type: ignore[type-arg]
+def _design_times(run_dir: Path, folds: int, options: list[DesignOption]) -> dict[int, str]:
     """Each proposed design's wall time in words, from the run's measured cell times (none without them)."""
     import json
 
