@@ -203,7 +203,8 @@ class StudyRunner:
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
                     "device": str(resolve_device(spec.training.device)), "threads": torch.get_num_threads(),
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
-                    "arms": costs, "compute": {a.name: determinism.record(a) for a in self.arms}, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
+                    "arms": costs, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
+                    "compute": {arm.name: determinism.record(arm) for arm in self.arms},  # device/precision, determinism
                     "plugins": [vars(p) for p in self.registry.plugins],
                     "study_git_commit": _git_commit(self.study.source.parent),
                     "study_dir": str(self.study.source.parent.resolve())}
