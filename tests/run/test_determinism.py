@@ -185,3 +185,26 @@ def test_local_workers_get_a_gpu_each_round_robin(monkeypatch: pytest.MonkeyPatc
     assert determinism.worker_env(2, {"CUDA_VISIBLE_DEVICES": "4,6,7"})["CUDA_VISIBLE_DEVICES"] == "7"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert "CUDA_VISIBLE_DEVICES" not in determinism.worker_env(1, {})
+
+
+def test_the_report_of_a_nondeterministic_gpu_run_says_its_numbers_vary(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A real tiny CPU run whose run.json is then rewritten as a GPU run's: protocol line and answer box."""
+    import json
+
+    from harness.registry import load_registry
+    from harness.report.render import build_report_data
+    from harness.run.runner import RunOptions, run_study
+
+    run = tmp_path / "run"
+    study = load_study(write_study({"training": {"epochs": 1}}, arms={"plain": {"backbone": "resnet20"}}))
+    run_study(study, load_registry(), RunOptions(run, quiet=True, report=False, stats=False))
+    info = json.loads((run / "run.json").read_text())
+    assert info["compute"] == {"plain": {"compute": "cpu/fp32", "deterministic": True}}
+    cpu = build_report_data(run, insight=False)
+    assert "GPU" not in cpu.protocol and not any("GPU" in s for s in cpu.answer.sentences)  # type: ignore[union-attr]
+    info.update(device="cuda", compute={"plain": {"compute": "cuda/bf16", "deterministic": False}})
+    (run / "run.json").write_text(json.dumps(info))
+    gpu = build_report_data(run, insight=False)
+    assert gpu.protocol.endswith(f"cuda/bf16; {determinism.VARIES}")
+    assert determinism.VARIES in gpu.answer.question  # type: ignore[union-attr]
+    assert any(s.startswith("Caution: GPU numbers vary") for s in gpu.answer.sentences)  # type: ignore[union-attr]
