@@ -201,8 +201,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_plan_study(args: argparse.Namespace) -> int:
     """``harness plan STUDY``: measure a short slice of every arm, print the study's projected wall time."""
     from harness.run.projection import format_projection, project_study
+    from harness.study.multi import declares_datasets
 
     args.study = args.run_dir
+    if declares_datasets(args.study):
+        raise HarnessError(f"{args.study} lists several datasets (datasets:); plan projects one: plan a copy of the "
+                           "study with one of them as dataset:, once per dataset")
     study, registry = load_validated(args)
     projection = project_study(study, registry, steps=args.steps)
     print(json.dumps(projection.to_dict(), indent=1) if args.json else "\n".join(format_projection(projection)))

@@ -46,6 +46,8 @@ def test_plan_text_and_its_argument_checks(write_study, tmp_path: Path, capsys: 
     assert "--steps must be at least 2" in capsys.readouterr().err
     assert main(["plan", str(tmp_path)]) == 2  # a folder that is no run, and no --effect
     assert "give --effect" in capsys.readouterr().err
+    several = Path(__file__).resolve().parents[2] / "studies" / "across_phantoms.yaml"
+    assert main(["plan", str(several)]) == 2 and "lists several datasets" in capsys.readouterr().err
 
 
 def test_each_proposed_design_gets_its_wall_time_from_the_runs_cell_times(tmp_path: Path,
