@@ -21,6 +21,7 @@ from torch import nn
 from harness import rundir as files
 from harness.models.build import build_model
 from harness.registry import Registry
+from harness.run import determinism
 from harness.run.inputs import resolve_device
 from harness.run.trainer import FoldInputs, FoldTrainer
 from harness.study.schema import AugmentSpec, TrainingSpec
@@ -43,6 +44,7 @@ class BenchConfig:
     classes: int = 10
     in_chans: int = 3
     rounds: int = 5
+    deterministic: bool = True  # as a study's training.deterministic (GPU only)
 
 
 def _sync(device: torch.device) -> None:
@@ -91,8 +93,8 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
     """Time the harness step, a bare loop on a copy of the same model and, for an attention
     variant, a bare loop on the plain backbone, all on the same batches in interleaved rounds."""
     device = resolve_device(config.device)
+    determinism.configure(config.deterministic, device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
     model = _build(config, registry, config.attention, dict(config.attention_options), device)
     training = TrainingSpec(batch_size=config.batch_size, amp=config.amp, channels_last=config.channels_last,
@@ -176,6 +178,7 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "amp": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "off",
         "channels_last": trainer.channels_last, "compile": config.compile, "augment": config.augment,
+        "deterministic": config.deterministic,
         "train_img_s": images / seconds["harness"], "bare_train_img_s": images / seconds["bare"],
         "overhead_ratio": seconds["bare"] / seconds["harness"],
         "data_share": trainer.state.data_seconds / seconds["harness"],

@@ -1,5 +1,2 @@
-"""The command line: one module per group of commands; ``main`` is the entry point."""
-
-from harness.cli.main import main
-
-__all__ = ["main"]
+"""The command line: one module per group of commands. ``harness.cli.main:main`` is the entry point;
+``python -m harness.cli`` runs it too (worker processes start that way)."""

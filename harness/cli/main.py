@@ -38,9 +38,10 @@ from harness.cli.tools import (
     cmd_studies,
 )
 from harness.errors import HarnessError, Interrupted, StudyError
-from harness.logs import console, verbosity_level
+from harness.logs import console, log, verbosity_level
 from harness.pipeline.finish import report_writer
-from harness.run.threads import THREADS_HELP, default_threads
+from harness.run.determinism import prepare_environment, worker_env
+from harness.run.threads import THREADS_HELP, default_threads, load_warning
 from harness.shipped import resolve_study
 
 
@@ -138,6 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None)
     bench.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     bench.add_argument("--compile", action="store_true")
+    bench.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
+                       help="GPU: deterministic kernels, as training.deterministic (default on)")
     bench.add_argument("--augment", action="store_true", help="include the harness's augmentation in its steps")
     bench.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     bench.add_argument("--profile", type=int, default=0, metavar="STEPS",
@@ -156,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    prepare_environment()  # CUBLAS_WORKSPACE_CONFIG before CUDA starts (training.deterministic)
     try:
         args = _parser().parse_args(argv)
     except SystemExit:  # --help, --print-completion, a usage error: what argparse printed may meet a closed pipe
@@ -229,6 +233,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     study, registry = load_validated(args)
     out = run_directory(args.out or Path("runs") / study.name)
+    if busy := load_warning(study.spec.training.threads or default_threads(args.workers), args.workers):
+        log.warning(busy)
     if args.fresh and (args.workers > 1 or args.storage):  # start over before any worker starts
         from harness.run.runner import run_lock
         from harness.rundir import RunDir
@@ -302,7 +308,8 @@ def _spawn_workers(args: argparse.Namespace, command: str, out: Path, storage: s
     line = [sys.executable, "-m", "harness.cli", command, str(args.study), "--out", str(out), "--storage", storage,
             "--quiet", *extra, *[a for o in args.overrides for a in ("--set", o)],
             *(["--strict-plugins"] if args.strict_plugins else [])]
-    args.extra_workers = [subprocess.Popen(line, stdout=subprocess.DEVNULL) for _ in range(count)]
+    envs = [worker_env(index) for index in range(1, count + 1)]  # on several GPUs, one each (round robin)
+    args.extra_workers = [subprocess.Popen(line, stdout=subprocess.DEVNULL, env=env) for env in envs]
 
 
 def _tune_workers(args: argparse.Namespace, out: Path, study_threads: int | None) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import rundir as files
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.stats.power import DesignOption
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,12 +25,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     compare.add_argument("--json", action="store_true")
     compare.add_argument("--write", action="store_true", help="also (over)write stats.json in the run directory")
 
-    plan = sub.add_parser("plan", help="which folds x repeats would detect a given difference (80 %% power)")
-    plan.add_argument("run_dir", type=Path, help="a finished run: its per-fold differences give the noise level")
-    plan.add_argument("--effect", type=float, required=True, help="the difference to detect, in metric units (0.01 = 1 point)")
+    plan = sub.add_parser("plan", help="a study file: its projected wall time; a finished run: which folds x repeats "
+                                       "detect a given difference (80 %% power) and how long each takes")
+    plan.add_argument("run_dir", type=Path, metavar="STUDY_OR_RUN_DIR",
+                      help="a study file (measures a short slice of each arm), or a finished run (its per-fold "
+                           "differences give the noise level, its cells' times the cost)")
+    plan.add_argument("--effect", type=float, help="with a run: the difference to detect, in metric units (0.01 = 1 point)")
     plan.add_argument("--baseline")
     plan.add_argument("--metric", help="a cross-validation metric; default: the study's compare.metric")
     plan.add_argument("--alpha", type=float)
+    plan.add_argument("--steps", type=int, default=5, help="with a study: timed training steps per arm (default 5)")
+    plan.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="with a study: override a study key, as for harness run")
+    plan.add_argument("--json", action="store_true", help="with a study: projected_seconds, low, high and per-arm figures")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -50,6 +61,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from harness.stats.across_run import is_multi_run
     from harness.stats.power import format_plan, plan_designs
 
+    if args.run_dir.is_file():
+        from harness.cli.tools import cmd_plan_study
+
+        return cmd_plan_study(args)
+    if args.effect is None:
+        raise HarnessError(f"plan {args.run_dir}: give --effect (the difference to detect, e.g. 0.01) for a run, "
+                           "or a study file for its projected wall time")
     if is_multi_run(args.run_dir):
         raise HarnessError(f"{args.run_dir} is a run over several datasets; plan works on one dataset's folds: "
                            f"harness plan {args.run_dir / files.DATASETS}/<id> --effect {args.effect:g}")
@@ -73,9 +91,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
             continue
         sd = float(np.std(d, ddof=1))
         options = plan_designs(sd, run.folds, args.effect, alpha=run.alpha)
+        times = _design_times(args.run_dir, run.folds, options)
         print("\n".join(format_plan(arm, run.baseline, run.metric.column, sd, run.folds, run.repeats, args.effect,
-                                    options, run.alpha)))
+                                    options, run.alpha, times)))
     return 0
+
+
+def _design_times(run_dir: Path, folds: int, options: list[DesignOption]) -> dict[int, str]:
+    """Each proposed design's wall time in words, from the run's measured cell times (none without them)."""
+    import json
+
+    import pandas as pd
+
+    from harness.run.projection import design_seconds, duration
+
+    results = pd.read_csv(run_dir / files.RESULTS)
+    info = json.loads((run_dir / files.RUN_INFO).read_text()) if (run_dir / files.RUN_INFO).exists() else {}
+    times = {o.folds: design_seconds(results, info, folds, o.folds, o.repeats)
+             for o in options if o.repeats is not None}
+    return {k: f"about {duration(v[0])} ({duration(v[1])} to {duration(v[2])}, from this run's cell times)"
+            for k, v in times.items() if v is not None}
 
 
 def verdict_lines(run_dir: Path) -> str:

@@ -104,7 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     name, options = attention_option(args.attention)
     config = BenchConfig(args.backbone, name, tuple(sorted(options.items())), args.image_size, args.batch_size,
                          args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
-                         compile=args.compile, augment=args.augment)
+                         compile=args.compile, augment=args.augment, deterministic=args.deterministic)
     result = run_bench(config, registry_for(args), profile_steps=args.profile)
     profile = result.pop("profile", None)
     if args.json:
@@ -196,4 +196,19 @@ def cmd_schema(args: argparse.Namespace) -> int:
     else:
         atomic_write_text(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_plan_study(args: argparse.Namespace) -> int:
+    """``harness plan STUDY``: measure a short slice of every arm, print the study's projected wall time."""
+    from harness.run.projection import format_projection, project_study
+    from harness.study.multi import declares_datasets
+
+    args.study = args.run_dir
+    if declares_datasets(args.study):
+        raise HarnessError(f"{args.study} lists several datasets (datasets:); plan projects one: plan a copy of the "
+                           "study with one of them as dataset:, once per dataset")
+    study, registry = load_validated(args)
+    projection = project_study(study, registry, steps=args.steps)
+    print(json.dumps(projection.to_dict(), indent=1) if args.json else "\n".join(format_projection(projection)))
     return 0

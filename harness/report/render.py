@@ -23,6 +23,8 @@ from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.report.answer import Answer, build_answer, group_scores
 from harness.report.plots import arm_curves_png
+from harness.run.determinism import VARIES
+from harness.run.determinism import describe as describe_compute
 
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "roc_auc_ovr")
@@ -256,20 +258,25 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
     dataset = _read_json(run_dir / files.DATA_SUMMARY, None)
     if "training_flag" in results:  # flagged cells: in the answer box, the per-fold table and compare's warnings
         results["training_flag"] = results["training_flag"].fillna("")
+    gpu = describe_compute(run_info)  # GPU reproducibility ('' on CPU)
+    protocol = protocol_text(study, "test_accuracy" in results) + (f", {gpu}" if gpu else "")
     data = ReportData(
         study_name=study["name"], created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         harness_version=__version__, plugins=run_info.get("plugins", []), git_commit=run_info.get("study_git_commit", ""),
         device=str(run_info.get("device", "")), seed=int(study["seed"]),
-        protocol=protocol_text(study, "test_accuracy" in results), study_yaml=study_text,
-        protocol_parts=protocol_parts(study, "test_accuracy" in results), class_names=class_names,
+        protocol=protocol, study_yaml=study_text,
+        protocol_parts=protocol_parts(study, "test_accuracy" in results) + ([gpu] if gpu else []),
+        class_names=class_names,
         arms=arms, per_fold=results[columns].to_dict("records"),  # type: ignore[arg-type]
         confusion=confusion, confusion_normalized=normalized, per_class=per_class, curves=curves,
         significance=significance, tuning=_read_json(run_dir / files.TUNING, None), warnings=warnings,
-        answer=build_answer(study, significance, results, protocol_text(study, "test_accuracy" in results),
+        answer=build_answer(study, significance, results, protocol,
                             _scored_class_counts(dataset, significance), _summaries(arms, metric)),
         dataset=dataset, metric=metric,
         majority_rate=float(results["majority_rate"].mean()) if "majority_rate" in results else None,
         chance_rate=1.0 / len(class_names) if class_names else None)
+    if VARIES in gpu and data.answer is not None:
+        data.answer.sentences.append(f"Caution: {VARIES}; rerunning this study may change these numbers.")
     if (run_dir / files.SPLITS).exists() and not predictions.empty:
         data.group_scores = group_scores(predictions, pd.read_csv(run_dir / files.SPLITS, keep_default_na=False),
                                          len(class_names))

@@ -12,23 +12,32 @@ import json
 import numpy as np
 
 from harness.data.prepared import PreparedData
+from harness.run.determinism import compute_of, resolve_device
 from harness.seeds import is_default
 from harness.study.loader import Arm, LoadedStudy
 from harness.study.schema import DuplicatesSpec
 
 
-def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "") -> str:
+def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "", compute: str | None = None) -> str:
     """What a cell's numbers depend on; a stored cell is reused only if this matches.
 
     ``data_key`` (:func:`data_fingerprint`) covers the data's content: labels, groups, splits and pixels.
+    ``compute`` (default: the arm's own, :func:`~harness.run.determinism.compute_of`) is the device type
+    and precision; ``cpu/fp32`` and a deterministic run leave the fingerprint as it was before they counted.
     """
     spec = study.spec
     training = arm.training.model_dump(mode="json", exclude={"device", "threads", "checkpoints"})  # not the science
     for key in ("warmup", "clip_grad", "ema"):  # added later, off by default: off keeps older cells' fingerprints
         if training.get(key) is None:
             training.pop(key, None)
+    if training.get("deterministic", True):
+        training.pop("deterministic", None)
+    compute = compute or compute_of(resolve_device(arm.training.device), arm.training.amp)
+    if compute != "cpu/fp32":
+        training["compute"] = compute
     seeding = set() if is_default(spec.cv) else {"vary", "variance"}  # the default keeps older cells valid
-    cv = spec.cv.model_dump(mode="json", exclude={"vary", "variance"} - seeding)
+    # stop_when_settled decides how many repeats run, never a cell's numbers
+    cv = spec.cv.model_dump(mode="json", exclude=({"vary", "variance"} - seeding) | {"stop_when_settled"})
     dataset = spec.dataset.model_dump(mode="json")
     if spec.dataset.duplicates == DuplicatesSpec():  # added later: the default keeps older cells' fingerprints
         dataset.pop("duplicates")

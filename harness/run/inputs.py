@@ -6,7 +6,7 @@ import torch
 
 from harness.data.prepared import PreparedData, normalization
 from harness.data.splits import Fold
-from harness.errors import HarnessError
+from harness.run.determinism import resolve_device
 from harness.run.threads import default_threads
 from harness.run.trainer import FoldInputs
 
@@ -15,15 +15,6 @@ __all__ = ["FoldDataTooLarge", "default_threads", "fold_inputs", "resolve_device
 
 class FoldDataTooLarge(torch.cuda.OutOfMemoryError):
     """The fold's images, not a batch, exhausted GPU memory."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``training.device`` as a torch device; ``auto`` is CUDA when there is a GPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise HarnessError(f"training.device is {name!r} but no CUDA GPU is available; use auto or cpu")
-    return torch.device(name)
 
 
 def fold_inputs(data: PreparedData, fold: Fold, device: torch.device, pretrained: bool) -> FoldInputs:

@@ -27,6 +27,7 @@ from harness.errors import HarnessError, Interrupted
 from harness.logs import Progress, log, run_log
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
+from harness.run import determinism
 from harness.run.cells import aggregate, is_done, write_cell
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
@@ -56,6 +57,10 @@ class RunOptions:
     on_epoch: Callable[[Arm, Any, dict[str, float]], None] | None = None  # after each epoch; may raise to stop
     subset: Any = None  # sample indices to use instead of the whole dataset (nested CV's outer-train part)
     loggers: bool = True  # start the study's ``loggers:`` (tuning trials do not)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.report, bool):  # the renderer comes from the pipeline; a flag here would be ignored
+            raise TypeError("RunOptions.report is a renderer (harness.pipeline.finish.report_writer) or None")
 
 
 @dataclass
@@ -206,6 +211,7 @@ class StudyRunner:
                     "device": str(resolve_device(spec.training.device)), "threads": torch.get_num_threads(),
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
                     "arms": costs, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
+                    "compute": {arm.name: determinism.record(arm) for arm in self.arms},  # device/precision, determinism
                     "plugins": [vars(p) for p in self.registry.plugins],
                     "study_git_commit": _git_commit(self.study.source.parent),
                     "study_dir": str(self.study.source.parent.resolve())}
@@ -299,8 +305,7 @@ class StudyRunner:
         cell.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cell / files.FINGERPRINT, fingerprint)
         device = resolve_device(arm.training.device)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        determinism.configure(arm.training.deterministic, device)
         trainer = self._trainer(arm, fold, data, cell, device)
         try:
             resumed = trainer.resume()
@@ -311,7 +316,8 @@ class StudyRunner:
             resumed = ""
         if resumed:
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: {resumed}")
-        outcome = trainer.run()
+        with determinism.explained(arm.name):
+            outcome = trainer.run()
         kill_point("evaluated")
         return self._write_cell(arm, fold, data, cell, fingerprint, outcome, cost)
 

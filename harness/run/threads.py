@@ -29,3 +29,21 @@ def threads_flag(args: argparse.Namespace) -> int | None:
         args.overrides = [*args.overrides, f"training.threads={threads}"]
         args.threads = None  # applied once
     return threads
+
+
+def load_warning(threads: int, workers: int = 1, load: float | None = None) -> str:
+    """One line when the machine is already busier than the cores this run will use ('' otherwise):
+    the load average of the last minute above threads x workers, and what ``--threads`` would do."""
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # not available on this system
+            return ""
+    used = threads * max(1, workers)
+    if load <= used:
+        return ""
+    advice = (f"--threads 1 runs one torch thread per process, which on a busy machine is often faster than "
+              f"{threads} threads waiting for cores (--threads N sets the count)" if threads > 1 else
+              "it already runs one thread per process; fewer --workers, or a quieter time, would help")
+    return (f"the machine is busy: load average {load:.1f} over the last minute exceeds the {used} core(s) this run "
+            f"will use ({workers} process(es) x {threads} thread(s)), so its threads will wait for CPU time; {advice}")

@@ -31,6 +31,7 @@ from torch import nn
 from harness import rundir as files
 from harness.atomic import atomic_save_torch
 from harness.data.augment import augment_batch, to_float
+from harness.run.determinism import amp_dtype
 from harness.run.faults import kill_point
 from harness.run.history import write_history
 from harness.run.training_options import clip_gradients, ema_update, make_ema
@@ -126,8 +127,7 @@ class FoldTrainer:
         self.identity = identity  # which cell (arm, repeat, fold, settings) the checkpoints belong to
         self.augment_seed = seed if augment_seed is None else augment_seed  # order draws from `seed`
         cuda = device.type == "cuda"
-        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if (
-            cuda and training.amp is not False) else None
+        self.amp_dtype = amp_dtype(device, training.amp)
         self.channels_last = cuda if training.channels_last is None else training.channels_last
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.mean = inputs.mean.view(1, -1, 1, 1)
@@ -164,7 +164,8 @@ class FoldTrainer:
             "scaler": self.scaler.state_dict() if self.scaler else {},
             "ema": self.scored_model.state_dict() if self.ema is not None else {},
             "state": {k: v for k, v in vars(s).items() if k != "history"}, "history": s.history,
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": torch.get_rng_state(),  # and the GPU's (dropout, drop-path draw there): exact resume on CUDA
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
             "generator": generator.get_state() if generator is not None else torch.empty(0, dtype=torch.uint8),
         })
 
@@ -190,6 +191,8 @@ class FoldTrainer:
                 self.scored_model.load_state_dict(ckpt["ema"])
             self.state = _State(**ckpt["state"], history=list(ckpt["history"]))
             torch.set_rng_state(ckpt["torch_rng"])
+            if self.device.type == "cuda" and ckpt.get("cuda_rng") is not None and ckpt["cuda_rng"].numel():
+                torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
             self._resume_generator = ckpt["generator"]
             if self.restore_best and self.state.best_epoch >= 0:
                 best = safe_torch_load(self.best_path)

@@ -86,14 +86,18 @@ def plan_designs(sd: float, folds: int, effect: float, *, alpha: float = 0.05, p
 
 
 def format_plan(arm: str, baseline: str, metric: str, sd: float, folds: int, repeats: int, effect: float,
-                options: list[DesignOption], alpha: float) -> list[str]:
-    """Plain-language lines: which folds x repeats detect ``effect`` (80 % power), and where none can."""
+                options: list[DesignOption], alpha: float,
+                times: dict[int, str] | None = None) -> list[str]:
+    """Plain-language lines: which folds x repeats detect ``effect`` (80 % power), and where none can;
+    with ``times`` (folds -> how long the whole design takes, in words) also its cost."""
+    times = times or {}
     lines = [f"{arm} vs {baseline} on {metric}: sd of the per-fold differences {sd:.4g} "
              f"(measured with {folds} folds x {repeats} repeat(s)); effect to detect {effect:g} "
              f"({POWER:.0%} power, two-sided alpha {alpha:g}, corrected t)"]
     for o in options:
         if o.repeats is not None:
-            lines.append(f"  {o.folds:>2} folds: {o.repeats} repeat(s) (detects >= {o.detectable:.4g})")
+            took = f"; {times[o.folds]}" if o.folds in times else ""
+            lines.append(f"  {o.folds:>2} folds: {o.repeats} repeat(s) (detects >= {o.detectable:.4g}){took}")
         else:
             lines.append(f"  {o.folds:>2} folds: no number of repeats can: the floor is {o.floor:.4g} > {effect:g} "
                          f"(n_test/n_train = 1/{o.folds - 1})")

@@ -157,6 +157,8 @@ class TrainingSpec(StrictModel):
     warmup: WarmupSpec | None = Field(None, description="linear lr warmup before the scheduler; off unless declared")
     clip_grad: ClipGradSpec | None = Field(None, description="gradient norm clipping; off unless declared")
     ema: EmaSpec | None = Field(None, description="EMA of the weights, which are then scored; off unless declared")
+    deterministic: bool = Field(True, description="GPU: deterministic kernels, cuDNN autotuner off (same numbers "
+                                                  "every run); false is faster but GPU runs then differ")
 
     @model_validator(mode="after")
     def _selection_has_inner_split(self) -> TrainingSpec:

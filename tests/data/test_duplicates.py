@@ -14,7 +14,7 @@ import yaml
 from harness_plugins.datasets.plugin import load_folder
 from PIL import Image
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.contracts import DatasetRequest
 from harness.data.duplicates import find_duplicates, merge_groups
 from harness.data.images import decode_images

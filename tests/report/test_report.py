@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.report.render import build_report_data, render_report
 from harness.report.side_by_side import write_comparison
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.report.answer import scores_sentence, trivial_baseline
 from harness.report.insight import (
     INACTIVE_SD,

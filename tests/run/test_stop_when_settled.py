@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.data.splits import Fold
 from harness.run.stopping import SettledStop, settled_stop
 from harness.study.loader import load_study

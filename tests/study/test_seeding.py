@@ -131,7 +131,7 @@ def test_predefined_folds_allow_repeats_that_keep_the_split() -> None:
 
 
 def test_stop_when_settled_is_declared_and_its_mistakes_name_the_line(write_study, capsys) -> None:  # type: ignore[no-untyped-def]
-    from harness.cli import main
+    from harness.cli.main import main
     from harness.registry import load_registry
     from harness.study.json_schema import study_json_schema
 

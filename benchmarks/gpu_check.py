@@ -1,0 +1,159 @@
+"""One prepared run of every GPU check, for a session that has a GPU (issue 24); writes one JSON of figures.
+
+    python benchmarks/gpu_check.py --out gpu_check            # on the GPU machine (about 10 min on an H200)
+    python benchmarks/gpu_check.py --device cpu --tiny --out x  # the same steps, tiny, on CPU (tested)
+
+1. Determinism: a small study (ResNet-20 vs SE-ResNet-20 on the phantom) run twice, then with
+   ``--workers 4``, then SIGKILLed mid-study and rerun: each run's results.csv (less its timing column)
+   and predictions.csv are compared with the first run's, byte for byte.
+2. The cost of ``training.deterministic``: ``harness bench`` on ResNet-20 + SE @150 (batch 64) and
+   SE-ResNet-50 @224 (batch 256), deterministic on and off; from the ResNet-20 pair, the training-only
+   projection of the 4-class protocol (2 arms x 4 folds x 150 epochs x 700 batches of 64).
+3. The CUDA-marked tests (``tests/run/test_gpu.py``, ``tests/run/test_determinism.py``), unless ``--no-pytest``.
+
+Every figure lands in ``OUT/gpu_check.json`` with the device, torch version and date; a failed step is
+recorded there with its error, never left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL_IMAGES_PER_ARM = 4 * 150 * 700 * 64  # the seed project's protocol: folds x epochs x batches x batch size
+
+
+def study(tiny: bool, device: str) -> dict[str, Any]:
+    """The determinism study: the issue's case (96 px, 4 folds x 4 epochs), or a tiny one."""
+    size, per_class, folds, epochs, batch = (32, 12, 2, 2, 8) if tiny else (96, 160, 4, 4, 32)
+    return {"name": "gpu_check", "seed": 0,
+            "dataset": {"name": "phantom", "image_size": size, "augment": "standard",
+                        "options": {"classes": 4 if not tiny else 2, "per_class": per_class, "size": size}},
+            "cv": {"folds": folds, "repeats": 1},
+            "training": {"epochs": epochs, "batch_size": batch, "device": device,
+                         "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, **({"threads": 1} if tiny else {})},
+            "arms": {"resnet20": {"backbone": "resnet20"},
+                     "se_resnet20": {"backbone": "resnet20", "attention": {"name": "se", "reduction": 4}}},
+            "compare": {"baseline": "resnet20"}}
+
+
+def harness(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, check=check)
+
+
+def outputs(run: Path) -> dict[str, bytes]:
+    """What must not change between identical runs: results.csv less its timing column, predictions.csv."""
+    import pandas as pd
+
+    results = pd.read_csv(run / "results.csv").drop(columns=["seconds"], errors="ignore")
+    buffer = io.StringIO()
+    results.sort_values(["arm", "repeat", "fold"]).to_csv(buffer, index=False)
+    return {"results.csv": buffer.getvalue().encode(), "predictions.csv": (run / "predictions.csv").read_bytes()}
+
+
+def determinism_checks(out: Path, study_file: Path, workers: int) -> dict[str, Any]:
+    runs = {}
+    started = time.perf_counter()
+    for name, extra in (("first", []), ("second", []), (f"workers{workers}", ["--workers", str(workers)])):
+        harness("run", str(study_file), "--out", str(out / name), "--no-report", "--quiet", *extra)
+        runs[name] = outputs(out / name)
+    killed = out / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(study_file), "--out", str(killed),
+                                "--no-report", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target = killed / "cells" / "resnet20" / "r0-f1" / "last.pt"  # the second cell is under way
+    while not target.exists() and process.poll() is None:
+        time.sleep(0.01)
+    was_killed = process.poll() is None
+    if was_killed:
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    harness("run", str(study_file), "--out", str(killed), "--no-report", "--quiet")
+    runs["killed_and_resumed"] = outputs(killed)
+    reference = runs["first"]
+    return {"identical": {name: {file: data == reference[file] for file, data in files.items()}
+                          for name, files in runs.items() if name != "first"},
+            "kill_happened_mid_study": was_killed, "seconds": time.perf_counter() - started}
+
+
+def bench(device: str, tiny: bool) -> dict[str, Any]:
+    configs = ({"resnet20_se_32": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
+                                   "--image-size", "32", "--batch-size", "8", "--steps", "3"]} if tiny else
+               {"resnet20_se_150": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
+                                    "--image-size", "150", "--batch-size", "64", "--steps", "200"],
+                "seresnet50_224": ["--backbone", "resnet50", "--attention", "se", "--image-size", "224",
+                                   "--batch-size", "256", "--steps", "50"]})
+    figures: dict[str, Any] = {}
+    for name, config in configs.items():
+        for mode in ("deterministic", "no-deterministic"):
+            done = harness("bench", *config, "--device", device, f"--{mode}", "--json")
+            figures[f"{name}/{mode}"] = json.loads(done.stdout.strip().splitlines()[-1])
+        on, off = figures[f"{name}/deterministic"], figures[f"{name}/no-deterministic"]
+        figures[f"{name}/cost"] = {"train_slowdown": off["train_img_s"] / on["train_img_s"],
+                                   "attention_ratio_on": on.get("attention_ratio"),
+                                   "attention_ratio_off": off.get("attention_ratio")}
+    first = next(iter(configs))
+    for mode in ("deterministic", "no-deterministic"):
+        r = figures[f"{first}/{mode}"]
+        if "plain_train_img_s" in r:  # both arms of the protocol, training only
+            hours = (PROTOCOL_IMAGES_PER_ARM / r["plain_train_img_s"] + PROTOCOL_IMAGES_PER_ARM / r["train_img_s"]) / 3600
+            figures[f"protocol_training_hours/{mode}"] = hours
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("gpu_check"))
+    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script itself (CPU, tests)")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--pytest", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the CUDA-marked tests")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    study_file = args.out / "study.yaml"
+    study_file.write_text(yaml.safe_dump(study(args.tiny, args.device), sort_keys=False))
+    import torch
+
+    report: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                              "torch": torch.__version__, "device": args.device, "tiny": args.tiny,
+                              "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+    steps = {"determinism": lambda: determinism_checks(args.out, study_file, args.workers),
+             "bench": lambda: bench(args.device, args.tiny)}
+    if args.pytest:
+        steps["pytest"] = lambda: _pytest()
+    failed = False
+    for name, step in steps.items():
+        try:
+            report[name] = step()
+        except Exception as exc:  # recorded, and the other steps still run
+            failed = True
+            detail = getattr(exc, "stderr", "") or ""
+            report[name] = {"error": f"{type(exc).__name__}: {exc}", "stderr_tail": str(detail)[-4000:]}
+        (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))  # after every step
+    identical = report.get("determinism", {}).get("identical", {})
+    failed |= not all(all(files.values()) for files in identical.values())
+    print(json.dumps(report, indent=1, default=str))
+    return 1 if failed else 0
+
+
+def _pytest() -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                           "tests/run/test_gpu.py", "tests/run/test_determinism.py"], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    return {"returncode": done.returncode, "tail": done.stdout[-3000:]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
