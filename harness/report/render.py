@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from harness import __version__
-from harness.atomic import atomic_write_text
-from harness.errors import HarnessError
+from harness.atomic import atomic_write_text, remove_temp_leftovers
+from harness.logs import log
 from harness.report.answer import Answer, build_answer, group_scores
 from harness.report.plots import arm_curves_png
 from harness.run import rundir as files
@@ -190,12 +190,9 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
     """Everything the report shows, computed from the stored run outputs (no retraining)."""
     import yaml
 
-    results_path = run_dir / files.RESULTS
-    if not results_path.exists() or results_path.stat().st_size <= 1:
-        raise HarnessError(f"{run_dir} has no results yet; run the study first (harness run STUDY)")
+    results = files.read_results(run_dir)  # one message for a missing, empty or mismatched results.csv
     study_text = (run_dir / files.STUDY).read_text()
     study = yaml.safe_load(study_text)
-    results = pd.read_csv(results_path)
     run_info = _read_json(run_dir / files.RUN_INFO, {})
     arms_info = _read_json(run_dir / files.ARMS, {})
     class_names = [str(c) for c in _read_json(run_dir / files.CLASSES, [])]
@@ -318,18 +315,28 @@ def render_report(data: ReportData, registry: Any = None, run_dir: Path | None =
     return env.get_template("report.html.j2").render(data=data, metrics=METRICS)
 
 
-def write_report(run_dir: Path, registry: Any = None, out: Path | None = None) -> Path:
+def write_report(run_dir: Path, registry: Any = None, out: Path | None = None, *, trust_plugins: bool = False) -> Path:
+    """Render report.html (or ``out``). Without ``registry`` the plugin modules the run's study.yaml names are
+    imported only when ``trust_plugins`` (they are code): otherwise the report says which it skipped."""
+    skipped: list[str] = []
     if registry is None:
         import yaml
 
         from harness.registry import load_registry
 
-        study = yaml.safe_load((run_dir / files.STUDY).read_text()) or {}
+        named = [str(m) for m in (yaml.safe_load((run_dir / files.STUDY).read_text()) or {}).get("plugins") or []]
+        skipped = [] if trust_plugins else named
         with pywarnings.catch_warnings():
             pywarnings.simplefilter("ignore")
-            registry = load_registry(study.get("plugins") or [])  # the study's own plugins too
+            registry = load_registry(named if trust_plugins else [])
+        if skipped:
+            log.warning(f"report: not importing the plugin module(s) {', '.join(skipped)} named in "
+                        f"{run_dir / files.STUDY} (plugins are code); pass --trust-plugins to use them")
     target = out or run_dir / files.REPORT
+    remove_temp_leftovers(target.parent, frozenset({target.name}))  # a killed report's half-written file
     data = build_report_data(run_dir, registry)
+    data.warnings += [f"plugin {m} (named in study.yaml) not imported: rerun harness report with --trust-plugins "
+                      "to include what it adds" for m in skipped]
     atomic_write_text(target, render_report(data, registry, run_dir))
     return target
 

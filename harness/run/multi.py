@@ -22,6 +22,7 @@ def run_multi(multi: MultiStudy, registry: Registry, options: RunOptions) -> tup
     from harness.stats.across_run import across_run, write_across
 
     root = RunDir(options.out_dir)
+    files.refuse_own_study(multi.source, root.root)
     results: dict[str, pd.DataFrame] = {}
     with run_lock(root.root):
         for name in (files.ACROSS, files.REPORT):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import time
 import warnings
@@ -99,6 +100,7 @@ class StudyRunner:
     _overhead: float = 0.0
     _loggers: list[object] = field(default_factory=list)  # the study's loggers, started by setup()
     data_key: str = ""  # data_fingerprint of the prepared data, set by setup()
+    _cells_started: bool = False  # a cell began (a failed run keeps a folder it created from then on)
 
     @property
     def run_dir(self) -> Path:
@@ -117,6 +119,8 @@ class StudyRunner:
         return RunDir(self.run_dir).cell(arm, repeat, fold)
 
     def run(self) -> pd.DataFrame:
+        files.refuse_own_study(self.study.source, self.run_dir)
+        created = files.first_missing(self.run_dir)  # a run that fails before its first cell removes it
         with run_lock(self.run_dir):
             if self.options.fresh:
                 self._clear()
@@ -125,6 +129,10 @@ class StudyRunner:
             try:
                 with run_log(self.run_dir / files.LOG), self.interruptible():
                     return self._run()
+            except BaseException:
+                if created is not None and not self._cells_started:
+                    shutil.rmtree(created, ignore_errors=True)
+                raise
             finally:
                 if self._loggers:  # the run stopped early: close the loggers, never hiding the cause
                     with contextlib.suppress(Exception):
@@ -149,6 +157,7 @@ class StudyRunner:
         self._started = time.perf_counter()
         torch.set_num_threads(spec.training.threads or default_threads())
         resolved = resolved_study(self.study)
+        RunDir(self.run_dir).invalidate_summaries()  # nothing of an earlier run's answers survives a changed rerun
         atomic_write_text(self.run_dir / files.STUDY, yaml.safe_dump(resolved, sort_keys=False))
         if self.options.loggers and spec.loggers:
             self._loggers = self.registry.start_loggers((lg.name, lg.options) for lg in spec.loggers)
@@ -225,6 +234,7 @@ class StudyRunner:
         if self.options.fold_order is not None:
             folds = [folds[i] for i in self.options.fold_order]
         cells = [(arm, f) for arm in self.arms for f in folds]
+        self._cells_started = True
         try:
             with Progress(len(cells), "study", "cell", quiet=self.options.quiet, position=0) as bar:
                 for arm, fold in cells:

@@ -172,8 +172,9 @@ def test_fresh_removes_tensorboard_runs_and_the_mlflow_run_id_but_keeps_the_mlfl
     from harness.run.rundir import RunDir
 
     run = RunDir(tmp_path)
+    run.prepare()  # a run directory: the harness's manifest
     run.tensorboard("a", 0, 1).mkdir(parents=True)
     (tmp_path / "mlflow_run.json").write_text("{}")
     (tmp_path / "mlruns").mkdir()
     run.clear()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlruns"]  # the store holds every earlier run
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".harness-run.json", "mlruns"]  # the store holds every earlier run
