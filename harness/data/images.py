@@ -96,10 +96,15 @@ def _to_array(image: object, size: int) -> np.ndarray:
 
 
 def _decode_one(path: Path, size: int) -> np.ndarray | str:
+    from stat import S_ISREG
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        if path.stat().st_size == 0:
+        info = path.stat()
+        if not S_ISREG(info.st_mode):
+            return "not a regular file (a FIFO, device or folder)"
+        if info.st_size == 0:
             return "zero-byte file"
         with Image.open(path) as image:
             image.load()

@@ -23,6 +23,7 @@ from harness.logs import log
 from harness.report.answer import Answer, build_answer, group_scores
 from harness.report.plots import arm_curves_png
 from harness.run import rundir as files
+from harness.study.arm_identity import identical_arms
 
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "roc_auc_ovr")
@@ -221,6 +222,7 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         if row.status != "ok":
             warnings.append(f"{row.arm} repeat {row.repeat} fold {row.fold}: {row.status} ({row.note})")
     warnings += [f"{f}" for f in run_info.get("failures", [])]
+    warnings += identical_arms(study.get("arms") or {})
     if significance:
         warnings += [f"statistics: {w}" for w in significance["warnings"]]
     confusion, normalized, per_class = {}, {}, {}

@@ -28,13 +28,14 @@ from harness.logs import Progress, log, run_log
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
 from harness.run import rundir as files
-from harness.run.cells import aggregate, is_done, write_cell
+from harness.run.cells import aggregate, is_done, prune_checkpoints, write_cell
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
 from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs, resolve_device
 from harness.run.rundir import RunDir
 from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
 from harness.run.training_options import build_scheduler
+from harness.study.arm_identity import resolved_arm
 from harness.study.loader import Arm, LoadedStudy
 from harness.study.seeding import cell_seeds
 
@@ -80,11 +81,7 @@ def run_lock(run_dir: Path, *, shared: bool = False) -> Iterator[None]:
 
 def resolved_study(study: LoadedStudy) -> dict[str, Any]:
     data = study.spec.model_dump(mode="json", exclude={"grid"})
-    data["arms"] = {
-        name: {"backbone": a.backbone, "attention": {"name": a.attention_name, **a.attention_options},
-               "pretrained": a.pretrained, "training": a.training.model_dump(mode="json")}
-        for name, a in study.arms.items()
-    }
+    data["arms"] = {name: resolved_arm(a) for name, a in study.arms.items()}
     return data
 
 
@@ -290,6 +287,7 @@ class StudyRunner:
         cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
         fingerprint = cell_fingerprint(self.study, arm, self.data_key)
         if is_done(cell, fingerprint):
+            prune_checkpoints(cell, arm.training.checkpoints)  # a kill after result.json may have left last.pt
             return dict(json.loads((cell / files.RESULT).read_text()))
         stored = cell / files.RESULT
         if stored.exists() or ((cell / files.LAST).exists() and not self._same_config(cell, fingerprint)):
