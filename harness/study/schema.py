@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import StrictBool as Bool  # no 'true' for a count, no 'yes' string for a flag
+from pydantic import StrictInt as Int
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"
 MAX_NAME = 100  # characters in a study or arm name: they become folder and file names
@@ -33,7 +35,7 @@ class AugmentSpec(StrictModel):
     """
 
     preset: Literal["none", "light", "standard"] = "none"
-    enabled: StrictBool = True
+    enabled: Bool = True
     hflip: float = Field(0.0, ge=0, le=1, description="probability of a horizontal flip")
     vflip: float = Field(0.0, ge=0, le=1, description="probability of a vertical flip")
     rotate: float = Field(0.0, ge=0, le=180, description="max rotation in degrees")
@@ -91,7 +93,7 @@ class AugmentSpec(StrictModel):
 
 class DatasetSpec(StrictModel):
     name: str
-    image_size: StrictInt = Field(64, ge=8, le=4096)
+    image_size: Int = Field(64, ge=8, le=4096)
     options: dict[str, Any] = Field(default_factory=dict)
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="none unless declared")
     on_bad_image: Literal["error", "skip"] = "error"
@@ -109,8 +111,8 @@ class VarianceSpec(StrictModel):
     every other seed fixed; see :mod:`harness.study.seeding` for the repeats it becomes."""
 
     sources: list[SeedSource] = Field(min_length=1, description="the seeds varied one at a time")
-    seeds: StrictInt = Field(4, ge=2, le=50, description="settings per source (repeat 0, shared, is one of them)")
-    together: StrictBool = Field(False, description="also vary every listed source at once (the total variance)")
+    seeds: Int = Field(4, ge=2, le=50, description="settings per source (repeat 0, shared, is one of them)")
+    together: Bool = Field(False, description="also vary every listed source at once (the total variance)")
 
     @field_validator("sources")
     @classmethod
@@ -121,16 +123,16 @@ class VarianceSpec(StrictModel):
 
 
 class CVSpec(StrictModel):
-    folds: StrictInt = Field(5, ge=2, le=100)
+    folds: Int = Field(5, ge=2, le=100)
     group: str | None = None
-    repeats: StrictInt = Field(1, ge=1, le=100)
+    repeats: Int = Field(1, ge=1, le=100)
     vary: list[SeedSource] = Field(default_factory=_every_source,
                                    description="the seeds that change from one repeat to the next; the others keep "
                                                "repeat 0's (default: all of them)")
     variance: VarianceSpec | None = Field(None, description="vary each source on its own (sets cv.repeats)")
     test_fraction: float = Field(0.0, ge=0.0, lt=1.0)
-    stratify: StrictBool = True
-    allow_group_overlap: StrictBool = Field(False, description="accept groups (cv.group) found in both the official test "
+    stratify: Bool = True
+    allow_group_overlap: Bool = Field(False, description="accept groups (cv.group) found in both the official test "
                                       "split and the CV pool; otherwise that is an error")
     fold_column: str | None = Field(None, description="a column of the dataset's table holding predefined folds "
                                                         "(the published ones); its distinct values are the folds")
@@ -170,7 +172,7 @@ class SchedulerSpec(BaseModel):
 class EarlyStoppingSpec(StrictModel):
     """Stop when the monitored value on the INNER selection split stops improving (never the scored fold)."""
 
-    patience: StrictInt | None = Field(None, ge=1)
+    patience: Int | None = Field(None, ge=1)
     monitor: Literal["inner_loss", "inner_accuracy", "val_loss", "val_accuracy"] = "inner_loss"
     min_delta: float = Field(0.0, ge=0)
 
@@ -199,7 +201,7 @@ class WarmupSpec(StrictModel):
     """Linear warmup over the first ``epochs`` (lr x start_factor rising to the full lr), then the
     declared scheduler over the remaining epochs (torch's LinearLR + SequentialLR, stepped per epoch)."""
 
-    epochs: StrictInt = Field(ge=1)
+    epochs: Int = Field(ge=1)
     start_factor: float = Field(0.1, gt=0, le=1)
 
 
@@ -218,20 +220,20 @@ class EmaSpec(StrictModel):
 
 
 class TrainingSpec(StrictModel):
-    epochs: StrictInt = Field(10, ge=1)
-    batch_size: StrictInt = Field(32, ge=1)
+    epochs: Int = Field(10, ge=1)
+    batch_size: Int = Field(32, ge=1)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
-    amp: StrictBool | None = None
-    channels_last: StrictBool | None = None
+    amp: Bool | None = None
+    channels_last: Bool | None = None
     checkpoints: Literal["best", "none", "all"] = Field(
         "best", description="what a finished cell keeps: the scored weights (best.pt), nothing, or also last.pt "
                             "with the optimizer state (about 3x the weights)")
-    threads: StrictInt | None = Field(None, ge=1, description="CPU threads for torch")
+    threads: Int | None = Field(None, ge=1, description="CPU threads for torch")
     warmup: WarmupSpec | None = Field(None, description="linear lr warmup before the scheduler; off unless declared")
     clip_grad: ClipGradSpec | None = Field(None, description="gradient norm clipping; off unless declared")
     ema: EmaSpec | None = Field(None, description="EMA of the weights, which are then scored; off unless declared")
@@ -274,7 +276,7 @@ class ParamSpec(StrictModel):
 
     low: int | float | None = None
     high: int | float | None = None
-    log: StrictBool = False
+    log: Bool = False
     step: int | float | None = Field(None, gt=0)
     choices: list[Any] | None = None
 
@@ -304,13 +306,13 @@ class ParamSpec(StrictModel):
 class TuneSpec(StrictModel):
     arms: list[str] | None = None
     metric: str = "accuracy"
-    trials: StrictInt = Field(20, ge=1)
+    trials: Int = Field(20, ge=1)
     sampler: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
     pruner: Literal["wilcoxon", "median", "hyperband", "none"] = "wilcoxon"
     wilcoxon_p: float = Field(0.1, gt=0, lt=1)
     space: dict[str, ParamSpec] = Field(min_length=1)
     storage: str | None = None
-    nested: StrictBool = False
+    nested: Bool = False
     enqueue: list[dict[str, Any]] = Field(default_factory=list, description="trials to run first, e.g. the known values")
 
 
@@ -333,7 +335,7 @@ class LoggerSpec(BaseModel):
 
 class Study(StrictModel):
     name: str = Field(pattern=ID_PATTERN, max_length=MAX_NAME)
-    seed: StrictInt = Field(0, ge=0, description="root of every random stream (numpy SeedSequence)")
+    seed: Int = Field(0, ge=0, description="root of every random stream (numpy SeedSequence)")
     plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
     dataset: DatasetSpec
     cv: CVSpec = Field(default_factory=CVSpec)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY_STUDY, deep_update
 
 from harness.cli import main
 from harness.errors import Interrupted
-from conftest import TINY_STUDY, deep_update
 
 SMALL = {"training": {"epochs": 1}, "dataset": {"image_size": 16, "options": {"size": 16, "per_class": 8}}}
 SUMMARIES = ("results.csv", "predictions.csv", "stats.json", "report.html", "run.json", "arms.json")
