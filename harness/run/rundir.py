@@ -125,13 +125,13 @@ class RunDir:
         harness's run directory (no manifest, one of cells/, run.json, tuning.json, tuning.db, across.json,
         and nothing but names the harness writes). Names a newer harness writes are added to an existing
         manifest only while they do not exist yet, so a user's file is never adopted."""
+        entries = sorted(p.name for p in self.root.iterdir())  # listed first: another process may be claiming it
         if (self.root / MANIFEST).exists():
             owned = self.owned()
             added = [n for n in HARNESS_NAMES if n not in owned and not (self / n).exists()]
             if added:
                 self._write_manifest([*owned, *added])
             return
-        entries = sorted(p.name for p in self.root.iterdir())
         foreign = [n for n in entries if n not in HARNESS_NAMES and temp_target(n) not in HARNESS_NAMES]
         empty = all(n in _BOOKKEEPING or temp_target(n) == MANIFEST for n in entries)
         if not empty and (foreign or not any(n in entries for n in _LEGACY_MARKERS)):

@@ -76,12 +76,15 @@ def test_report_imports_a_runs_plugins_only_when_trusted(finished_run: Path, tmp
     monkeypatch.syspath_prepend(str(code))  # importable: only the flag decides
     monkeypatch.delitem(sys.modules, "evil_report_plugin", raising=False)
     study = yaml.safe_load((out / "study.yaml").read_text())
+    study["arms"]["se"] = study["arms"]["plain"]  # and two identical arms: flagged in the report
     (out / "study.yaml").write_text(yaml.safe_dump({**study, "plugins": ["evil_report_plugin"]}, sort_keys=False))
     (out / ".report.html.k1ll3d_x.tmp").write_text("<html>half")  # left by a killed harness report
     assert main(["report", str(out)]) == 0
     assert not list(code.glob("IMPORTED-*"))
     assert "not importing the plugin module(s) evil_report_plugin" in capsys.readouterr().err
-    assert "plugin evil_report_plugin (named in study.yaml) not imported" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert "plugin evil_report_plugin (named in study.yaml) not imported" in html
+    assert "arms plain and se are identical" in html
     assert not (out / ".report.html.k1ll3d_x.tmp").exists()
     assert main(["report", str(out), "--trust-plugins"]) == 0
     assert list(code.glob("IMPORTED-*"))
@@ -105,3 +108,13 @@ def test_workers_do_not_import_modules_from_the_working_directory(write_study, t
     subprocess.run([sys.executable, "-c", "import evilmod"], check=True, cwd=tmp_path)
     assert list(tmp_path.glob("IMPORTED-*"))
     assert subprocess.run([*worker_python(), "-c", "import evilmod"], cwd=tmp_path, capture_output=True).returncode == 1
+
+
+def test_a_last_checkpoint_left_beside_a_finished_cell_is_pruned_on_the_rerun(finished_run: Path, tmp_path: Path) -> None:
+    study, out = _copy(finished_run, tmp_path)
+    cell = out / "cells" / "plain" / "r0-f0"
+    result = (cell / "result.json").stat().st_mtime_ns
+    (cell / "last.pt").write_bytes((cell / "best.pt").read_bytes())  # what a kill after result.json leaves
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
+    assert not (cell / "last.pt").exists() and (cell / "best.pt").exists()
+    assert (cell / "result.json").stat().st_mtime_ns == result  # reused, not trained again
