@@ -104,7 +104,7 @@ def test_csv_paths_that_are_folders_or_fifos_say_so(write_study, tmp_path: Path,
     rows = [f"{p},{p.parent.name}" for p in sorted(images.glob("*/*.png"))]
     os.mkfifo(tmp_path / "pipe.png")
     table.write_text("image,label\n" + "\n".join([*rows, f"{tmp_path / 'pipe.png'},a"]) + "\n")
-    assert "pipe.png is not a regular file" in with_csv(table)
+    assert "pipe.png (row 14) is not a regular file" in with_csv(table)
 
 
 def test_refusing_a_malicious_checkpoint_never_advises_weights_only_false(tmp_path: Path) -> None:
