@@ -70,8 +70,6 @@ CELL_FILES = frozenset({RESULT, HISTORY, CELL_PREDICTIONS, FINGERPRINT, LAST, BE
 RUN_SUMMARIES = (RESULTS, PREDICTIONS, STATS, REPORT, RUN_INFO, ARMS)
 # what a process that is claiming the folder at the same moment may already have made there
 _BOOKKEEPING = frozenset({LOCK, LOCK_DB, CELL_QUEUE, TUNING_DB})
-# an older harness's run directory (no manifest) holds one of these, and nothing but harness names
-_LEGACY_MARKERS = (CELLS, RUN_INFO, TUNING, TUNING_DB, ACROSS)
 
 
 class RunDir:
@@ -122,8 +120,8 @@ class RunDir:
         """Make the folder a run directory (write the manifest), or refuse a non-empty folder that is not one.
 
         A folder is the harness's when it holds the manifest; when it is empty; or when it is an older
-        harness's run directory (no manifest, one of cells/, run.json, tuning.json, tuning.db, across.json,
-        and nothing but names the harness writes). Names a newer harness writes are added to an existing
+        harness's run directory (no manifest, nothing but names the harness writes, and what only the harness
+        writes: a cell fingerprint, a run.json with the harness version, or tune's tuning.db with tuning/). Names a newer harness writes are added to an existing
         manifest only while they do not exist yet, so a user's file is never adopted."""
         entries = sorted(p.name for p in self.root.iterdir())  # listed first: another process may be claiming it
         if (self.root / MANIFEST).exists():
@@ -134,7 +132,7 @@ class RunDir:
             return
         foreign = [n for n in entries if n not in HARNESS_NAMES and temp_target(n) not in HARNESS_NAMES]
         empty = all(n in _BOOKKEEPING or temp_target(n) == MANIFEST for n in entries)
-        if not empty and (foreign or not any(n in entries for n in _LEGACY_MARKERS)):
+        if not empty and (foreign or not _written_by_harness(self.root)):
             shown = ", ".join((foreign or entries)[:4]) + (", ..." if len(foreign or entries) > 4 else "")
             raise HarnessError(
                 f"{self.root} is not empty and is not a harness run directory (it holds {shown}); the harness "
@@ -204,6 +202,16 @@ class RunDir:
         for cell in sorted((self.root / CELLS).glob("*/*")):
             removed += remove_temp_leftovers(cell, CELL_FILES)
         return removed + remove_temp_leftovers(self.root / CACHE)
+
+
+def _written_by_harness(root: Path) -> bool:
+    """Evidence that an older harness (before the manifest) wrote this folder."""
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        if "harness_version" in json.loads((root / RUN_INFO).read_text()):
+            return True
+    cells = f"{CELLS}/*/r*-f*/{FINGERPRINT}"
+    return (any(root.glob(cells)) or any(root.glob(f"{DATASETS}/*/{cells}"))
+            or ((root / TUNING_DB).is_file() and (root / TRIALS).is_dir()))
 
 
 def refuse_own_study(source: Path, root: Path) -> None:

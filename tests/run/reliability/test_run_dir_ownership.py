@@ -66,18 +66,22 @@ def test_an_older_harness_run_directory_is_adopted_but_not_one_with_foreign_file
     (old / "cells" / "a" / "r0-f0").mkdir(parents=True)
     for name in ("study.yaml", "results.csv", "run.json", ".stats.json.abcdefgh.tmp"):
         (old / name).write_text("x")
-    RunDir(old).prepare()  # only harness names and a run's marker: an older run directory
+    with pytest.raises(HarnessError, match="not a harness run directory"):  # harness names, no harness evidence
+        RunDir(old).prepare()
+    (old / "cells" / "a" / "r0-f0" / "fingerprint").write_text("abc")
+    RunDir(old).prepare()  # only harness names and a cell fingerprint: an older run directory
     assert (old / MANIFEST).exists()
     RunDir(old).clear()
     assert sorted(p.name for p in old.iterdir()) == [MANIFEST]
 
     mixed = tmp_path / "mixed"
-    (mixed / "cells").mkdir(parents=True)
-    (mixed / "study.yaml").write_text("x")
+    (mixed / "cells" / "a" / "r0-f0").mkdir(parents=True)
+    (mixed / "cells" / "a" / "r0-f0" / "fingerprint").write_text("abc")
+    (mixed / "run.json").write_text('{"harness_version": "0.1"}')
     (mixed / "thesis.docx").write_text("mine")
     with pytest.raises(HarnessError, match=r"it holds thesis\.docx\).*empty or new folder"):
         RunDir(mixed).clear()
-    assert sorted(p.name for p in mixed.iterdir()) == ["cells", "study.yaml", "thesis.docx"]
+    assert sorted(p.name for p in mixed.iterdir()) == ["cells", "run.json", "thesis.docx"]
 
 
 def test_the_study_file_being_run_is_never_overwritten(write_study, tmp_path: Path,
