@@ -115,6 +115,14 @@ def test_a_run_that_fails_before_its_first_cell_leaves_nothing_behind(write_stud
         run_study(load_study(study), load_registry([]), RunOptions(out, quiet=True))
     assert not (tmp_path / "new").exists()  # the folders it created are gone, its own and the parent
 
+    spec["datasets"] = [{"id": "broken", **spec.pop("dataset")}]  # the same, as a multi-dataset study
+    study.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(study), "--out", str(out), "--quiet"]) == 2
+    assert "could not be read" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+    spec["dataset"] = spec.pop("datasets")[0]
+    spec["dataset"].pop("id")
+    study.write_text(yaml.safe_dump(spec))
     kept = tmp_path / "kept"
     RunDir(kept).prepare()
     (kept / "notes.txt").write_text("mine")
