@@ -4,7 +4,6 @@ and seeds), then the across-dataset comparison (across.json) and the top-level r
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from typing import Any
 
 import pandas as pd
@@ -37,7 +36,7 @@ def run_multi(multi: MultiStudy, registry: Registry, options: RunOptions) -> tup
                 results[dataset_id] = run_study(study, registry, dataclasses.replace(options, out_dir=root.dataset(dataset_id)))
         except BaseException:
             if created is not None and not any(root.root.glob(f"{files.DATASETS}/*/{files.CELLS}")):
-                shutil.rmtree(created, ignore_errors=True)
+                files.remove_created(root.root, created)
             raise
         c = multi.first.spec.compare
         across = across_run(root.root, baseline=c.baseline, metric=c.metric, alpha=c.alpha, rope=c.rope)

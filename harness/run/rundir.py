@@ -232,6 +232,20 @@ def first_missing(path: Path) -> Path | None:
     return missing
 
 
+def remove_created(run_dir: Path, created: Path) -> None:
+    """Undo creating ``run_dir`` (``created`` is the outermost folder that creating it made): the run directory,
+    then each parent up to ``created`` only while it is empty (another process may have put a run beside it)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    folder = Path(run_dir).absolute().parent
+    stop = Path(created).absolute()
+    while folder == stop or stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
 def read_results(run_dir: Path) -> Any:
     """results.csv as a DataFrame; one message (HarnessError) for a run that has none, an empty one, or
     one that does not match its study.yaml (an interrupted rerun with other arms)."""

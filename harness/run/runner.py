@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import signal
 import time
 import warnings
@@ -128,7 +127,7 @@ class StudyRunner:
                     return self._run()
             except BaseException:
                 if created is not None and not self._cells_started:
-                    shutil.rmtree(created, ignore_errors=True)
+                    files.remove_created(self.run_dir, created)
                 raise
             finally:
                 if self._loggers:  # the run stopped early: close the loggers, never hiding the cause

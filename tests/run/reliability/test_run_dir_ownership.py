@@ -138,3 +138,14 @@ def test_copying_a_run_directory_keeps_it_a_run_directory(tmp_path: Path) -> Non
     shutil.copytree(run.root, tmp_path / "b")
     RunDir(tmp_path / "b").clear()
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [MANIFEST]
+
+
+def test_undoing_a_created_run_directory_keeps_what_others_put_beside_it(tmp_path: Path) -> None:
+    from harness.run.rundir import first_missing, remove_created
+
+    run = tmp_path / "a" / "b" / "run"
+    assert first_missing(run) == tmp_path / "a"
+    (run / "cells").mkdir(parents=True)
+    (tmp_path / "a" / "other-trial").mkdir()  # e.g. a concurrent tune worker's trial
+    remove_created(run, tmp_path / "a")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["other-trial"]
