@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
     has ``write``/``flush``/``tell`` only (so a full disk keeps its errno)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a shared run directory follows the umask
         with os.fdopen(fd, "wb") as handle:
@@ -34,6 +35,31 @@ def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+TEMP_SUFFIX = ".tmp"
+# what mkstemp makes of prefix ".<name>." and the suffix: eight characters of tempfile's alphabet in between
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def temp_target(file_name: str) -> str | None:
+    """The file an atomic write was writing when ``file_name`` is one of its temp files, else None."""
+    match = _TEMP_NAME.fullmatch(file_name)
+    return match["name"] if match else None
+
+
+def remove_temp_leftovers(folder: Path, targets: frozenset[str] | None = None) -> int:
+    """Delete the temp files a killed atomic write left in ``folder`` (not below it), only those of
+    ``targets`` (every target when None); how many there were. Nothing else is touched."""
+    removed = 0
+    if not Path(folder).is_dir():
+        return removed
+    for path in Path(folder).iterdir():
+        target = temp_target(path.name)
+        if target is not None and (targets is None or target in targets) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _umask() -> int:

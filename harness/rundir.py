@@ -1,7 +1,9 @@
-"""The run directory: every file name the harness writes there, the lock, clearing and clean-up.
+"""The run directory: every file name the harness writes there, the lock, ownership, clearing and clean-up.
 
 One owner, so the names cannot drift between modules: a run directory holds the resolved study,
-the data files, one folder per cell, the aggregated results and the report.
+the data files, one folder per cell, the aggregated results and the report. A folder becomes a run
+directory when the harness claims it (it must be empty or new): ``.harness-run.json`` records the
+names the harness owns there, and clearing or clean-up never touches anything else.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import atomic_write_text, remove_temp_leftovers, temp_target
 from harness.errors import HarnessError
 
 # files at the top of a run directory
@@ -42,6 +45,10 @@ CELL_QUEUE = "cells.db"  # the local workers' shared queue (``run --workers N``)
 PLUGINS = "plugins"  # one folder per plugin that writes files (loggers): plugins/<name>/, the plugin's own
 DATASETS = "datasets"  # a multi-dataset study: one complete run per dataset, datasets/<id>/
 ACROSS = "across.json"  # a multi-dataset study: the across-dataset comparison
+MANIFEST = ".harness-run.json"  # marks the folder as a run directory and lists the names the harness owns in it
+TUNING_DB = "tuning.db"  # harness tune: the default Optuna storage
+TRIALS = "tuning"  # harness tune: one run directory per trial, tuning/<arm>/<trial>/
+NESTED = "nested"  # nested-CV tuning: nested/<arm>/<outer fold>/
 
 # files inside one cell's folder
 RESULT = "result.json"
@@ -51,11 +58,18 @@ FINGERPRINT = "fingerprint"
 LAST = "last.pt"
 BEST = "best.pt"
 
-TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the target
+# harness.atomic writes ".<name>.<8 random characters>.tmp" beside the target
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
-OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, DUPLICATES, RESULTS, PREDICTIONS, STATS, TUNING,
-           STOPPING, REPORT, INSIGHT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS)
+OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, DUPLICATES, RESULTS, PREDICTIONS, STATS,
+           TUNING, STOPPING, REPORT, INSIGHT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS)
+# every top-level name the harness may create in a run directory: what a new run directory's manifest lists
+HARNESS_NAMES = (*OUTPUTS, CACHE, LOCK, LOCK_DB, MANIFEST, TUNING_DB, TRIALS, NESTED)
+CELL_FILES = frozenset({RESULT, HISTORY, CELL_PREDICTIONS, FINGERPRINT, LAST, BEST})
+# the outputs that summarise every cell: a rerun removes them before its first cell (rewritten from the cells)
+RUN_SUMMARIES = (RESULTS, PREDICTIONS, STATS, REPORT, RUN_INFO, ARMS)
+# what a process that is claiming the folder at the same moment may already have made there
+_BOOKKEEPING = frozenset({LOCK, LOCK_DB, CELL_QUEUE, TUNING_DB})
 
 
 class RunDir:
@@ -100,7 +114,8 @@ class RunDir:
         return {str(entry["id"]): self.dataset(str(entry["id"])) for entry in listed if isinstance(entry, dict)}
 
     def prepare(self) -> None:
-        """Create the folder, refusing a path that is a file or cannot be written."""
+        """Create and claim the folder, refusing a path that is a file, cannot be written, or holds files
+        that are not the harness's."""
         if self.root.exists() and not self.root.is_dir():
             raise HarnessError(f"{self.root} is a file, not a run directory; give --out a folder path")
         try:
@@ -109,6 +124,48 @@ class RunDir:
             raise HarnessError(f"cannot create run directory {self.root}: {exc.strerror}") from None
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise HarnessError(f"run directory {self.root} is not writable; choose another --out")
+        self.claim()
+
+    def claim(self) -> None:
+        """Make the folder a run directory (write the manifest), or refuse a non-empty folder that is not one.
+
+        A folder is the harness's when it holds the manifest; when it is empty; or when it is an older
+        harness's run directory (no manifest, nothing but names the harness writes, and what only the harness
+        writes: a cell fingerprint, a run.json with the harness version, or tune's tuning.db with tuning/). Names a newer harness writes are added to an existing
+        manifest only while they do not exist yet, so a user's file is never adopted."""
+        entries = sorted(p.name for p in self.root.iterdir())  # listed first: another process may be claiming it
+        if (self.root / MANIFEST).exists():
+            owned = self.owned()
+            added = [n for n in HARNESS_NAMES if n not in owned and not (self / n).exists()]
+            if added:
+                self._write_manifest([*owned, *added])
+            return
+        foreign = [n for n in entries if n not in HARNESS_NAMES and temp_target(n) not in HARNESS_NAMES]
+        empty = all(n in _BOOKKEEPING or temp_target(n) == MANIFEST for n in entries)
+        if not empty and (foreign or not _written_by_harness(self.root)):
+            shown = ", ".join((foreign or entries)[:4]) + (", ..." if len(foreign or entries) > 4 else "")
+            raise HarnessError(
+                f"{self.root} is not empty and is not a harness run directory (it holds {shown}); the harness "
+                "never writes into or clears a folder of yours: give --out an empty or new folder")
+        self._write_manifest(list(HARNESS_NAMES))
+
+    def owned(self) -> list[str]:
+        """The top-level names the manifest says the harness owns here (empty when there is no manifest)."""
+        path = self.root / MANIFEST
+        if not path.exists():
+            return []
+        try:
+            names = json.loads(path.read_text()).get("names")
+        except (OSError, ValueError, AttributeError):
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise HarnessError(f"{path} is damaged; if {self.root} is a harness run directory, delete {MANIFEST} "
+                               "and rerun (an older run directory is recognised without it), or use a new --out")
+        return names
+
+    def _write_manifest(self, names: list[str]) -> None:
+        atomic_write_text(self.root / MANIFEST, json.dumps({"owner": "ablation-harness", "format": 1,
+                                                            "names": names}, indent=1) + "\n")
 
     @contextlib.contextmanager
     def lock(self, *, shared: bool = False) -> Iterator[None]:
@@ -129,23 +186,98 @@ class RunDir:
             release()
 
     def clear(self, keep: Iterable[str] = ()) -> None:
-        """Remove every output of an earlier run (``--fresh``), so nothing stale reaches the report;
+        """Remove every output of an earlier run (``--fresh``), so nothing stale reaches the report; only
+        names the manifest lists as the harness's (the folder is claimed first, so a user's folder is refused).
         ``keep``: paths relative to the run directory inside ``plugins/`` that a plugin keeps (its store)."""
+        self.prepare()
         kept = {self.root / path for path in keep}
         for name in OUTPUTS:
-            _remove(self.root / name, kept)
+            if name in self.owned():
+                _remove(self.root / name, kept)
         self.remove_temp_files()
 
+    def invalidate_summaries(self) -> None:
+        """Remove the run-level outputs before the first cell: they are rewritten from the cells that match
+        the current settings, so a changed and interrupted rerun never leaves an earlier run's answers."""
+        for name in RUN_SUMMARIES:
+            if name in self.owned():
+                _remove(self.root / name, set())
+
     def remove_temp_files(self) -> int:
-        """Delete temp files left by a killed atomic write; how many there were."""
-        removed = 0
-        if not self.root.is_dir():
-            return removed
-        for path in self.root.rglob(f".*{TEMP_SUFFIX}"):
-            if path.is_file():
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        """Delete the temp files a killed atomic write left (exact names, ``.<name>.<8 chars>.tmp``) in the
+        folders the harness writes: the top (its own names), each cell (its files), the cache; how many."""
+        removed = remove_temp_leftovers(self.root, frozenset(HARNESS_NAMES))
+        for cell in sorted((self.root / CELLS).glob("*/*")):
+            removed += remove_temp_leftovers(cell, CELL_FILES)
+        return removed + remove_temp_leftovers(self.root / CACHE)
+
+
+def _written_by_harness(root: Path) -> bool:
+    """Evidence that an older harness (before the manifest) wrote this folder."""
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        if "harness_version" in json.loads((root / RUN_INFO).read_text()):
+            return True
+    cells = f"{CELLS}/*/r*-f*/{FINGERPRINT}"
+    return (any(root.glob(cells)) or any(root.glob(f"{DATASETS}/*/{cells}"))
+            or ((root / TUNING_DB).is_file() and (root / TRIALS).is_dir()))
+
+
+def refuse_own_study(source: Path, root: Path) -> None:
+    """The study file being run is never overwritten: refuse when it is a file the run writes (a folder that
+    is not a run directory is refused by its claim first, with that message)."""
+    if source.name in OUTPUTS and source.resolve().parent == Path(root).resolve():
+        RunDir(root).claim()
+        raise HarnessError(f"{source} is the run directory's own {source.name}, which the run rewrites; copy it "
+                           f"out (cp {source} my_study.yaml) and run the copy, or give another --out")
+
+
+def first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what creating it makes), or None."""
+    path = Path(path).absolute()
+    missing = None
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing
+
+
+def remove_created(run_dir: Path, created: Path) -> None:
+    """Undo creating ``run_dir`` (``created`` is the outermost folder that creating it made): the run directory,
+    then each parent up to ``created`` only while it is empty (another process may have put a run beside it)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    folder = Path(run_dir).absolute().parent
+    stop = Path(created).absolute()
+    while folder == stop or stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def read_results(run_dir: Path) -> Any:
+    """results.csv as a DataFrame; one message (HarnessError) for a run that has none, an empty one, or
+    one that does not match its study.yaml (an interrupted rerun with other arms)."""
+    import pandas as pd
+    import yaml
+
+    path = Path(run_dir) / RESULTS
+    if not path.is_file():
+        raise HarnessError(f"{run_dir} has no {RESULTS} (no finished run there); run the study first "
+                           "(harness run STUDY --out RUN_DIR), or rerun it to resume")
+    try:
+        results = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        results = pd.DataFrame()
+    if results.empty or "arm" not in results.columns:
+        raise HarnessError(f"{path} holds no finished cell (the run stopped before one finished); rerun the "
+                           "study to resume it")
+    study = Path(run_dir) / STUDY
+    declared = (yaml.safe_load(study.read_text()) or {}).get("arms") if study.is_file() else None
+    extra = sorted(set(results["arm"].astype(str)) - set(declared)) if isinstance(declared, dict) else []
+    if extra:
+        raise HarnessError(f"{path} does not match {study}: arm(s) {', '.join(extra)} are not in the study (the "
+                           "results are from an earlier run); rerun the study to bring them up to date")
+    return results
 
 
 def _remove(target: Path, kept: set[Path]) -> None:

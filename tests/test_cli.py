@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -56,18 +55,21 @@ def test_run_dir_lock_is_exclusive_against_workers_and_shared_between_them(
 
 def test_fresh_clears_every_output_and_temp_leftovers(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
+    run.prepare()  # a run directory: the harness's manifest
     for name in ("results.csv", "skipped_images.csv", "tuning.json", "arms.json", "stats.json"):
         (tmp_path / name).write_text("old")
     cell = run.cell("a", 0, 0)
     cell.mkdir(parents=True)
-    (cell / ".last.pt.abc123.tmp").write_bytes(b"half")
+    (cell / ".last.pt.abc123_x.tmp").write_bytes(b"half")
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "images.npy").write_bytes(b"kept")
     run.clear()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
-    (tmp_path / ".results.csv.x1.tmp").write_text("half")
-    assert run.remove_temp_files() == 1
-    assert json.dumps(sorted(p.name for p in tmp_path.rglob("*"))) == '["cache", "images.npy"]'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".harness-run.json", "cache"]
+    (tmp_path / ".results.csv.x1yz0abc.tmp").write_text("half")
+    (cell.parent / "r0-f1").mkdir(parents=True)
+    (cell.parent / "r0-f1" / ".best.pt.0a1b2c3d.tmp").write_text("half")
+    assert run.remove_temp_files() == 2
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [".harness-run.json", "images.npy"]
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])

@@ -44,6 +44,8 @@ def run_directory(path: Path) -> Path:
 def os_error_message(exc: OSError) -> str:
     """One line for an OSError a user can fix: what, where, and what to do."""
     where = f" {exc.filename}" if exc.filename else ""
+    if exc.errno == errno.EISDIR:  # reading or writing: a folder where a file belongs
+        return f"{exc.filename or 'a path'} is a folder, not a file; give the path of a file"
     advice = {errno.EACCES: "make it writable, or write elsewhere with --out",
               errno.EPERM: "make it writable, or write elsewhere with --out",
               errno.EROFS: "the file system is read-only: write elsewhere with --out",

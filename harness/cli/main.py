@@ -4,6 +4,7 @@ commands that need them, so ``harness --help`` and ``harness plugins`` start fas
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -151,6 +152,8 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="re-render report.html from a finished run (no retraining); two runs: side by side")
     report.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     report.add_argument("--out", type=Path)
+    report.add_argument("--trust-plugins", action="store_true",
+                        help="import the plugin modules the run's study.yaml names (they are code: only runs you trust)")
 
     studies = sub.add_parser("studies", help="list the example studies shipped with the package, or copy them out")
     studies.add_argument("--copy", type=Path, metavar="DIR", help="copy every shipped study into DIR")
@@ -235,6 +238,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = run_directory(args.out or Path("runs") / study.name)
     if busy := load_warning(study.spec.training.threads or default_threads(args.workers), args.workers):
         log.warning(busy)
+    from harness.rundir import refuse_own_study
+
+    refuse_own_study(study.source, out)
     if args.fresh and (args.workers > 1 or args.storage):  # start over before any worker starts
         from harness.run.runner import run_lock
         from harness.rundir import RunDir
@@ -278,6 +284,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise HarnessError(f"--trials must be at least 1 (got {args.trials}): it is the total number of trials per arm")
     study, registry = load_validated(args)
     out = run_directory(args.out or Path("runs") / study.name)
+    from harness.rundir import RunDir, refuse_own_study
+
+    refuse_own_study(study.source, out)
+    RunDir(out).prepare()  # a folder of the user's is refused before tuning writes into it
     if args.workers > 1:
         _tune_workers(args, out, study.spec.training.threads)
     options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet, report=report_writer(registry))
@@ -305,11 +315,20 @@ def _spawn_workers(args: argparse.Namespace, command: str, out: Path, storage: s
     """Start ``count`` quiet worker processes of ``harness COMMAND`` on one storage (this process is one more)."""
     import subprocess
 
-    line = [sys.executable, "-m", "harness.cli", command, str(args.study), "--out", str(out), "--storage", storage,
+    line = [*worker_python(), "-m", "harness.cli", command, str(args.study), "--out", str(out), "--storage", storage,
             "--quiet", *extra, *[a for o in args.overrides for a in ("--set", o)],
             *(["--strict-plugins"] if args.strict_plugins else [])]
-    envs = [worker_env(index) for index in range(1, count + 1)]  # on several GPUs, one each (round robin)
+    # this process's import path (workers start with -P: the working directory is never on it); on several GPUs,
+    # one GPU each (round robin)
+    path = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    envs = [worker_env(index, {**os.environ, **path}) for index in range(1, count + 1)]
     args.extra_workers = [subprocess.Popen(line, stdout=subprocess.DEVNULL, env=env) for env in envs]
+
+
+def worker_python() -> list[str]:
+    """How a worker process starts Python: ``-P`` keeps the working directory off its path, and PYTHONPATH
+    (set by the caller) is this process's path, so a worker imports exactly the modules this process would."""
+    return [sys.executable, "-P"]
 
 
 def _tune_workers(args: argparse.Namespace, out: Path, study_threads: int | None) -> None:
@@ -323,7 +342,9 @@ def _tune_workers(args: argparse.Namespace, out: Path, study_threads: int | None
 def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, storage: str | None) -> str:
     """Start ``--workers N`` - 1 extra workers on ``storage`` (default: SQLite in the run directory);
     this process is one. Unless the study sets training.threads, the CPU threads are split between them."""
-    out.mkdir(parents=True, exist_ok=True)
+    from harness.rundir import RunDir
+
+    RunDir(out).prepare()  # claimed before any worker starts (a folder of the user's is refused)
     storage = storage or f"sqlite:///{out / 'cells.db'}"
     if threads is None:
         args.overrides = [*args.overrides, f"training.threads={default_threads(args.workers)}"]

@@ -156,7 +156,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         print(rewrite_across_report(args.run_dirs[0], args.out))
     elif len(args.run_dirs) == 1:
-        print(write_report(args.run_dirs[0], None, args.out))
+        print(write_report(args.run_dirs[0], None, args.out, trust_plugins=args.trust_plugins))
     elif len(args.run_dirs) == 2:
         print(write_comparison(args.run_dirs[0], args.run_dirs[1], args.out or Path("comparison.html")))
     else:

@@ -116,10 +116,15 @@ def _to_array(image: Any, size: int) -> np.ndarray:
 
 def _decode_one(path: Path, size: int) -> tuple[np.ndarray, str, int, np.ndarray] | str:
     """(resized pixels, exact hash, perceptual hash, thumbnail), or why the file cannot be read."""
+    from stat import S_ISREG
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        if path.stat().st_size == 0:
+        info = path.stat()
+        if not S_ISREG(info.st_mode):
+            return "not a regular file (a FIFO, device or folder)"
+        if info.st_size == 0:
             return "zero-byte file"
         with Image.open(path) as image:
             image.load()
@@ -134,7 +139,12 @@ def _decode_one(path: Path, size: int) -> tuple[np.ndarray, str, int, np.ndarray
 
 
 def _file_digest(path: Path) -> str:
+    """The content hash of a regular file; a FIFO or device is never opened (it could block or never end)."""
+    from stat import S_ISREG
+
     try:
+        if not S_ISREG(path.stat().st_mode):
+            return "not-a-regular-file"
         with open(path, "rb") as handle:
             return hashlib.file_digest(handle, "blake2b").hexdigest()
     except OSError:

@@ -73,10 +73,7 @@ def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: Cal
     skipped: list[tuple[str, str]] = []
     if images.bad:
         if study.spec.dataset.on_bad_image == "error":
-            raise HarnessError(
-                f"{len(images.bad)} image(s) could not be read:\n{describe_bad(table, images.bad)}\n"
-                "fix or remove them, or set dataset.on_bad_image: skip to leave them out (they are listed in the report)"
-            )
+            raise HarnessError(bad_images_message(table, images.bad))
         keep = np.ones(len(table.paths), dtype=bool)
         for index, reason in images.bad:
             keep[index] = False
@@ -183,3 +180,9 @@ def normalization(x_train: torch.Tensor, in_chans: int, pretrained: bool) -> tup
 
     sample = to_float(x_train[torch.randperm(len(x_train), generator=generator)[:2048]], in_chans)
     return sample.mean(dim=(0, 2, 3)).contiguous(), sample.std(dim=(0, 2, 3)).clamp_min(1e-3).contiguous()
+
+
+def bad_images_message(table: ImageTable, bad: list[tuple[int, str]]) -> str:
+    """What run and validate say about images that cannot be decoded (dataset.on_bad_image: error)."""
+    return (f"{len(bad)} image(s) could not be read:\n{describe_bad(table, bad)}\n"
+            "fix or remove them, or set dataset.on_bad_image: skip to leave them out (they are listed in the report)")

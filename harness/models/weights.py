@@ -18,10 +18,10 @@ def safe_torch_load(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "global" not in str(exc).lower() and not _pickles_code(path):  # random bytes or a damaged file
-            raise HarnessError(f"{path}: not a readable PyTorch weights file (corrupt: {_last_line(exc)})") from None
+            raise HarnessError(f"{path}: not a readable PyTorch weights file (corrupt: {torch_refusal(exc)})") from None
         raise HarnessError(
             f"{path}: refused to load: the file holds Python objects beyond tensors, which could run "
-            f"code ({str(exc).splitlines()[0]}); save a plain state_dict instead"
+            f"code ({torch_refusal(exc)}); save a plain state_dict instead"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise HarnessError(f"{path}: not a readable PyTorch weights file ({exc})") from None
@@ -41,10 +41,14 @@ def _pickles_code(path: Path) -> bool:
         return False
 
 
-def _last_line(exc: Exception) -> str:
-    """The informative line of torch's long unpickling messages."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and "documentation" not in line]
-    return lines[-1] if lines else type(exc).__name__
+def torch_refusal(exc: BaseException) -> str:
+    """What torch's weights-only loader refused, without its advice to retry with ``weights_only=False`` or to
+    allowlist globals (both run the file's code: never for a file the harness did not write)."""
+    text = str(exc)
+    detail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else text
+    lines = [line.strip() for line in detail.splitlines()
+             if line.strip() and not any(w in line for w in ("weights_only", "documentation", "allowlist", "file an issue"))]
+    return lines[0].split(". ")[0].rstrip(".") if lines else "refused by torch's weights-only loader"
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -22,15 +22,22 @@ def run_multi(multi: MultiStudy, registry: Registry, options: RunOptions) -> tup
     from harness.stats.across_run import across_run, write_across
 
     root = RunDir(options.out_dir)
+    files.refuse_own_study(multi.source, root.root)
     results: dict[str, pd.DataFrame] = {}
+    created = files.first_missing(root.root)  # removed when the run fails before any cell began
     with run_lock(root.root):
         for name in (files.ACROSS, files.REPORT):
             (root / name).unlink(missing_ok=True)  # nothing stale while the datasets run
         atomic_write_text(root / files.STUDY, yaml.safe_dump(multi.data, sort_keys=False))
-        for dataset_id, study in multi.datasets.items():
-            if not options.quiet:
-                print(f"dataset {dataset_id}: {root.dataset(dataset_id)}")
-            results[dataset_id] = run_study(study, registry, dataclasses.replace(options, out_dir=root.dataset(dataset_id)))
+        try:
+            for dataset_id, study in multi.datasets.items():
+                if not options.quiet:
+                    print(f"dataset {dataset_id}: {root.dataset(dataset_id)}")
+                results[dataset_id] = run_study(study, registry, dataclasses.replace(options, out_dir=root.dataset(dataset_id)))
+        except BaseException:
+            if created is not None and not any(root.root.glob(f"{files.DATASETS}/*/{files.CELLS}")):
+                files.remove_created(root.root, created)
+            raise
         c = multi.first.spec.compare
         across = across_run(root.root, baseline=c.baseline, metric=c.metric, alpha=c.alpha, rope=c.rope)
         write_across(root.root, across)

@@ -9,6 +9,7 @@ from typing import Any
 from harness.errors import HarnessError, Problem, StudyError, unknown_name
 from harness.options import component_option_errors
 from harness.registry import Registry
+from harness.study.arm_identity import identical_arms, resolved_arm
 from harness.study.loader import LoadedStudy
 from harness.study.schema import TrainingSpec
 
@@ -64,7 +65,23 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
         checked_training.add(key)
         own = arm.name in study.spec.arms and bool(study.spec.arms[arm.name].training)
         _check_optim(arm.training, registry, (*where, "training") if own else ("training",), add)
+        if problem := device_problem(arm.training.device):
+            add((*where, "training", "device") if own else ("training", "device"), problem)
     return problems
+
+
+def device_problem(name: str) -> str:
+    """Why ``training.device`` cannot run on this machine ('' when it can)."""
+    import torch
+
+    if name.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(name.partition(":")[2] or 0) >= count:
+            return (f"device {name!r} but this machine has " + (f"{count} CUDA GPU(s) (cuda:0 to cuda:{count - 1})"
+                    if count else "no CUDA GPU") + "; use auto (a GPU when there is one) or cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        return "device 'mps' but Apple's MPS is not available on this machine; use auto or cpu"
+    return ""
 
 
 def _check_loggers(study: LoadedStudy, registry: Registry, add: Any) -> None:
@@ -164,12 +181,13 @@ def tune_space_problems(study: LoadedStudy, registry: Registry) -> list[Problem]
 def validate_study(study: LoadedStudy, registry: Registry, *, data: bool = False) -> list[str]:
     """Raise :class:`StudyError` with every problem; with ``data``, the dataset too. Returns notes to show."""
     problems = component_problems(study, registry)
-    notes: list[str] = []
+    notes = [f"warning: {w}" for w in identical_arms({n: resolved_arm(a) for n, a in study.arms.items()})]
     if data:
         from harness.pipeline.validate_data import data_problems
 
-        more, notes = data_problems(study, registry)
+        more, data_notes = data_problems(study, registry)
         problems += more
+        notes += data_notes
     if not problems:
         problems = tune_space_problems(study, registry)
     if problems:

@@ -46,9 +46,12 @@ def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem]
     missing = [i for i, p in enumerate(table.paths) if not Path(p).is_file()]
     if missing:
         listed = ", ".join(str(table.paths[i]) + (f" (row {table.rows[i]})" if table.rows else "")
+                           + (" is not a regular file" if Path(table.paths[i]).exists() else "")
                            for i in missing[:MAX_LISTED])
-        add(("dataset", "options", "path"), f"{len(missing)} image file(s) do not exist: {listed}"
-            + (" ..." if len(missing) > MAX_LISTED else ""))
+        add(("dataset", "options", "path"), f"{len(missing)} image file(s) do not exist or are not regular files "
+            f"(a FIFO or device): {listed}" + (" ..." if len(missing) > MAX_LISTED else ""))
+    else:
+        _decode_check(study, table, add)
     columns = [str(c) for c in table.columns.columns]
     cv = spec.cv
     for key, name in (("group", cv.group), ("fold_column", cv.fold_column)):
@@ -121,3 +124,13 @@ def _count_problems(table, cv, add, notes: list[str]) -> None:  # type: ignore[n
     if thin:
         notes.append(f"warning: class(es) found in fewer groups than cv.folds = {cv.folds} ({', '.join(thin)}): "
                      "some validation folds will have none of them; consider fewer folds")
+
+
+def _decode_check(study: LoadedStudy, table, add) -> None:  # type: ignore[no-untyped-def]
+    """Decode every image as ``run`` does (a truncated file opens but does not decode): the same refusal."""
+    from harness.data.images import decode_images
+    from harness.data.prepared import bad_images_message
+
+    bad = decode_images(table.paths, study.spec.dataset.image_size).bad
+    if bad and study.spec.dataset.on_bad_image == "error":
+        add(("dataset", "on_bad_image"), bad_images_message(table, bad))

@@ -19,12 +19,13 @@ import pandas as pd
 
 from harness import __version__
 from harness import rundir as files
-from harness.atomic import atomic_write_text
-from harness.errors import HarnessError
+from harness.atomic import atomic_write_text, remove_temp_leftovers
+from harness.logs import log
 from harness.report.answer import Answer, build_answer, group_scores
 from harness.report.plots import arm_curves_png
 from harness.run.determinism import VARIES
 from harness.run.determinism import describe as describe_compute
+from harness.study.arm_identity import identical_arms
 
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "roc_auc_ovr")
@@ -200,12 +201,9 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
     """Everything the report shows, computed from the stored run outputs (no retraining)."""
     import yaml
 
-    results_path = run_dir / files.RESULTS
-    if not results_path.exists() or results_path.stat().st_size <= 1:
-        raise HarnessError(f"{run_dir} has no results yet; run the study first (harness run STUDY)")
+    results = files.read_results(run_dir)  # one message for a missing, empty or mismatched results.csv
     study_text = (run_dir / files.STUDY).read_text()
     study = yaml.safe_load(study_text)
-    results = pd.read_csv(results_path)
     run_info = _read_json(run_dir / files.RUN_INFO, {})
     arms_info = _read_json(run_dir / files.ARMS, {})
     class_names = [str(c) for c in _read_json(run_dir / files.CLASSES, [])]
@@ -234,6 +232,7 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         if row.status != "ok":
             warnings.append(f"{row.arm} repeat {row.repeat} fold {row.fold}: {row.status} ({row.note})")
     warnings += [f"{f}" for f in run_info.get("failures", [])]
+    warnings += identical_arms(study.get("arms") or {})
     if significance:
         warnings += [f"statistics: {w}" for w in significance["warnings"]]
     confusion, normalized, per_class = {}, {}, {}
@@ -309,7 +308,7 @@ def _add_insight(data: ReportData, run_dir: Path, registry: Any) -> None:
         from harness.report.insight import write_insight
 
         try:
-            insight = write_insight(run_dir, registry or _study_registry(run_dir))
+            insight = write_insight(run_dir, registry or _builtin_registry())
         except Exception as exc:  # the numbers are the report; pictures are a bonus
             insight = {"warnings": [f"attention insight and gallery skipped: {type(exc).__name__}: {exc}"]}
         data.warnings.append(f"the run had not stored its insight data; computed now from its checkpoints and "
@@ -323,16 +322,13 @@ def _add_insight(data: ReportData, run_dir: Path, registry: Any) -> None:
         data.answer.gates = flat_gate_sentences(insight)
 
 
-def _study_registry(run_dir: Path):  # type: ignore[no-untyped-def]
-    """The registry of the run's study (its own plugins too), warnings silenced."""
-    import yaml
-
+def _builtin_registry():  # type: ignore[no-untyped-def]
+    """The built-in components only: a run directory's own plugin modules are code, imported only when trusted."""
     from harness.registry import load_registry
 
-    study = yaml.safe_load((run_dir / files.STUDY).read_text()) or {}
     with pywarnings.catch_warnings():
         pywarnings.simplefilter("ignore")
-        return load_registry(study.get("plugins") or [])
+        return load_registry([])
 
 
 def _environment(registry: Any = None):  # type: ignore[no-untyped-def]
@@ -361,15 +357,32 @@ def render_report(data: ReportData, registry: Any = None, run_dir: Path | None =
     return env.get_template("report.html.j2").render(data=data, metrics=METRICS)
 
 
-def write_report(run_dir: Path, registry: Any = None, out: Path | None = None) -> Path:
+def write_report(run_dir: Path, registry: Any = None, out: Path | None = None, *, trust_plugins: bool = False) -> Path:
+    """Render report.html (or ``out``). Without ``registry`` the plugin modules the run's study.yaml names are
+    imported only when ``trust_plugins`` (they are code): otherwise the report says which it skipped."""
+    skipped: list[str] = []
     unavailable = ""
-    if registry is None:  # only for the plugins' report sections and filters: the data come from stored files
-        try:
-            registry = _study_registry(run_dir)
+    if registry is None:
+        import yaml
+
+        from harness.registry import load_registry
+
+        named = [str(m) for m in (yaml.safe_load((run_dir / files.STUDY).read_text()) or {}).get("plugins") or []]
+        skipped = [] if trust_plugins else named
+        try:  # only for the plugins' report sections and filters: the data come from stored files
+            with pywarnings.catch_warnings():
+                pywarnings.simplefilter("ignore")
+                registry = load_registry(named if trust_plugins else [])
         except Exception as exc:
             unavailable = f"plugin report sections skipped: the plugins could not be loaded ({type(exc).__name__}: {exc})"
+        if skipped:
+            log.warning(f"report: not importing the plugin module(s) {', '.join(skipped)} named in "
+                        f"{run_dir / files.STUDY} (plugins are code); pass --trust-plugins to use them")
     target = out or run_dir / files.REPORT
+    remove_temp_leftovers(target.parent, frozenset({target.name}))  # a killed report's half-written file
     data = build_report_data(run_dir, registry)
     data.warnings += [unavailable] if unavailable else []
+    data.warnings += [f"plugin {m} (named in study.yaml) not imported: rerun harness report with --trust-plugins "
+                      "to include what it adds" for m in skipped]
     atomic_write_text(target, render_report(data, registry, run_dir))
     return target

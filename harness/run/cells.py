@@ -105,4 +105,6 @@ def aggregate(run_dir: Path, cells: Iterable[tuple[Path, str]]) -> pd.DataFrame:
     atomic_write_text(run_dir / RESULTS, results.to_csv(index=False))
     if predictions:
         atomic_write_text(run_dir / PREDICTIONS, pd.concat(predictions).to_csv(index=False))
+    else:  # no finished cell: no earlier run's predictions beside the empty results
+        (run_dir / PREDICTIONS).unlink(missing_ok=True)
     return results

@@ -28,7 +28,7 @@ from harness.logs import Progress, log, run_log
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
 from harness.run import determinism
-from harness.run.cells import aggregate, is_done, write_cell
+from harness.run.cells import aggregate, is_done, prune_checkpoints, write_cell
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
 from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs, resolve_device
@@ -37,6 +37,7 @@ from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
 from harness.run.training_options import build_scheduler
 from harness.rundir import RunDir
 from harness.seeds import cell_seeds
+from harness.study.arm_identity import resolved_study, study_git_commit
 from harness.study.loader import Arm, LoadedStudy
 
 __all__ = ["FoldDataTooLarge", "RunOptions", "StudyRunner", "default_threads", "resolve_device", "run_lock",
@@ -83,16 +84,6 @@ def run_lock(run_dir: Path, *, shared: bool = False) -> Iterator[None]:
         yield
 
 
-def resolved_study(study: LoadedStudy) -> dict[str, Any]:
-    data = study.spec.model_dump(mode="json", exclude={"grid"})
-    data["arms"] = {
-        name: {"backbone": a.backbone, "attention": {"name": a.attention_name, **a.attention_options},
-               "pretrained": a.pretrained, "training": a.training.model_dump(mode="json")}
-        for name, a in study.arms.items()
-    }
-    return data
-
-
 @dataclass
 class StudyRunner:
     study: LoadedStudy
@@ -106,6 +97,7 @@ class StudyRunner:
     _loggers: list[object] = field(default_factory=list)  # the study's loggers, started by setup()
     data_key: str = ""  # data_fingerprint of the prepared data, set by setup()
     stopping: SettledStop | None = None  # cv.stop_when_settled's rule (its record goes into run.json)
+    _cells_started: bool = False  # a cell began (a failed run keeps a folder it created from then on)
 
     @property
     def run_dir(self) -> Path:
@@ -124,6 +116,8 @@ class StudyRunner:
         return RunDir(self.run_dir).cell(arm, repeat, fold)
 
     def run(self) -> pd.DataFrame:
+        files.refuse_own_study(self.study.source, self.run_dir)
+        created = files.first_missing(self.run_dir)  # a run that fails before its first cell removes it
         with run_lock(self.run_dir):
             if self.options.fresh:
                 self._clear()
@@ -132,6 +126,10 @@ class StudyRunner:
             try:
                 with run_log(self.run_dir / files.LOG), self.interruptible():
                     return self._run()
+            except BaseException:
+                if created is not None and not self._cells_started:
+                    files.remove_created(self.run_dir, created)
+                raise
             finally:
                 if self._loggers:  # the run stopped early: close the loggers, never hiding the cause
                     with contextlib.suppress(Exception):
@@ -156,6 +154,7 @@ class StudyRunner:
         self._started = time.perf_counter()
         torch.set_num_threads(spec.training.threads or default_threads())
         resolved = resolved_study(self.study)
+        RunDir(self.run_dir).invalidate_summaries()  # nothing of an earlier run's answers survives a changed rerun
         atomic_write_text(self.run_dir / files.STUDY, yaml.safe_dump(resolved, sort_keys=False))
         if self.options.loggers and spec.loggers:
             self._loggers = self.registry.start_loggers(((lg.name, lg.options) for lg in spec.loggers),
@@ -213,7 +212,7 @@ class StudyRunner:
                     "arms": costs, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
                     "compute": {arm.name: determinism.record(arm) for arm in self.arms},  # device/precision, determinism
                     "plugins": [vars(p) for p in self.registry.plugins],
-                    "study_git_commit": _git_commit(self.study.source.parent),
+                    "study_git_commit": study_git_commit(self.study.source.parent),
                     "study_dir": str(self.study.source.parent.resolve())}
         if self.stopping is not None:
             run_info["stopping"] = self.stopping.record
@@ -237,6 +236,7 @@ class StudyRunner:
         cells = [(arm, f) for arm in self.arms for f in folds]
         stopper = self.stopping = settled_stop(self.run_dir, self.study.spec, [a.name for a in self.arms],
                                                self.options.fold_order)
+        self._cells_started = True
         try:
             with Progress(len(cells), "study", "cell", quiet=self.options.quiet, position=0) as bar:
                 for batch in stopper.batches(cells) if stopper else [cells]:  # stop_when_settled: one repeat each
@@ -297,6 +297,7 @@ class StudyRunner:
         cell = self.cell_dir(arm.name, fold.repeat, fold.fold)
         fingerprint = cell_fingerprint(self.study, arm, self.data_key)
         if is_done(cell, fingerprint):
+            prune_checkpoints(cell, arm.training.checkpoints)  # a kill after result.json may have left last.pt
             return dict(json.loads((cell / files.RESULT).read_text()))
         stored = cell / files.RESULT
         if stored.exists() or ((cell / files.LAST).exists() and not self._same_config(cell, fingerprint)):
@@ -383,18 +384,6 @@ def _forget(cell: Path) -> None:
     """Drop a cell's result and checkpoints so it trains from scratch."""
     for name in (files.RESULT, files.LAST, files.BEST):
         (cell / name).unlink(missing_ok=True)
-
-
-def _git_commit(folder: Path) -> str:
-    """The commit of the repository holding the study file, if it is in one ('' otherwise)."""
-    import subprocess
-
-    try:
-        done = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def run_study(study: LoadedStudy, registry: Registry, options: RunOptions) -> pd.DataFrame:

@@ -173,7 +173,7 @@ class FoldTrainer:
         """Load the last checkpoint if there is one. Raises CorruptCheckpoint for one that is damaged."""
         if not self.last_path.exists():
             return ""
-        from harness.models.weights import safe_torch_load
+        from harness.models.weights import safe_torch_load, torch_refusal
 
         try:
             ckpt: Any = torch.load(self.last_path, map_location="cpu", weights_only=True)
@@ -201,7 +201,7 @@ class FoldTrainer:
         except CorruptCheckpoint:
             raise
         except Exception as exc:  # truncated, tampered or mismatched: never trust it silently
-            raise CorruptCheckpoint(f"{type(exc).__name__}: {exc}") from exc
+            raise CorruptCheckpoint(f"{type(exc).__name__}: {torch_refusal(exc)}") from exc
         if self.state.terminal:
             return f"already {self.state.terminal} after epoch {self.state.epoch}; evaluating without training on"
         return f"resumed at epoch {self.state.epoch + 1}, step {self.state.step}"

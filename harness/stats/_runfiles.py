@@ -50,10 +50,7 @@ def study_compare_settings(run_dir: Path) -> dict[str, Any]:
 def load_run(run_dir: Path, *, baseline: str | None = None, metric: str | None = None,
              alpha: float | None = None, rope: float | None = None) -> RunScores:
     """Results and settings; arguments left None come from the study's ``compare:`` block, then the defaults."""
-    results_path = run_dir / files.RESULTS
-    if not results_path.exists():
-        raise HarnessError(f"{run_dir} has no results.csv; run the study first")
-    results = pd.read_csv(results_path)
+    results = files.read_results(run_dir)  # one message for a missing, empty or mismatched results.csv
     settings = study_compare_settings(run_dir)
     try:
         info = resolve_metric(metric or settings.get("metric") or "accuracy")

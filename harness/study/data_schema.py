@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import StrictBool as Bool  # no 'true' for a count, no 'yes' string for a flag
+from pydantic import StrictInt as Int
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf / .nan are never a setting
 
 
 AUGMENT_PRESETS: dict[str, dict[str, Any]] = {
@@ -30,7 +32,7 @@ class AugmentSpec(StrictModel):
     """
 
     preset: Literal["none", "light", "standard"] = "none"
-    enabled: bool = True
+    enabled: Bool = True
     hflip: float = Field(0.0, ge=0, le=1, description="probability of a horizontal flip")
     vflip: float = Field(0.0, ge=0, le=1, description="probability of a vertical flip")
     rotate: float = Field(0.0, ge=0, le=180, description="max rotation in degrees")
@@ -86,25 +88,24 @@ class AugmentSpec(StrictModel):
         return name + ", ".join(p for p in parts if p)
 
 
-class DuplicatesSpec(BaseModel):
+class DuplicatesSpec(StrictModel):
     """``dataset.duplicates``: duplicate images, found before training (exact: identical decoded pixels;
     near: perceptual hash and thumbnail correlation)."""
 
-    model_config = ConfigDict(extra="forbid")
 
-    near_threshold: int | None = Field(10, ge=0, le=32, description=(
+    near_threshold: Int | None = Field(10, ge=0, le=32, description=(
         "near duplicates: at most this many of the 64 perceptual-hash bits differ (null: exact duplicates only)"))
     near_correlation: float = Field(0.99, ge=0.5, le=1.0, description=(
         "near duplicates must also have 32 x 32 grayscale thumbnails correlating at least this much (Pearson)"))
     cross_class: Literal["error", "allow"] = Field("error", description=(
         "one image (or a near copy) under two labels: stop with both file names, or allow it (recorded)"))
-    group: bool = Field(True, description=(
+    group: Bool = Field(True, description=(
         "keep each cluster of duplicates on one side of every fold (merged with cv.group); false: only report them"))
 
 
 class DatasetSpec(StrictModel):
     name: str
-    image_size: int = Field(64, ge=8, le=4096)
+    image_size: Int = Field(64, ge=8, le=4096)
     options: dict[str, Any] = Field(default_factory=dict)
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="none unless declared")
     on_bad_image: Literal["error", "skip"] = "error"

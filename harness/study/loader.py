@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from harness.errors import HarnessError, Problem, StudyError, did_you_mean
 from harness.stats._results import StatsError
 from harness.stats.registry import metric_names, resolve_metric
-from harness.study.schema import ID_PATTERN, ArmSpec, Study, TrainingSpec
+from harness.study.schema import ID_PATTERN, MAX_NAME, ArmSpec, Study, TrainingSpec
 from harness.study.yamlio import load_value, read_yaml_with_lines
 
 Path_ = tuple[str | int, ...]
@@ -115,6 +115,8 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], lines: dict[
                 target[part] = value
                 lines[tuple(parts)] = FROM_SET
             else:
+                if isinstance(target, dict) and part not in target:  # a key --set made up: its errors are --set's
+                    lines.setdefault(tuple(parts[:depth + 1]), FROM_SET)
                 child = target.setdefault(part, {}) if isinstance(target, dict) else target[part]
                 if isinstance(child, dict | list):  # a copy: a YAML alias (*common) shares the object with others
                     child = target[part] = copy.copy(child)
@@ -366,6 +368,10 @@ def _resolve_arms(
             continue
         if not re.fullmatch(ID_PATTERN, name):  # fullmatch: '$' alone would accept a trailing newline
             problems.append(_problem(file, lines, where, f"arm name {name!r} may use only letters, digits and . _ + = -"))
+            continue
+        if len(name) > MAX_NAME:  # it names the arm's folder: a file system refuses long names
+            problems.append(_problem(file, lines, where, f"arm name {name[:40]}... has {len(name)} characters; "
+                                     f"use at most {MAX_NAME}"))
             continue
         merged = _deep_merge(base_training, raw["training"])
         try:

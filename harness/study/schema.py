@@ -9,12 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from harness.study.data_schema import (  # noqa: F401  (part of this schema: imported from here too)
     AUGMENT_PRESETS,
     AugmentSpec,
+    Bool,
     DatasetSpec,
     DuplicatesSpec,
+    Int,
     StrictModel,
 )
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"
+MAX_NAME = 100  # characters in a study or arm name: they become folder and file names
 
 
 SeedSource = Literal["split", "init", "order", "augment"]
@@ -29,8 +32,8 @@ class VarianceSpec(StrictModel):
     every other seed fixed; see :mod:`harness.seeds` for the repeats it becomes."""
 
     sources: list[SeedSource] = Field(min_length=1, description="the seeds varied one at a time")
-    seeds: int = Field(4, ge=2, le=50, description="settings per source (repeat 0, shared, is one of them)")
-    together: bool = Field(False, description="also vary every listed source at once (the total variance)")
+    seeds: Int = Field(4, ge=2, le=50, description="settings per source (repeat 0, shared, is one of them)")
+    together: Bool = Field(False, description="also vary every listed source at once (the total variance)")
 
     @field_validator("sources")
     @classmethod
@@ -41,16 +44,16 @@ class VarianceSpec(StrictModel):
 
 
 class CVSpec(StrictModel):
-    folds: int = Field(5, ge=2, le=100)
+    folds: Int = Field(5, ge=2, le=100)
     group: str | None = None
-    repeats: int = Field(1, ge=1, le=100)
+    repeats: Int = Field(1, ge=1, le=100)
     vary: list[SeedSource] = Field(default_factory=_every_source,
                                    description="the seeds that change from one repeat to the next; the others keep "
                                                "repeat 0's (default: all of them)")
     variance: VarianceSpec | None = Field(None, description="vary each source on its own (sets cv.repeats)")
     test_fraction: float = Field(0.0, ge=0.0, lt=1.0)
-    stratify: bool = True
-    allow_group_overlap: bool = Field(False, description="accept groups (cv.group) found in both the official test "
+    stratify: Bool = True
+    allow_group_overlap: Bool = Field(False, description="accept groups (cv.group) found in both the official test "
                                       "split and the CV pool; otherwise that is an error")
     fold_column: str | None = Field(None, description="a column of the dataset's table holding predefined folds "
                                                         "(the published ones); its distinct values are the folds")
@@ -77,7 +80,7 @@ class DatasetEntry(DatasetSpec):
 class OptimizerSpec(BaseModel):
     """``name`` picks the optimizer plugin; every other key is passed to it."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str = "sgd"
     lr: float = Field(0.01, gt=0)
 
@@ -92,7 +95,7 @@ class SchedulerSpec(BaseModel):
 class EarlyStoppingSpec(StrictModel):
     """Stop when the monitored value on the INNER selection split stops improving (never the scored fold)."""
 
-    patience: int | None = Field(None, ge=1)
+    patience: Int | None = Field(None, ge=1)
     monitor: Literal["inner_loss", "inner_accuracy", "val_loss", "val_accuracy"] = "inner_loss"
     min_delta: float = Field(0.0, ge=0)
 
@@ -121,7 +124,7 @@ class WarmupSpec(StrictModel):
     """Linear warmup over the first ``epochs`` (lr x start_factor rising to the full lr), then the
     declared scheduler over the remaining epochs (torch's LinearLR + SequentialLR, stepped per epoch)."""
 
-    epochs: int = Field(ge=1)
+    epochs: Int = Field(ge=1)
     start_factor: float = Field(0.1, gt=0, le=1)
 
 
@@ -140,20 +143,20 @@ class EmaSpec(StrictModel):
 
 
 class TrainingSpec(StrictModel):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=1)
+    epochs: Int = Field(10, ge=1)
+    batch_size: Int = Field(32, ge=1)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
-    amp: bool | None = None
-    channels_last: bool | None = None
+    amp: Bool | None = None
+    channels_last: Bool | None = None
     checkpoints: Literal["best", "none", "all"] = Field(
         "best", description="what a finished cell keeps: the scored weights (best.pt), nothing, or also last.pt "
                             "with the optimizer state (about 3x the weights)")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch")
+    threads: Int | None = Field(None, ge=1, description="CPU threads for torch")
     warmup: WarmupSpec | None = Field(None, description="linear lr warmup before the scheduler; off unless declared")
     clip_grad: ClipGradSpec | None = Field(None, description="gradient norm clipping; off unless declared")
     ema: EmaSpec | None = Field(None, description="EMA of the weights, which are then scored; off unless declared")
@@ -198,7 +201,7 @@ class ParamSpec(StrictModel):
 
     low: int | float | None = None
     high: int | float | None = None
-    log: bool = False
+    log: Bool = False
     step: int | float | None = Field(None, gt=0)
     choices: list[Any] | None = None
 
@@ -228,13 +231,13 @@ class ParamSpec(StrictModel):
 class TuneSpec(StrictModel):
     arms: list[str] | None = None
     metric: str = "accuracy"
-    trials: int = Field(20, ge=1)
+    trials: Int = Field(20, ge=1)
     sampler: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
     pruner: Literal["wilcoxon", "median", "hyperband", "none"] = "wilcoxon"
     wilcoxon_p: float = Field(0.1, gt=0, lt=1)
     space: dict[str, ParamSpec] = Field(min_length=1)
     storage: str | None = None
-    nested: bool = False
+    nested: Bool = False
     enqueue: list[dict[str, Any]] = Field(default_factory=list, description="trials to run first, e.g. the known values")
 
 
@@ -256,8 +259,8 @@ class LoggerSpec(BaseModel):
 
 
 class Study(StrictModel):
-    name: str = Field(pattern=ID_PATTERN)
-    seed: int = Field(0, ge=0, description="root of every random stream (numpy SeedSequence)")
+    name: str = Field(pattern=ID_PATTERN, max_length=MAX_NAME)
+    seed: Int = Field(0, ge=0, description="root of every random stream (numpy SeedSequence)")
     plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
     dataset: DatasetSpec
     cv: CVSpec = Field(default_factory=CVSpec)

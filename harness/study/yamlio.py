@@ -5,6 +5,7 @@ or silently lose data (duplicate keys)."""
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ Path_ = tuple[str | int, ...]
 
 MAX_NODES = 100_000  # YAML nodes after alias expansion; a real study has a few hundred
 MAX_DEPTH = 64  # nesting levels; a real study has fewer than 10
+MAX_BYTES = 1_000_000  # file size, checked before parsing; a real study has a few kilobytes
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -88,6 +90,7 @@ def _guard(root: yaml.Node, file: str) -> list[Problem]:
 def read_yaml_with_lines(path: Path) -> tuple[Any, dict[Path_, int]]:
     """Parse YAML safely and map each dotted path to its 1-based line."""
     try:
+        _check_file(path)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise HarnessError(f"{path}: study file not found") from None
@@ -124,6 +127,18 @@ def read_yaml_with_lines(path: Path) -> tuple[Any, dict[Path_, int]]:
     if node is not None:
         _collect_lines(node, (), lines)
     return data, lines
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, before reading it, a study file that is not a regular file or is far too large to parse."""
+    info = path.stat()
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise HarnessError(f"{path}: not a regular file (a FIFO, device or socket); give the path of a study file")
+    if info.st_size > MAX_BYTES:
+        raise HarnessError(f"{path}: {info.st_size:,} bytes; a study file has a few kilobytes (limit "
+                           f"{MAX_BYTES:,} bytes, refused before parsing): is this the right file?")
 
 
 def _collect_lines(node: yaml.Node, prefix: Path_, lines: dict[Path_, int]) -> None:

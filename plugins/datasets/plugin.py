@@ -66,6 +66,11 @@ def read_csv_table(csv_path: Path) -> tuple[pd.DataFrame, list[str]]:
     import pandas as pd
 
     notes: list[str] = []
+    if csv_path.is_dir():
+        raise HarnessError(f"dataset CSV {csv_path} is a folder, not a CSV file; give the CSV's path in "
+                           "dataset.options.path (or use the folder dataset for a folder of class subfolders)")
+    if csv_path.exists() and not csv_path.is_file():  # a FIFO or device would block or never end
+        raise HarnessError(f"dataset CSV {csv_path} is not a regular file (a FIFO or device); give a CSV file")
     try:
         raw = csv_path.read_bytes()
     except FileNotFoundError:

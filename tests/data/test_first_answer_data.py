@@ -198,7 +198,7 @@ def test_tune_workers_split_the_threads(monkeypatch: pytest.MonkeyPatch, tmp_pat
     """`tune --workers N` gives each worker process cores / N threads unless the study sets them."""
     import argparse
 
-    from harness import cli
+    from harness.cli import main as cli
     from harness.run.threads import default_threads
 
     spawned: list[list[str]] = []

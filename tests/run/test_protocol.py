@@ -222,7 +222,7 @@ def test_a_study_without_augment_trains_on_unaugmented_batches(write_study) -> N
 
 def test_protocol_line_names_selection_augmentation_and_init(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from harness.report.render import protocol_text
-    from harness.run.runner import resolved_study
+    from harness.study.arm_identity import resolved_study
     from harness.study.loader import load_study
 
     plain = protocol_text(resolved_study(load_study(write_study())))

@@ -176,6 +176,7 @@ def test_fresh_removes_tensorboard_runs_and_the_mlflow_run_id_but_keeps_the_mlfl
     from harness.rundir import RunDir
 
     run = RunDir(tmp_path)
+    run.prepare()  # a run directory: the harness's manifest
     (run.plugin_dir("tensorboard") / "a" / "r0-f1").mkdir(parents=True)
     mlflow = run.plugin_dir("mlflow")
     (mlflow / "artifacts").mkdir(parents=True)
@@ -187,4 +188,5 @@ def test_fresh_removes_tensorboard_runs_and_the_mlflow_run_id_but_keeps_the_mlfl
     assert keep == ["plugins/mlflow/mlflow.db", "plugins/mlflow/artifacts"]  # declared by the plugin, not the core
     run.clear(keep=keep)
     left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
-    assert left == ["plugins", "plugins/mlflow", "plugins/mlflow/artifacts", "plugins/mlflow/mlflow.db"]
+    assert left == [".harness-run.json", "plugins", "plugins/mlflow", "plugins/mlflow/artifacts",
+                    "plugins/mlflow/mlflow.db"]
