@@ -149,11 +149,16 @@ def _bench_data(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.render import write_comparison, write_report
     from harness.stats.across_run import is_multi_run
+    from harness.stats.settings_run import is_settings_run
 
     if len(args.run_dirs) == 1 and is_multi_run(args.run_dirs[0]):  # several datasets: the across-dataset report
         from harness.report.across import rewrite_across_report
 
         print(rewrite_across_report(args.run_dirs[0], args.out))
+    elif len(args.run_dirs) == 1 and is_settings_run(args.run_dirs[0]):  # several settings: the across-settings report
+        from harness.report.settings import rewrite_settings_report
+
+        print(rewrite_settings_report(args.run_dirs[0], args.out))
     elif len(args.run_dirs) == 1:
         print(write_report(args.run_dirs[0], None, args.out))
     elif len(args.run_dirs) == 2:

@@ -40,6 +40,7 @@ MLFLOW_LOCK = ".mlflow.lock"  # held while the mlflow logger finds or creates th
 MLRUNS = "mlruns"  # the mlflow logger's default store (mlflow.db + artifacts/); kept by --fresh: it holds every run
 DATASETS = "datasets"  # a multi-dataset study: one complete run per dataset, datasets/<id>/
 ACROSS = "across.json"  # a multi-dataset study: the across-dataset comparison
+SETTINGS = "settings"  # a study with settings: one complete run per training setting, settings/<id>/
 
 # files inside one cell's folder
 RESULT = "result.json"
@@ -53,7 +54,8 @@ TEMP_SUFFIX = ".tmp"  # harness.atomic writes ".<name>.<random>.tmp" beside the 
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
 OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, RESULTS, PREDICTIONS, STATS, TUNING,
-           REPORT, LOG, CELLS, CELL_QUEUE, TENSORBOARD, MLFLOW_RUN, DATASETS, ACROSS)
+           REPORT, LOG, CELLS, CELL_QUEUE, TENSORBOARD, MLFLOW_RUN, DATASETS, ACROSS,
+           SETTINGS)
 
 
 class RunDir:
@@ -73,19 +75,35 @@ class RunDir:
         """The tensorboard logger's run folder of one cell."""
         return self.root / TENSORBOARD / arm / cell_name(repeat, fold)
 
+    def cache(self) -> Path:
+        """The decoded-image cache: ``RUN/cache``, or for a setting's sub-run (``RUN/settings/<id>/``) the study's
+        shared ``RUN/cache`` (every setting reads the same images)."""
+        parent = self.root.parent
+        if parent.name == SETTINGS and self.root.name in RunDir(parent.parent).setting_runs():
+            return parent.parent / CACHE
+        return self.root / CACHE
+
     def dataset(self, dataset_id: str) -> Path:
         """The complete sub-run of one dataset of a multi-dataset study."""
         return self.root / DATASETS / dataset_id
 
     def dataset_runs(self) -> dict[str, Path]:
         """Dataset id -> sub-run folder, for a multi-dataset run (empty for a single-dataset one), in study order."""
+        return self.sub_runs(DATASETS)
+
+    def setting_runs(self) -> dict[str, Path]:
+        """Setting id -> sub-run folder, for a run with settings (empty otherwise), in study order."""
+        return self.sub_runs(SETTINGS)
+
+    def sub_runs(self, kind: str) -> dict[str, Path]:
+        """Id -> ``RUN/<kind>/<id>/`` for the entries of the study.yaml's ``kind:`` list (datasets or settings)."""
         import yaml
 
         study = self.root / STUDY
-        listed = (yaml.safe_load(study.read_text()) or {}).get(DATASETS) if study.exists() else None
+        listed = (yaml.safe_load(study.read_text()) or {}).get(kind) if study.exists() else None
         if not isinstance(listed, list):
             return {}
-        return {str(entry["id"]): self.dataset(str(entry["id"])) for entry in listed if isinstance(entry, dict)}
+        return {str(entry["id"]): self.root / kind / str(entry["id"]) for entry in listed if isinstance(entry, dict)}
 
     def prepare(self) -> None:
         """Create the folder, refusing a path that is a file or cannot be written."""

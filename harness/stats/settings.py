@@ -27,7 +27,6 @@ arm when the noise is alike): read them as descriptions with honest widths, not 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -196,5 +195,15 @@ def format_settings(analysis: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def finite_or_none(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+def axis_name(entries: Sequence[Mapping[str, Any]]) -> str:
+    """What the settings vary, for sentences: the training keys every setting overrides ('lr') when they all
+    override the same ones, else 'setting'."""
+    def leaves(tree: Any, path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+        if isinstance(tree, Mapping) and tree:
+            return set().union(*(leaves(v, (*path, str(k))) for k, v in tree.items()))
+        return {path}
+
+    keys = [leaves(entry.get("training") or {}) for entry in entries]
+    if not keys or any(k != keys[0] for k in keys) or keys[0] == {()}:
+        return "setting"
+    return " and ".join(sorted(path[-1] for path in keys[0]))

@@ -34,12 +34,15 @@ KEY = "datasets"
 
 @dataclass(frozen=True)
 class MultiStudy:
-    """A study over several datasets: one :class:`LoadedStudy` per dataset id, in file order."""
+    """A study over several datasets: one :class:`LoadedStudy` per dataset id, in file order. The same shape
+    holds a study over several training settings (``kind`` "settings", :mod:`harness.study.settings`):
+    ``datasets`` then maps each setting's id to its study."""
 
     name: str
     source: Path
     data: dict[str, Any]
     datasets: dict[str, LoadedStudy]
+    kind: str = KEY  # the sub-runs' folder: RUN/<kind>/<id>/
 
     @property
     def first(self) -> LoadedStudy:
@@ -66,6 +69,10 @@ def load_multi(path: Path, overrides: Iterable[str] = ()) -> MultiStudy:
     if "dataset" in data:
         problems.append(_problem(file, lines, ("dataset",), "a study has either dataset: (one) or datasets: "
                                  "(a list, each with an id), not both; move this dataset into the datasets: list"))
+    if "settings" in data or "settings_grid" in data:
+        problems.append(_problem(file, lines, ("settings",) if "settings" in data else ("settings_grid",),
+                                 "settings cannot be combined with datasets: (one sub-run per setting of one "
+                                 "dataset); write one study per dataset with dataset: and these settings"))
     if not isinstance(entries, list) or not entries:
         problems.append(_problem(file, lines, (KEY,), "datasets: must be a non-empty list of datasets, each a "
                                  "dataset spec with an id, e.g. [{id: easy, name: phantom}, {id: hard, name: phantom}]"))
