@@ -17,10 +17,12 @@ def _load(args: argparse.Namespace, *, data: bool):  # type: ignore[no-untyped-d
     from harness.run.threads import threads_flag
     from harness.study.multi import load_multi, prefixed
     from harness.study.settings import declares_settings, load_settings
+    from harness.study.settings import prefixed as settings_prefixed
     from harness.study.validate import validate_study
 
     threads_flag(args)
-    multi = (load_settings if declares_settings(args.study) else load_multi)(args.study, args.overrides)
+    with_settings = declares_settings(args.study)
+    multi = (load_settings if with_settings else load_multi)(args.study, args.overrides)
     registry = registry_for(args, multi.first.spec.plugins)
     found: dict[str, list[Problem]] = {}
     notes: list[str] = []
@@ -30,7 +32,7 @@ def _load(args: argparse.Namespace, *, data: bool):  # type: ignore[no-untyped-d
         except StudyError as exc:
             found[dataset_id] = exc.problems
     if found:
-        raise StudyError(prefixed(found, len(multi.datasets)))
+        raise StudyError((settings_prefixed if with_settings else prefixed)(found, len(multi.datasets)))
     return multi, registry, notes
 
 

@@ -130,9 +130,9 @@ def load_settings(path: Path, overrides: Iterable[str] = ()) -> MultiStudy:
         try:
             studies[entry["id"]] = study_from_data(sub_data, sub_lines, source)
         except StudyError as exc:
-            found[entry["id"]] = _prefixed(exc.problems, entry["id"], lines, where)
+            found[entry["id"]] = _own_named(exc.problems, entry["id"], lines, where)
     if found:
-        raise StudyError(_once(found, len(resolved[KEY])))
+        raise StudyError(prefixed(found, len(resolved[KEY])))
     return MultiStudy(str(data.get("name", "")), source, resolved, studies, kind=KEY)
 
 
@@ -154,26 +154,23 @@ def _own_lines(lines: dict[Path_, int], where: Path_) -> set[int]:
     return {line for key, line in lines.items() if key[:len(where)] == where}
 
 
-def _prefixed(problems: list[Problem], setting: str, lines: dict[Path_, int], where: Path_) -> list[Problem]:
-    """A problem on a line of the setting's own entry is named ``settings[id].path``; others ``[id] path``."""
+def _own_named(problems: list[Problem], setting: str, lines: dict[Path_, int], where: Path_) -> list[Problem]:
+    """A problem on a line of the setting's own entry is named ``settings[id].path`` (the others: see :func:`prefixed`)."""
     own = _own_lines(lines, where) - {lines.get(("training",))}
-    return [Problem(p.file, p.line, f"{KEY}[{setting}].{p.path}" if p.line in own else f"[{setting}] {p.path}",
-                    p.message) for p in problems]
+    return [Problem(p.file, p.line, f"{KEY}[{setting}].{p.path}", p.message) if p.line in own else p for p in problems]
 
 
-def _once(found: dict[str, list[Problem]], settings: int) -> list[Problem]:
-    """Every setting's problems; one found identically under every setting (a study-wide one), once and unprefixed."""
-    def bare(p: Problem) -> Problem:
-        return Problem(p.file, p.line, p.path.split("] ", 1)[1], p.message) if p.path.startswith("[") else p
-
-    counts = Counter(bare(p) for problems in found.values() for p in problems if p.path.startswith("["))
+def prefixed(found: dict[str, list[Problem]], settings: int) -> list[Problem]:
+    """Every setting's problems with its id (``[id] path``); one found identically under all ``settings``
+    settings (a study-wide one), once and unprefixed."""
+    counts = Counter(p for problems in found.values() for p in set(problems))
     out: list[Problem] = []
-    for problems in found.values():
+    for setting, problems in found.items():
         for p in problems:
-            plain = bare(p)
-            if p.path.startswith("[") and counts[plain] == settings:
-                if plain not in out:
-                    out.append(plain)
-            else:
+            if p.path.startswith(f"{KEY}["):
+                out.append(p)
+            elif counts[p] < settings:
+                out.append(Problem(p.file, p.line, f"[{setting}] {p.path}", p.message))
+            elif p not in out:
                 out.append(p)
     return out
