@@ -28,16 +28,15 @@ arm when the noise is alike): read them as descriptions with honest widths, not 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.stats._effects import corrected_interval
 from harness.stats._results import StatsError
 from harness.stats._tests import check_ratio, holm
+from harness.stats.compare import _interval
 
 THRESHOLD = 0.95  # posterior probability for a verdict (as within one run)
 METHOD = ("Hotelling T^2 on the per-cell contrasts of the arm - baseline differences between settings, with the "
@@ -74,13 +73,6 @@ def interaction_test(differences: np.ndarray, *, test_train_ratio: float) -> dic
     f = t2 * (n - q) / (q * (n - 1))
     return {**base, "statistic": t2, "f": f, "df": [q, n - q], "pvalue": float(stats.f.sf(f, q, n - q)),
             "mean_contrasts": mean.tolist()}
-
-
-def _interval(values: np.ndarray, ratio: float, bounds: tuple[float, float]) -> dict[str, Any]:
-    try:
-        return asdict(corrected_interval(values, test_train_ratio=ratio, bounds=bounds))
-    except StatsError as exc:
-        return {"error": str(exc)}
 
 
 def robustness(scores: Mapping[str, pd.DataFrame], arm: str, baseline: str, *, higher_is_better: bool,

@@ -106,8 +106,8 @@ def load_settings(path: Path, overrides: Iterable[str] = ()) -> MultiStudy:
         except ValidationError as exc:
             named = entry.get("id") if isinstance(entry, dict) else None
             for bad in _pydantic_problems(exc, file, lines, (KEY, index), SettingEntry):
-                where = bad.path.replace(f"{KEY}[{index}]", f"{KEY}[{named}]", 1) if isinstance(named, str) else bad.path
-                problems.append(Problem(bad.file, bad.line, where, bad.message))
+                dotted = bad.path.replace(f"{KEY}[{index}]", f"{KEY}[{named}]", 1) if isinstance(named, str) else bad.path
+                problems.append(Problem(bad.file, bad.line, dotted, bad.message))
     generated = _grid_entries(data, file, lines, problems)
     ids += [g["id"] for g in generated]
     if len(ids) < 2 and not problems:
