@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from harness.errors import HarnessError, Problem, StudyError
 from harness.study.loader import (
@@ -23,14 +23,13 @@ from harness.study.loader import (
     Path_,
     _deep_merge,
     _problem,
-    _pydantic_problems,
     apply_overrides,
     expand_grid,
     slug,
     study_from_data,
 )
 from harness.study.multi import KEY as DATASETS
-from harness.study.multi import MultiStudy
+from harness.study.multi import MIXED, MultiStudy, duplicate_ids, validated_ids
 from harness.study.schema import ID_PATTERN, StrictModel
 from harness.study.yamlio import read_yaml_with_lines
 
@@ -91,33 +90,20 @@ def load_settings(path: Path, overrides: Iterable[str] = ()) -> MultiStudy:
     file = str(source)
     problems = apply_overrides(data, overrides, lines)
     if DATASETS in data:
-        problems.append(_problem(file, lines, (KEY,) if KEY in data else (GRID,), "settings cannot be combined with "
-                                 "datasets: (one sub-run per setting of one dataset); write one study per dataset "
-                                 "with dataset: and these settings"))
+        problems.append(_problem(file, lines, (KEY,) if KEY in data else (GRID,), MIXED))
     entries = data.get(KEY, [])
     if not isinstance(entries, list):
         problems.append(_problem(file, lines, (KEY,), "settings: must be a list of {id: NAME, training: {...}}, e.g. "
                                  "[{id: lr-high, training: {optimizer: {lr: 0.1}}}]"))
         raise StudyError(problems)
-    ids: list[str] = []
-    for index, entry in enumerate(entries):
-        try:
-            ids.append(SettingEntry.model_validate(entry).id)
-        except ValidationError as exc:
-            named = entry.get("id") if isinstance(entry, dict) else None
-            for bad in _pydantic_problems(exc, file, lines, (KEY, index), SettingEntry):
-                dotted = bad.path.replace(f"{KEY}[{index}]", f"{KEY}[{named}]", 1) if isinstance(named, str) else bad.path
-                problems.append(Problem(bad.file, bad.line, dotted, bad.message))
+    ids = validated_ids(entries, SettingEntry, KEY, file, lines, problems)
     generated = _grid_entries(data, file, lines, problems)
     ids += [g["id"] for g in generated]
     if len(ids) < 2 and not problems:
         problems.append(_problem(file, lines, (KEY,) if KEY in data else (GRID,), f"{len(ids)} setting(s): list two "
                                  "or more (the point is to compare the arms across them), or drop settings: and "
                                  "put the overrides into training:"))
-    for name, count in Counter(ids).items():
-        if count > 1:
-            problems.append(_problem(file, lines, (KEY,), f"setting id {name!r} is used {count} times; each setting "
-                                     "needs its own id (it names the sub-run's folder)"))
+    problems += duplicate_ids(ids, KEY, file, lines)
     if problems:
         raise StudyError(problems)
     resolved = {k: v for k, v in data.items() if k not in (KEY, GRID)}
