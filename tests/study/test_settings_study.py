@@ -96,3 +96,17 @@ def test_validate_and_run_dispatch_and_refuse_mixing_with_datasets(tmp_path: Pat
     assert main(["validate", str(both)]) == 2 and "settings cannot be combined with datasets:" in capsys.readouterr().err
     assert main(["tune", str(_study(tmp_path, settings=[HIGH, LOW]))]) == 2
     assert "declares settings" in capsys.readouterr().err
+
+
+def test_json_schema_knows_settings_and_settings_grid() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from harness.registry import load_registry
+    from harness.study.json_schema import study_json_schema
+
+    validator = jsonschema.Draft7Validator(study_json_schema(load_registry([])))
+    good = {**copy.deepcopy(TINY_STUDY), "settings": [HIGH, LOW], "settings_grid": {"training.epochs": [1, 2]}}
+    assert not list(validator.iter_errors(good))
+    for bad in ({"settings": [{"id": "x", "trainig": {}}]}, {"settings": [{"training": {}}]},
+                {"settings": [{"id": "x", "training": {"optimzer": {}}}]}, {"settings_grid": {"optimizer.lr": [0.1]}},
+                {"settings": [HIGH], "datasets": [{"id": "a", "name": "phantom"}]}):
+        assert list(validator.iter_errors({**copy.deepcopy(TINY_STUDY), **bad})), bad
