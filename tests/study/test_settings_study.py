@@ -107,6 +107,9 @@ def test_json_schema_knows_settings_and_settings_grid() -> None:
     good = {**copy.deepcopy(TINY_STUDY), "settings": [HIGH, LOW], "settings_grid": {"training.epochs": [1, 2]}}
     assert not list(validator.iter_errors(good))
     for bad in ({"settings": [{"id": "x", "trainig": {}}]}, {"settings": [{"training": {}}]},
-                {"settings": [{"id": "x", "training": {"optimzer": {}}}]}, {"settings_grid": {"optimizer.lr": [0.1]}},
-                {"settings": [HIGH], "datasets": [{"id": "a", "name": "phantom"}]}):
+                {"settings": [{"id": "x", "training": {"optimzer": {}}}]}, {"settings_grid": {"optimizer.lr": [0.1]}}):
         assert list(validator.iter_errors({**copy.deepcopy(TINY_STUDY), **bad})), bad
+    several = {k: v for k, v in copy.deepcopy(TINY_STUDY).items() if k != "dataset"}
+    several["datasets"] = [{**TINY_STUDY["dataset"], "id": "a"}]
+    assert not list(validator.iter_errors(several))
+    assert list(validator.iter_errors({**several, "settings": [HIGH, LOW]}))  # settings with datasets: refused
