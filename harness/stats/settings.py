@@ -38,7 +38,6 @@ from harness.stats._results import StatsError
 from harness.stats._tests import check_ratio, holm
 from harness.stats.compare import _interval
 
-THRESHOLD = 0.95  # posterior probability for a verdict (as within one run)
 METHOD = ("Hotelling T^2 on the per-cell contrasts of the arm - baseline differences between settings, with the "
           "Nadeau-Bengio corrected covariance S (1/n + n_test/n_train); F(q, n - q), q = settings - 1 (two settings: "
           "the corrected t on the difference of differences)")
@@ -59,7 +58,7 @@ def interaction_test(differences: np.ndarray, *, test_train_ratio: float) -> dic
     base: dict[str, Any] = {"n": n, "q": q, "method": METHOD, "test_train_ratio": ratio}
     if n <= q:
         return {**base, "error": f"{n} cell(s) with a finite score under every setting; the test of {q + 1} settings "
-                                 f"needs at least {q + 2} (more folds or repeats)"}
+                                 f"needs at least {q + 1} (more folds or repeats)"}
     contrasts = d[:, 1:] - d[:, :1]
     mean = contrasts.mean(axis=0)
     cov = np.atleast_2d(np.cov(contrasts, rowvar=False, ddof=1)) * (1 / n + ratio)

@@ -84,7 +84,7 @@ def test_the_reference_setting_does_not_change_the_statistic() -> None:
 
 
 def test_too_few_cells_or_no_variance_give_a_reason_not_a_p_value() -> None:
-    assert "needs at least 4" in interaction_test(np.array([[0.1, 0.2, 0.0], [0.2, 0.1, 0.0]]), test_train_ratio=0.5)["error"]
+    assert "the test of 3 settings needs at least 3" in interaction_test(np.array([[0.1, 0.2, 0.0], [0.2, 0.1, 0.0]]), test_train_ratio=0.5)["error"]
     assert "identical under every setting" in interaction_test(np.zeros((6, 2)), test_train_ratio=0.5)["error"]
 
 
