@@ -38,6 +38,8 @@ def test_each_setting_is_the_study_with_its_training_overrides(tmp_path: Path) -
     assert high.batch_size == low.batch_size == 4  # --set reaches every setting
     assert multi.datasets["lr-high"].spec.dataset == multi.datasets["lr-low"].spec.dataset
     assert multi.data["settings"] == [HIGH, LOW]  # the resolved study lists every setting
+    one = load_settings(path, ["settings.lr-high.training.epochs=3"])  # --set reaches one setting by its id
+    assert one.datasets["lr-high"].arms["se"].training.epochs == 3 and one.datasets["lr-low"].arms["se"].training.epochs == 1
 
 
 def test_settings_grid_generates_readable_ids(tmp_path: Path) -> None:
