@@ -45,6 +45,7 @@ CELL_QUEUE = "cells.db"  # the local workers' shared queue (``run --workers N``)
 PLUGINS = "plugins"  # one folder per plugin that writes files (loggers): plugins/<name>/, the plugin's own
 DATASETS = "datasets"  # a multi-dataset study: one complete run per dataset, datasets/<id>/
 ACROSS = "across.json"  # a multi-dataset study: the across-dataset comparison
+SETTINGS = "settings"  # a study with settings: one complete run per training setting, settings/<id>/
 MANIFEST = ".harness-run.json"  # marks the folder as a run directory and lists the names the harness owns in it
 TUNING_DB = "tuning.db"  # harness tune: the default Optuna storage
 TRIALS = "tuning"  # harness tune: one run directory per trial, tuning/<arm>/<trial>/
@@ -62,7 +63,7 @@ BEST = "best.pt"
 
 # what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
 OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, DUPLICATES, RESULTS, PREDICTIONS, STATS,
-           TUNING, STOPPING, REPORT, INSIGHT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS)
+           TUNING, STOPPING, REPORT, INSIGHT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS, SETTINGS)
 # every top-level name the harness may create in a run directory: what a new run directory's manifest lists
 HARNESS_NAMES = (*OUTPUTS, CACHE, LOCK, LOCK_DB, MANIFEST, TUNING_DB, TRIALS, NESTED)
 CELL_FILES = frozenset({RESULT, HISTORY, CELL_PREDICTIONS, FINGERPRINT, LAST, BEST})
@@ -103,15 +104,31 @@ class RunDir:
         """The complete sub-run of one dataset of a multi-dataset study."""
         return self.root / DATASETS / dataset_id
 
+    def cache(self) -> Path:
+        """The decoded-image cache: ``RUN/cache``, or for a setting's sub-run (``RUN/settings/<id>/``) the study's
+        shared ``RUN/cache`` (every setting reads the same images)."""
+        parent = self.root.parent
+        if parent.name == SETTINGS and self.root.name in RunDir(parent.parent).setting_runs():
+            return parent.parent / CACHE
+        return self.root / CACHE
+
     def dataset_runs(self) -> dict[str, Path]:
         """Dataset id -> sub-run folder, for a multi-dataset run (empty for a single-dataset one), in study order."""
+        return self.sub_runs(DATASETS)
+
+    def setting_runs(self) -> dict[str, Path]:
+        """Setting id -> sub-run folder, for a run with settings (empty otherwise), in study order."""
+        return self.sub_runs(SETTINGS)
+
+    def sub_runs(self, kind: str) -> dict[str, Path]:
+        """Id -> ``RUN/<kind>/<id>/`` for the entries of the study.yaml's ``kind:`` list (datasets or settings)."""
         import yaml
 
         study = self.root / STUDY
-        listed = (yaml.safe_load(study.read_text()) or {}).get(DATASETS) if study.exists() else None
+        listed = (yaml.safe_load(study.read_text()) or {}).get(kind) if study.exists() else None
         if not isinstance(listed, list):
             return {}
-        return {str(entry["id"]): self.dataset(str(entry["id"])) for entry in listed if isinstance(entry, dict)}
+        return {str(entry["id"]): self.root / kind / str(entry["id"]) for entry in listed if isinstance(entry, dict)}
 
     def prepare(self) -> None:
         """Create and claim the folder, refusing a path that is a file, cannot be written, or holds files

@@ -212,8 +212,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.pipeline.validate import validate_study
     from harness.study.multi import declares_datasets
+    from harness.study.settings import declares_settings
 
-    if declares_datasets(args.study):
+    if declares_datasets(args.study) or declares_settings(args.study):
         from harness.cli.multi import cmd_validate_multi
 
         return cmd_validate_multi(args)
@@ -228,8 +229,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.run.runner import RunOptions, run_study
     from harness.study.multi import declares_datasets
+    from harness.study.settings import declares_settings
 
-    if declares_datasets(args.study):
+    if declares_datasets(args.study) or declares_settings(args.study):
         from harness.cli.multi import cmd_run_multi
 
         return cmd_run_multi(args)
@@ -280,6 +282,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if declares_datasets(args.study):
         raise HarnessError(f"{args.study} lists several datasets (datasets:); tuning runs on one: tune a copy of the "
                            "study with one of them as dataset:, then put the values found into training:")
+    from harness.study.settings import declares_settings
+
+    if declares_settings(args.study):
+        raise HarnessError(f"{args.study} declares settings (settings:/settings_grid:); tuning searches one "
+                           "training: tune a copy without the settings, or list the values to compare as settings")
     if args.trials is not None and args.trials < 1:  # before any worker starts
         raise HarnessError(f"--trials must be at least 1 (got {args.trials}): it is the total number of trials per arm")
     study, registry = load_validated(args)

@@ -48,6 +48,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from harness.cli.multi import cmd_compare_multi
 
         return cmd_compare_multi(args)
+    from harness.stats.settings_run import is_settings_run
+
+    if is_settings_run(args.run_dir):
+        from harness.cli.multi import cmd_compare_settings
+
+        return cmd_compare_settings(args)
 
     comparison = compare_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha, rope=args.rope)
     if args.write:
@@ -71,6 +77,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if is_multi_run(args.run_dir):
         raise HarnessError(f"{args.run_dir} is a run over several datasets; plan works on one dataset's folds: "
                            f"harness plan {args.run_dir / files.DATASETS}/<id> --effect {args.effect:g}")
+    from harness.stats.settings_run import is_settings_run
+
+    if is_settings_run(args.run_dir):
+        raise HarnessError(f"{args.run_dir} is a run with several settings; plan works on one setting's folds: "
+                           f"harness plan {args.run_dir / files.SETTINGS}/<id> --effect {args.effect:g}")
     run = load_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha)
     if run.metric.on_test:
         raise HarnessError(f"plan works on cross-validation scores; {run.metric.column} is a held-out test metric "

@@ -150,11 +150,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.render import write_report
     from harness.report.side_by_side import write_comparison
     from harness.stats.across_run import is_multi_run
+    from harness.stats.settings_run import is_settings_run
 
     if len(args.run_dirs) == 1 and is_multi_run(args.run_dirs[0]):  # several datasets: the across-dataset report
         from harness.report.across import rewrite_across_report
 
         print(rewrite_across_report(args.run_dirs[0], args.out))
+    elif len(args.run_dirs) == 1 and is_settings_run(args.run_dirs[0]):  # several settings: the across-settings report
+        from harness.report.settings import rewrite_settings_report
+
+        print(rewrite_settings_report(args.run_dirs[0], args.out))
     elif len(args.run_dirs) == 1:
         print(write_report(args.run_dirs[0], None, args.out, trust_plugins=args.trust_plugins))
     elif len(args.run_dirs) == 2:

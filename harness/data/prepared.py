@@ -62,7 +62,7 @@ def prepare_data(study: LoadedStudy, registry: Registry, run_dir: Path, log: Cal
     """Load the table, decode each image once (cached on disk under the run dir), make the splits."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    cache_dir = cache_dir or run_dir / "cache"
+    cache_dir = cache_dir or files.RunDir(run_dir).cache()
     table = load_table(study, registry, cache_dir)
     timings["dataset_indexing"] = time.perf_counter() - started
     for note in table.notes:

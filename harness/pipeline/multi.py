@@ -1,5 +1,7 @@
-"""Run a multi-dataset study: one complete ordinary run per dataset (``RUN/datasets/<id>/``, the same arms
-and seeds), then the across-dataset comparison (across.json) and the top-level report."""
+"""Run a study with several datasets or settings: one complete ordinary run per entry (``RUN/datasets/<id>/`` or
+``RUN/settings/<id>/``, the same arms and seeds), then the comparison over them (across.json for datasets,
+stats.json for settings) and the top-level report. Settings share one decoded-image cache (``RUN/cache``, see
+:meth:`RunDir.cache`): they read the same images."""
 
 from __future__ import annotations
 
@@ -18,31 +20,51 @@ from harness.study.multi import MultiStudy
 
 
 def run_multi(multi: MultiStudy, registry: Registry, options: RunOptions) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Each dataset's results (dataset id -> results table) and the across-dataset comparison."""
-    from harness.stats.across_run import across_run, write_across
-
+    """Each entry's results (id -> results table) and the comparison over the entries."""
     root = RunDir(options.out_dir)
     files.refuse_own_study(multi.source, root.root)
     results: dict[str, pd.DataFrame] = {}
+    settings = multi.kind == files.SETTINGS
     created = files.first_missing(root.root)  # removed when the run fails before any cell began
     with run_lock(root.root):
-        for name in (files.ACROSS, files.REPORT):
-            (root / name).unlink(missing_ok=True)  # nothing stale while the datasets run
+        for name in (files.ACROSS, files.REPORT, files.STATS):
+            (root / name).unlink(missing_ok=True)  # nothing stale while the entries run
         atomic_write_text(root / files.STUDY, yaml.safe_dump(multi.data, sort_keys=False))
+        word = "setting" if settings else "dataset"
         try:
-            for dataset_id, study in multi.datasets.items():
+            for entry_id, study in multi.datasets.items():
+                folder = root.root / multi.kind / entry_id
                 if not options.quiet:
-                    print(f"dataset {dataset_id}: {root.dataset(dataset_id)}")
-                results[dataset_id] = run_study(study, registry, dataclasses.replace(options, out_dir=root.dataset(dataset_id)))
+                    print(f"{word} {entry_id}: {folder}")
+                results[entry_id] = run_study(study, registry, dataclasses.replace(options, out_dir=folder))
         except BaseException:
-            if created is not None and not any(root.root.glob(f"{files.DATASETS}/*/{files.CELLS}")):
+            if created is not None and not any(root.root.glob(f"{multi.kind}/*/{files.CELLS}")):
                 files.remove_created(root.root, created)
             raise
-        c = multi.first.spec.compare
-        across = across_run(root.root, baseline=c.baseline, metric=c.metric, alpha=c.alpha, rope=c.rope)
-        write_across(root.root, across)
-        if options.report:
-            from harness.report.across import write_across_report
+        return results, (_settings_outputs if settings else _across_outputs)(multi, options)
 
-            write_across_report(root.root, across, multi.name)
-    return results, across
+
+def _across_outputs(multi: MultiStudy, options: RunOptions) -> dict[str, Any]:
+    from harness.stats.across_run import across_run, write_across
+
+    c = multi.first.spec.compare
+    across = across_run(options.out_dir, baseline=c.baseline, metric=c.metric, alpha=c.alpha, rope=c.rope)
+    write_across(options.out_dir, across)
+    if options.report:
+        from harness.report.across import write_across_report
+
+        write_across_report(options.out_dir, across, multi.name)
+    return across
+
+
+def _settings_outputs(multi: MultiStudy, options: RunOptions) -> dict[str, Any]:
+    from harness.stats.settings_run import settings_run, write_settings_stats
+
+    c = multi.first.spec.compare
+    comparisons, analysis = settings_run(options.out_dir, baseline=c.baseline, metric=c.metric, alpha=c.alpha, rope=c.rope)
+    write_settings_stats(options.out_dir, comparisons, analysis)
+    if options.report:
+        from harness.report.settings import write_settings_report
+
+        write_settings_report(options.out_dir, comparisons, analysis, multi.name)
+    return analysis

@@ -34,8 +34,9 @@ def load_run_images(run_dir: Path, study: Any, registry: Any, study_dir: Path | 
     from harness.data.images import decode_images
     from harness.data.prepared import load_table
 
-    table = load_table(study, registry, run_dir / "cache", study_dir)
-    decoded = decode_images(table.paths, study.spec.dataset.image_size, run_dir / "cache")
+    cache = files.RunDir(run_dir).cache()
+    table = load_table(study, registry, cache, study_dir)
+    decoded = decode_images(table.paths, study.spec.dataset.image_size, cache)
     return RunImages(decoded.pixels, {sid: i for i, sid in enumerate(table.sample_ids)})
 
 

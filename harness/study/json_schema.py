@@ -72,6 +72,7 @@ def study_json_schema(registry: Registry) -> dict[str, Any]:
     dataset["properties"]["augment"] = {"anyOf": [{"enum": sorted(AUGMENT_PRESETS)}, {"enum": [None, False]},
                                                   {"$ref": augment["$ref"]}], "description": augment["description"]}
     _multi_dataset(schema, dataset)
+    _settings(schema)
     loggers = branches("loggers", True) if "loggers" in registry.components else []
     schema["properties"]["loggers"] = {"type": "array", "items": {"anyOf": [names("loggers"), *loggers]},
                                        "description": schema["properties"]["loggers"].get("description", "")}
@@ -95,6 +96,26 @@ def _multi_dataset(schema: dict[str, Any], dataset: dict[str, Any]) -> None:
                                         "description": "several datasets (instead of dataset:): every arm runs on each"}
     schema["required"] = [key for key in schema.get("required", []) if key != "dataset"]
     schema["oneOf"] = [{"required": ["dataset"]}, {"required": ["datasets"]}]
+
+
+def _settings(schema: dict[str, Any]) -> None:
+    """``settings:`` (named overrides of training.*) and ``settings_grid:`` (training keys -> lists of values)."""
+    from harness.study.settings import SettingEntry
+
+    entry = SettingEntry.model_json_schema(ref_template=REF)
+    entry["properties"]["training"] = {"$ref": REF.format(model="TrainingOverride"),
+                                       "description": entry["properties"]["training"]["description"]}
+    entry["additionalProperties"] = False
+    schema["$defs"]["SettingEntry"] = entry
+    schema["properties"]["settings"] = {
+        "type": "array", "items": {"$ref": REF.format(model="SettingEntry")},
+        "description": "training settings: every arm runs under each on the same folds (RUN/settings/<id>/)"}
+    schema["properties"]["settings_grid"] = {
+        "type": "object", "propertyNames": {"pattern": r"^training\."},
+        "additionalProperties": {"type": "array", "minItems": 1},
+        "description": "settings generated from training keys and their values, e.g. {training.optimizer.lr: [0.1, "
+                       "0.01]} gives the settings lr-0.1 and lr-0.01"}
+    schema.setdefault("allOf", []).append({"not": {"required": ["datasets", "settings"]}})
 
 
 def _draft7(node: Any) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -142,8 +142,11 @@ def slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._+=-]", "", str(value).lower())
 
 
-def expand_grid(grid: Mapping[str, list[Any]], clashes: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Cartesian product of the grid's axes, as arms with stable readable ids.
+def expand_grid(grid: Mapping[str, list[Any]], clashes: list[str] | None = None,
+                label: Callable[[str, Any], str] = lambda axis, value: slug(value),
+                joiner: str = "-") -> dict[str, dict[str, Any]]:
+    """Cartesian product of the grid's axes, as arms (or settings) with stable readable ids: each value's
+    ``label`` (default: its slug), joined by ``joiner``.
 
     Two combinations with the same id (e.g. ``weights/A.pt`` and ``weights/a.pt``) are described in ``clashes``."""
     axes = list(grid)
@@ -156,7 +159,7 @@ def expand_grid(grid: Mapping[str, list[Any]], clashes: list[str] | None = None)
             for part in parts[:-1]:
                 target = target.setdefault(part, {})
             target[parts[-1]] = copy.deepcopy(value)
-        name = "-".join(slug(v) for v in combo)
+        name = joiner.join(label(axis, v) for axis, v in zip(axes, combo, strict=True))
         if name in arms and clashes is not None:
             clashes.append(f"grid values {', '.join(map(repr, combo))} give the arm id {name!r} of an earlier "
                            "combination; make the values differ in more than case and punctuation")

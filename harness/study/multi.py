@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, Problem, StudyError
 from harness.study.loader import (
@@ -30,16 +30,21 @@ from harness.study.schema import DatasetEntry
 from harness.study.yamlio import read_yaml_with_lines
 
 KEY = "datasets"
+MIXED = ("settings cannot be combined with datasets: (one sub-run per setting of one dataset); write one study per "
+         "dataset with dataset: and these settings")
 
 
 @dataclass(frozen=True)
 class MultiStudy:
-    """A study over several datasets: one :class:`LoadedStudy` per dataset id, in file order."""
+    """A study over several datasets: one :class:`LoadedStudy` per dataset id, in file order. The same shape
+    holds a study over several training settings (``kind`` "settings", :mod:`harness.study.settings`):
+    ``datasets`` then maps each setting's id to its study."""
 
     name: str
     source: Path
     data: dict[str, Any]
     datasets: dict[str, LoadedStudy]
+    kind: str = KEY  # the sub-runs' folder: RUN/<kind>/<id>/
 
     @property
     def first(self) -> LoadedStudy:
@@ -66,23 +71,14 @@ def load_multi(path: Path, overrides: Iterable[str] = ()) -> MultiStudy:
     if "dataset" in data:
         problems.append(_problem(file, lines, ("dataset",), "a study has either dataset: (one) or datasets: "
                                  "(a list, each with an id), not both; move this dataset into the datasets: list"))
+    if "settings" in data or "settings_grid" in data:
+        problems.append(_problem(file, lines, ("settings",) if "settings" in data else ("settings_grid",), MIXED))
     if not isinstance(entries, list) or not entries:
         problems.append(_problem(file, lines, (KEY,), "datasets: must be a non-empty list of datasets, each a "
                                  "dataset spec with an id, e.g. [{id: easy, name: phantom}, {id: hard, name: phantom}]"))
         raise StudyError(problems)
-    ids: list[str] = []
-    for index, entry in enumerate(entries):
-        try:
-            ids.append(DatasetEntry.model_validate(entry).id)
-        except ValidationError as exc:
-            named = entry.get("id") if isinstance(entry, dict) else None
-            for bad in _pydantic_problems(exc, file, lines, (KEY, index), DatasetEntry):
-                where = bad.path.replace(f"{KEY}[{index}]", f"{KEY}[{named}]", 1) if isinstance(named, str) else bad.path
-                problems.append(Problem(bad.file, bad.line, where, bad.message))
-    for name, count in Counter(ids).items():
-        if count > 1:
-            problems.append(_problem(file, lines, (KEY,), f"dataset id {name!r} is used {count} times; each "
-                                     "dataset needs its own id (it names the sub-run's folder)"))
+    ids = validated_ids(entries, DatasetEntry, KEY, file, lines, problems)
+    problems += duplicate_ids(ids, KEY, file, lines)
     if problems:
         raise StudyError(problems)
     studies: dict[str, LoadedStudy] = {}
@@ -96,6 +92,29 @@ def load_multi(path: Path, overrides: Iterable[str] = ()) -> MultiStudy:
     if found:
         raise StudyError(prefixed(found, len(entries)))
     return MultiStudy(str(data.get("name", "")), source, data, studies)
+
+
+def validated_ids(entries: list[Any], model: type[BaseModel], key: str, file: str, lines: dict[Path_, int],
+                  problems: list[Problem]) -> list[str]:
+    """The id of each entry of the ``key:`` list that ``model`` accepts; the others' problems are added to
+    ``problems``, named by the entry's id where it has one (``datasets[easy].cv.foldz``)."""
+    ids: list[str] = []
+    for index, entry in enumerate(entries):
+        try:
+            ids.append(model.model_validate(entry).id)  # type: ignore[attr-defined]
+        except ValidationError as exc:
+            named = entry.get("id") if isinstance(entry, dict) else None
+            for bad in _pydantic_problems(exc, file, lines, (key, index), model):
+                where = bad.path.replace(f"{key}[{index}]", f"{key}[{named}]", 1) if isinstance(named, str) else bad.path
+                problems.append(Problem(bad.file, bad.line, where, bad.message))
+    return ids
+
+
+def duplicate_ids(ids: list[str], key: str, file: str, lines: dict[Path_, int]) -> list[Problem]:
+    """An id used twice (it names a sub-run's folder)."""
+    word = key.removesuffix("s")
+    return [_problem(file, lines, (key,), f"{word} id {name!r} is used {count} times; each {word} needs its own id "
+                     "(it names the sub-run's folder)") for name, count in Counter(ids).items() if count > 1]
 
 
 def split_one(data: dict[str, Any], lines: dict[Path_, int], index: int,
