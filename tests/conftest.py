@@ -49,6 +49,18 @@ def write_study(tmp_path: Path):  # type: ignore[no-untyped-def]
     return write
 
 
+@pytest.fixture(scope="session")
+def docs_generator():  # type: ignore[no-untyped-def]
+    """docs/gen_reference.py, the generator of the docs' reference pages (a script, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_reference", FIXTURES.parents[1] / "docs" / "gen_reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def fixtures() -> Path:
     """Folder of real fixture files (plugin packages with their dist-info)."""

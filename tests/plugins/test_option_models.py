@@ -172,15 +172,17 @@ def test_study_error_lists_options_of_every_kind_at_once(write_study) -> None:  
     assert [p.path for p in caught.value.problems] == ["training.optimizer.lrr", "training.scheduler.steps"]
 
 
-def test_readme_lists_every_component_option_from_the_option_models(capsys) -> None:  # type: ignore[no-untyped-def]
-    """The README's table is `harness list attention|optimizers|schedulers --options`, generated from the models."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    table = readme.split("<!-- component-options:start -->\n")[1].split("\n<!-- component-options:end -->")[0]
+def test_docs_list_every_component_option_from_the_option_models(capsys, docs_generator) -> None:  # type: ignore[no-untyped-def]
+    """The docs' tables (generated) are `harness list attention|optimizers|schedulers --options`, from the models."""
+    tables = docs_generator.options_tables()
     generated = []
     for kind in ("attention", "optimizers", "schedulers"):
         assert main(["list", kind, "--options"]) == 0
         generated.append(capsys.readouterr().out.strip())
-    assert table == "\n\n".join(generated), "README out of date: paste `harness list KIND --options`"
+    table = "\n\n".join(tables[kind] for kind in ("attention", "optimizers", "schedulers"))
+    assert table == "\n\n".join(generated)
+    page = docs_generator.components_page()
+    assert all(tables[kind] in page for kind in tables)
     assert "| `se` | `reduction` | int >= 1 | `16` |" in table and "| `cosine` | `T_max` | int >= 1 or unset |" in table
     assert main(["list", "backbones", "resnet20", "--options"]) == 0
     assert "| `resnet20` | (no options) |" in capsys.readouterr().out
