@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("backbones", "attention", "datasets", "optimizers", "schedulers", "loggers")

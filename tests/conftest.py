@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ TINY_STUDY: dict[str, Any] = {
     },
     "compare": {"baseline": "plain"},
 }
+
+
+@pytest.fixture
+def tiny_study() -> dict[str, Any]:
+    """A fresh copy of TINY_STUDY to change (a fixture, so no test module imports conftest by path)."""
+    return copy.deepcopy(TINY_STUDY)
 
 
 @pytest.fixture
