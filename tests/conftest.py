@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 import yaml
 
 from harness.study.loader import _deep_merge as deep_update
 
 FIXTURES = Path(__file__).parent / "fixtures"
+with open(FIXTURES.parents[1] / "pyproject.toml", "rb") as _pyproject:  # the built-in plugins: our entry points
+    BUILTIN_PLUGINS = tuple(tomllib.load(_pyproject)["project"]["entry-points"]["harness"].values())
 
 TINY_STUDY: dict[str, Any] = {
     "name": "tiny",
@@ -54,6 +57,22 @@ def write_study(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+@pytest.fixture
+def builtin_plugins() -> tuple[Any, list[Any]]:
+    """A new plugin manager (and its records) with the built-in plugins only, never whatever else is installed."""
+    from harness.registry import make_plugin_manager
+
+    return make_plugin_manager(BUILTIN_PLUGINS, strict=True, entry_points=False)
+
+
+@pytest.fixture(scope="session")
+def builtin_registry() -> Any:
+    """The registry of the built-in plugins only, on a plugin manager of its own (shared: registries are read-only)."""
+    from harness.registry import build_registry, make_plugin_manager
+
+    return build_registry(*make_plugin_manager(BUILTIN_PLUGINS, strict=True, entry_points=False))
 
 
 @pytest.fixture(scope="session")
