@@ -10,19 +10,18 @@ import torch
 
 from harness.cli import main
 from harness.models.build import build_model
-from harness.registry import load_registry
 from harness.run.trainer import FoldInputs, FoldTrainer
 from harness.study.schema import AugmentSpec, TrainingSpec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def test_train_steps_never_wait_for_the_gpu(tmp_path: Path) -> None:
+def test_train_steps_never_wait_for_the_gpu(tmp_path: Path, builtin_registry) -> None:  # type: ignore[no-untyped-def]
     """bf16 autocast, channels_last, every augmentation, RGB-to-gray and the fused SE, with CUDA's
     sync debug mode set to raise on any host synchronisation inside the steps."""
     device = torch.device("cuda")
     torch.manual_seed(0)
-    model = build_model(load_registry(), "resnet20", "se", {"reduction": 4}, num_classes=3, in_chans=1,
+    model = build_model(builtin_registry, "resnet20", "se", {"reduction": 4}, num_classes=3, in_chans=1,
                         image_size=32).to(device)
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, device=device)
     y = torch.randint(0, 3, (64,), device=device)
