@@ -93,3 +93,10 @@ def test_readme_is_short_and_opens_with_the_two_commands() -> None:
                              "pip install nox && nox -s tests\n```\n")
     for link in re.findall(r"\]\(((?:docs/|CHANGELOG|LICENSE)[^)#]*)", readme):
         assert (ROOT / link).exists(), f"README links to {link}, which does not exist"
+
+
+def test_readme_quickstart_study_is_the_shipped_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("`studies/quickstart.yaml`:\n\n```yaml\n")[1].split("```")[0]
+    assert yaml.safe_load(block) == yaml.safe_load((ROOT / "studies" / "quickstart.yaml").read_text())
+    assert '--8<-- "studies/quickstart.yaml"' in (DOCS / "getting-started.md").read_text()  # the site includes the file
