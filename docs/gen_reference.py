@@ -6,8 +6,9 @@ The pages are built from the objects the harness itself uses, so they cannot dri
 - ``reference/study-schema.md``: the pydantic study model (``Study.model_json_schema()``);
 - ``reference/components.md``: every component's option model (``harness list KIND --options``), for
   the built-in plugins only (those ``pyproject.toml`` declares as entry points), whatever else is installed;
-- ``reference/run-directory.md``: the file names of ``harness/run/rundir.py`` with :data:`RUN_DIR_FILES`
-  (a description per name, kept here; the build fails when a name has none or a description has no name);
+- ``reference/run-directory.md``: the file names of the run-directory module (``harness/rundir.py``, formerly
+  ``harness/run/rundir.py``) with :data:`RUN_DIR_FILES` (a description per name, kept here; the build fails when a
+  name has none; descriptions of names that are gone are simply not shown);
 - ``reference/metrics.md``: the metric registry (``harness/stats/registry.py``).
 
 ``python docs/gen_reference.py OUT_DIR`` writes the same pages into OUT_DIR (to read them without mkdocs).
@@ -16,8 +17,10 @@ The pages are built from the objects the harness itself uses, so they cannot dri
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import tomllib
@@ -25,7 +28,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("backbones", "attention", "datasets", "optimizers", "schedulers", "loggers")
 
-# What each name of harness/run/rundir.py is; a name without a line here fails the docs build.
+# What each name of the run-directory module is; a name without a line here fails the docs build.
 RUN_DIR_FILES: dict[str, str] = {
     "STUDY": "the resolved study: every default written out (init, selection, augmentation values, seeds' `vary`)",
     "RUN_INFO": "versions, device, threads, fixed overhead, total seconds",
@@ -52,6 +55,14 @@ RUN_DIR_FILES: dict[str, str] = {
     "MLFLOW_RUN": "the mlflow logger's study run id, so a resumed run continues it",
     "MLFLOW_LOCK": "held while the mlflow logger finds or creates the study's runs (local workers)",
     "MLRUNS": "the mlflow logger's default store (`mlflow.db` + `artifacts/`); kept by `--fresh`",
+    "DUPLICATES": "the duplicate images found before training (`dataset.duplicates`), kept on one side of every fold",
+    "STOPPING": "`cv.stop_when_settled`: the design and every look",
+    "INSIGHT": "what the report shows of the trained models (gates, Grad-CAM, mistakes), stored at run end",
+    "PLUGINS": "one folder per plugin that writes files (loggers): `plugins/<name>/`",
+    "MANIFEST": "marks the folder as a run directory and lists the names the harness owns in it",
+    "TUNING_DB": "`harness tune`: the default Optuna storage",
+    "TRIALS": "`harness tune`: one run directory per trial, `tuning/<arm>/<trial>/`",
+    "NESTED": "nested-CV tuning: `nested/<arm>/<outer fold>/`",
     "DATASETS": "a multi-dataset study: one complete run per dataset, `datasets/<id>/`",
     "ACROSS": "a multi-dataset study: the across-dataset comparison",
     "RESULT": "(in a cell) the cell's metrics, status and timings",
@@ -63,17 +74,30 @@ RUN_DIR_FILES: dict[str, str] = {
 }
 
 
+def _first_module(*names: str) -> ModuleType:
+    """The first of ``names`` that imports (modules move between rounds; the pages must follow them)."""
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError:
+            continue
+    raise RuntimeError(f"docs/gen_reference.py: none of {names} imports; point it at the module's new place")
+
+
+def _rundir() -> ModuleType:
+    return _first_module("harness.rundir", "harness.run.rundir")
+
+
 # ---------------------------------------------------------------- the CLI
 
 
 def _parser() -> argparse.ArgumentParser:
-    from harness import cli
-
-    for name in ("build_parser", "_parser", "parser"):  # the CLI package may name its builder either way
-        builder = getattr(cli, name, None)
-        if callable(builder):
-            return builder()  # type: ignore[no-any-return]
-    raise RuntimeError("harness.cli has no parser builder (build_parser or _parser)")
+    for module in (_first_module("harness.cli.main", "harness.cli"),):
+        for name in ("build_parser", "_parser", "parser"):  # the CLI may name its builder either way
+            builder = getattr(module, name, None)
+            if callable(builder):
+                return builder()  # type: ignore[no-any-return]
+    raise RuntimeError("the harness CLI has no parser builder (build_parser or _parser)")
 
 
 def _cell(text: object) -> str:
@@ -132,8 +156,8 @@ def _commands(parser: argparse.ArgumentParser, prefix: str) -> list[tuple[str, s
 
 
 def cli_page() -> str:
-    from harness.cli_help import EXAMPLES, EXIT_CODES
-
+    cli_help = _first_module("harness.cli.help", "harness.cli_help")
+    EXAMPLES, EXIT_CODES = cli_help.EXAMPLES, cli_help.EXIT_CODES  # noqa: N806 - the module's constants
     parser = _parser()
     lines = ["# Command line", "",
              "Generated from the `harness` argparse parser. `harness COMMAND --help` prints the same, with an example.",
@@ -247,23 +271,22 @@ def components_page() -> str:
 
 
 def run_dir_names() -> dict[str, str]:
-    """Every file-name constant of harness/run/rundir.py (upper-case ``str`` names)."""
-    from harness.run import rundir
-
-    return {name: value for name, value in vars(rundir).items()
+    """Every file-name constant of the run directory's module (upper-case ``str`` names)."""
+    return {name: value for name, value in vars(_rundir()).items()
             if name.isupper() and isinstance(value, str) and name != "TEMP_SUFFIX"}
 
 
 def run_directory_page() -> str:
     names = run_dir_names()
-    missing, stale = sorted(set(names) - set(RUN_DIR_FILES)), sorted(set(RUN_DIR_FILES) - set(names))
-    if missing or stale:
-        raise RuntimeError(f"docs/gen_reference.py RUN_DIR_FILES is out of date: describe {missing}, remove {stale}")
-    from harness.run import rundir
-
-    kept = [name for name in names if names[name] not in rundir.OUTPUTS and not RUN_DIR_FILES[name].startswith("(in a cell)")]
+    missing = sorted(set(names) - set(RUN_DIR_FILES))
+    if missing:
+        raise RuntimeError(f"docs/gen_reference.py RUN_DIR_FILES is out of date: describe {missing}")
+    rundir = _rundir()
+    in_cell = getattr(rundir, "CELL_FILES", None) or {v for n, v in names.items() if RUN_DIR_FILES[n].startswith("(in a cell)")}
+    kept = [name for name in names if names[name] not in rundir.OUTPUTS and names[name] not in in_cell]
+    source = rundir.__name__.replace(".", "/") + ".py"
     lines = ["# Run directory", "",
-             "Generated from the names in `harness/run/rundir.py`, the one owner of the run directory's file names. "
+             f"Generated from the names in `{source}`, the one owner of the run directory's file names. "
              "Every file is written atomically (a temporary file beside it, fsync, rename). "
              "`--fresh` removes everything except " + ", ".join(f"`{names[n]}`" for n in kept) + ".", "",
              "| name | in the code | what it holds |", "| --- | --- | --- |"]

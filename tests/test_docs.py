@@ -14,8 +14,7 @@ DOCS = ROOT / "docs"
 
 
 def test_run_directory_page_describes_every_name_and_fails_on_a_new_one(docs_generator, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from harness.run import rundir
-
+    rundir = docs_generator._rundir()
     page = docs_generator.run_directory_page()
     for name, value in docs_generator.run_dir_names().items():
         assert f"| `{value}` | `{name}` |" in page
