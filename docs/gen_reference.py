@@ -63,6 +63,7 @@ RUN_DIR_FILES: dict[str, str] = {
     "TUNING_DB": "`harness tune`: the default Optuna storage",
     "TRIALS": "`harness tune`: one run directory per trial, `tuning/<arm>/<trial>/`",
     "NESTED": "nested-CV tuning: `nested/<arm>/<outer fold>/`",
+    "SETTINGS": "a study with `settings:`: one complete run per training setting, `settings/<id>/`",
     "DATASETS": "a multi-dataset study: one complete run per dataset, `datasets/<id>/`",
     "ACROSS": "a multi-dataset study: the across-dataset comparison",
     "RESULT": "(in a cell) the cell's metrics, status and timings",
