@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, typecheck, quickstart, bench. Dependencies come from pyproject.toml."""
+"""nox sessions: tests, lint, typecheck, docs, quickstart, bench. Dependencies come from pyproject.toml."""
 
 from __future__ import annotations
 
@@ -63,6 +63,21 @@ def typecheck(session: nox.Session) -> None:
     else:
         session.install("-e", ".")
         session.run("mypy", "harness", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with ``mkdocs build --strict``; the reference pages are generated from the code
+    (docs/gen_reference.py, an mkdocs hook), so the project is installed too."""
+    tools = ["mkdocs-material", "mkdocstrings[python]"]
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    tests_python = Path(".nox/tests/bin/python")
+    if tests_python.exists():  # reuse the installed torch & co. (as typecheck does) instead of a second 5 GB install
+        session.run(str(tests_python), "-m", "pip", "install", "--quiet", *tools, external=True)
+        session.run(str(tests_python), "-m", "mkdocs", "build", "--strict", *session.posargs, env=env, external=True)
+    else:
+        session.install("-e", ".", *tools)
+        session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 import yaml
 
 from harness.study.loader import _deep_merge as deep_update
 
 FIXTURES = Path(__file__).parent / "fixtures"
+with open(FIXTURES.parents[1] / "pyproject.toml", "rb") as _pyproject:  # the built-in plugins: our entry points
+    BUILTIN_PLUGINS = tuple(tomllib.load(_pyproject)["project"]["entry-points"]["harness"].values())
 
 TINY_STUDY: dict[str, Any] = {
     "name": "tiny",
@@ -33,6 +37,12 @@ TINY_STUDY: dict[str, Any] = {
 
 
 @pytest.fixture
+def tiny_study() -> dict[str, Any]:
+    """A fresh copy of TINY_STUDY to change (a fixture, so no test module imports conftest by path)."""
+    return copy.deepcopy(TINY_STUDY)
+
+
+@pytest.fixture
 def write_study(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Write a tiny study (optionally changed) to tmp_path and return its path."""
 
@@ -47,6 +57,34 @@ def write_study(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+@pytest.fixture
+def builtin_plugins() -> tuple[Any, list[Any]]:
+    """A new plugin manager (and its records) with the built-in plugins only, never whatever else is installed."""
+    from harness.registry import make_plugin_manager
+
+    return make_plugin_manager(BUILTIN_PLUGINS, strict=True, entry_points=False)
+
+
+@pytest.fixture(scope="session")
+def builtin_registry() -> Any:
+    """The registry of the built-in plugins only, on a plugin manager of its own (shared: registries are read-only)."""
+    from harness.registry import build_registry, make_plugin_manager
+
+    return build_registry(*make_plugin_manager(BUILTIN_PLUGINS, strict=True, entry_points=False))
+
+
+@pytest.fixture(scope="session")
+def docs_generator():  # type: ignore[no-untyped-def]
+    """docs/gen_reference.py, the generator of the docs' reference pages (a script, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_reference", FIXTURES.parents[1] / "docs" / "gen_reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -16,9 +16,7 @@ from torch import nn
 
 from harness.contracts import attention_modules
 from harness.models.build import build_model
-from harness.registry import load_registry
 
-REGISTRY = load_registry()
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "se": ("se", {"reduction": 4}),
     "se-pre": ("se", {"reduction": 4, "placement": "pre"}),
@@ -36,10 +34,10 @@ MOVED = 1e-5  # relative change of a module's weights after 3 steps; zero-initia
 DEAD_HIDDEN = {("resnet20", "se-pre"), ("resnet20", "se-post"), ("resnet20", "se-identity")}
 
 
-def _relative_moves(backbone: str, variant: str, init: str, steps: int = 3) -> list[float]:
+def _relative_moves(registry: Any, backbone: str, variant: str, init: str, steps: int = 3) -> list[float]:
     name, options = VARIANTS[variant]
     torch.manual_seed(0)
-    model = build_model(REGISTRY, backbone, name, dict(options), num_classes=2, in_chans=1, image_size=32, init=init)
+    model = build_model(registry, backbone, name, dict(options), num_classes=2, in_chans=1, image_size=32, init=init)
     modules = [m for _, m, _ in attention_modules(model)]  # as the plugin tagged them (the contract)
     assert modules, f"no {variant} module found in {backbone}"
 
@@ -60,24 +58,24 @@ def _relative_moves(backbone: str, variant: str, init: str, steps: int = 3) -> l
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("backbone", BACKBONES)
-def test_every_attention_module_learns_under_the_default_init(backbone: str, variant: str) -> None:
-    assert {v[0] for v in VARIANTS.values()} == set(REGISTRY.names("attention")) - {"none"}  # new variants join
-    moves = _relative_moves(backbone, variant, "standard")
+def test_every_attention_module_learns_under_the_default_init(backbone: str, variant: str, builtin_registry: Any) -> None:
+    assert {v[0] for v in VARIANTS.values()} == set(builtin_registry.names("attention")) - {"none"}  # new variants join
+    moves = _relative_moves(builtin_registry, backbone, variant, "standard")
     frozen = [i for i, m in enumerate(moves) if m < MOVED]
     allowed = 1 if (backbone, variant) in DEAD_HIDDEN else 0  # see DEAD_HIDDEN: one module, not the policy
     assert len(frozen) <= allowed, f"{len(frozen)} of {len(moves)} {variant} modules did not learn: {frozen}"
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet20"])
-def test_zero_last_bn_freezes_se_which_is_why_it_is_refused(backbone: str) -> None:
+def test_zero_last_bn_freezes_se_which_is_why_it_is_refused(backbone: str, builtin_registry: Any) -> None:
     """The mechanism behind item 10, on both families: the policy timm defaults to leaves SE untrained."""
-    assert min(_relative_moves(backbone, "se", "zero_last_bn")) < 1e-6
+    assert min(_relative_moves(builtin_registry, backbone, "se", "zero_last_bn")) < 1e-6
 
 
-def test_init_policy_is_the_same_for_every_family() -> None:
+def test_init_policy_is_the_same_for_every_family(builtin_registry: Any) -> None:
     for backbone in ("resnet18", "resnet50", "resnet20", "legacy_seresnet18"):
         for init, weight in (("standard", 1.0), ("zero_last_bn", 0.0)):
-            model = build_model(REGISTRY, backbone, "none", {}, num_classes=2, in_chans=1, image_size=32, init=init)
+            model = build_model(builtin_registry, backbone, "none", {}, num_classes=2, in_chans=1, image_size=32, init=init)
             block = model.layer1[0]  # type: ignore[index]
             norm = getattr(block, "bn3", None) or block.bn2
             assert torch.all(norm.weight == weight), (backbone, init)

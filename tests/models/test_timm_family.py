@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 import yaml
-from conftest import TINY_STUDY
 
 from harness.cli.main import main
 from harness.contracts import attention_modules
@@ -71,10 +71,10 @@ def test_unknown_timm_name_lists_close_matches() -> None:
         REGISTRY.backbone("timm/resnet26x")
 
 
-def test_unknown_timm_name_in_a_study_points_at_the_backbone_line(tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_timm_name_in_a_study_points_at_the_backbone_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  tiny_study: dict[str, Any]) -> None:
     study = tmp_path / "study.yaml"
-    data = {**TINY_STUDY, "arms": {"plain": {"backbone": "timm/resnet26x"}}, "compare": {"baseline": "plain"}}
+    data = {**tiny_study, "arms": {"plain": {"backbone": "timm/resnet26x"}}, "compare": {"baseline": "plain"}}
     study.write_text(yaml.safe_dump(data, sort_keys=False))
     assert main(["validate", str(study)]) == 2
     err = capsys.readouterr().err

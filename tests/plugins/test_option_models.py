@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from harness import hookimpl
 from harness.cli.main import main
-from harness.contracts import AttentionInfo, OptimizerInfo
+from harness.contracts import AttentionInfo, OptimizerInfo, attention_modules
 from harness.errors import HarnessError, StudyError
 from harness.models.build import build_model
 from harness.options import component_option_errors, is_open, option_errors, options_model
@@ -45,7 +45,9 @@ def test_every_builtin_declares_an_options_model(kind: str, name: str) -> None:
     assert kind == "backbones" or info.options is model, "built-ins declare their model, none is derived"
     assert not is_open(model) and model.model_config.get("extra") == "forbid"
     required = REQUIRED.get((kind, name), {})
-    assert model.model_validate(required) is not None
+    parsed = model.model_validate(required)  # the defaults alone (plus what torch requires) are valid options
+    assert {k: getattr(parsed, k) for k in model.model_fields if k not in required} == {
+        k: field.get_default(call_default_factory=True) for k, field in model.model_fields.items() if k not in required}
     assert option_errors(model, {**required, "no_such_option": 1}) == [
         ("no_such_option", f"no option 'no_such_option'; options: {', '.join(model.model_fields) or 'none'}")]
 
@@ -54,7 +56,9 @@ def test_every_builtin_declares_an_options_model(kind: str, name: str) -> None:
 def test_attention_defaults_build_a_network(name: str) -> None:
     with torch.device("meta"):
         model = build_model(REGISTRY, "resnet20", name, {}, num_classes=2, in_chans=1, image_size=16)
-    assert isinstance(model, torch.nn.Module)
+    tagged = attention_modules(model)  # every block of every stage by default (stages unset): 3 x 3 in ResNet-20
+    assert len(tagged) == (0 if name == "none" else 9)
+    assert sorted({tag.channels for _, _, tag in tagged}) == ([] if name == "none" else [16, 32, 64])
 
 
 @pytest.mark.parametrize("name", REGISTRY.names("optimizers"))
@@ -172,15 +176,17 @@ def test_study_error_lists_options_of_every_kind_at_once(write_study) -> None:  
     assert [p.path for p in caught.value.problems] == ["training.optimizer.lrr", "training.scheduler.steps"]
 
 
-def test_readme_lists_every_component_option_from_the_option_models(capsys) -> None:  # type: ignore[no-untyped-def]
-    """The README's table is `harness list attention|optimizers|schedulers --options`, generated from the models."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    table = readme.split("<!-- component-options:start -->\n")[1].split("\n<!-- component-options:end -->")[0]
+def test_docs_list_every_component_option_from_the_option_models(capsys, docs_generator) -> None:  # type: ignore[no-untyped-def]
+    """The docs' tables (generated) are `harness list attention|optimizers|schedulers --options`, from the models."""
+    tables = docs_generator.options_tables()
     generated = []
     for kind in ("attention", "optimizers", "schedulers"):
         assert main(["list", kind, "--options"]) == 0
         generated.append(capsys.readouterr().out.strip())
-    assert table == "\n\n".join(generated), "README out of date: paste `harness list KIND --options`"
+    table = "\n\n".join(tables[kind] for kind in ("attention", "optimizers", "schedulers"))
+    assert table == "\n\n".join(generated)
+    page = docs_generator.components_page()
+    assert all(tables[kind] in page for kind in tables)
     assert "| `se` | `reduction` | int >= 1 | `16` |" in table and "| `cosine` | `T_max` | int >= 1 or unset |" in table
     assert main(["list", "backbones", "resnet20", "--options"]) == 0
     assert "| `resnet20` | (no options) |" in capsys.readouterr().out

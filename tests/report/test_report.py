@@ -105,10 +105,10 @@ def test_report_renders_from_stored_files_only(finished_run: Path, tmp_path: Pat
     assert "plugin report sections skipped: the plugins could not be loaded (RuntimeError: not at report time)" in html
 
 
-def test_plugin_sections_and_filters_are_rendered_escaped(finished_run: Path) -> None:
+def test_plugin_sections_and_filters_are_rendered_escaped(finished_run: Path, builtin_plugins) -> None:  # type: ignore[no-untyped-def]
     from harness import hookimpl
     from harness.contracts import ReportSection
-    from harness.registry import build_registry, make_plugin_manager
+    from harness.registry import build_registry
 
     class Extra:
         @hookimpl
@@ -119,7 +119,7 @@ def test_plugin_sections_and_filters_are_rendered_escaped(finished_run: Path) ->
         def report_filters(self):  # type: ignore[no-untyped-def]
             return {"shout": lambda text: text.upper()}
 
-    pm, records = make_plugin_manager()
+    pm, records = builtin_plugins
     pm.register(Extra(), name="extra")
     registry = build_registry(pm, records)
     html = render_report(build_report_data(finished_run, registry, insight=False), registry, finished_run)

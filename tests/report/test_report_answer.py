@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -67,11 +69,18 @@ def test_gradcam_layer_is_chosen_by_resolution() -> None:
     assert layer is None and "below 7x7" in why and "layer1 4x4" in why
 
 
+def _gates(sd: float) -> torch.Tensor:
+    """8 images x 16 channels whose gates alternate 0.5 +- a between images: the sd across images is ``sd``."""
+    signs = torch.tensor([1.0, -1.0] * 4).reshape(8, 1, 1, 1).expand(8, 16, 1, 1)
+    return 0.5 + sd / math.sqrt(8 / 7) * signs
+
+
 def test_attention_inactive_when_gates_barely_vary() -> None:
-    flat = {"layer1.se": torch.full((8, 16, 1, 1), 0.5) + 0.001 * torch.randn(8, 16, 1, 1)}
-    assert gate_activity(flat).startswith("attention inactive")
-    lively = {"layer1.se": torch.rand(8, 16, 1, 1)}
-    assert not gate_activity(lively).startswith("attention inactive") and INACTIVE_SD == 0.02
+    below, above = _gates(INACTIVE_SD * 0.95), _gates(INACTIVE_SD * 1.05)
+    assert gate_activity({"layer1.se": below}).startswith("attention inactive")
+    assert f"layer1.se {INACTIVE_SD * 0.95:.3f}" in gate_activity({"layer1.se": below})
+    assert gate_activity({"layer1.se": above}).startswith("gates vary")
+    assert gate_activity({"layer1.se": below, "layer2.se": above}).startswith("gates vary")  # one lively block is enough
 
 
 def test_insight_uses_a_fold_that_trained() -> None:

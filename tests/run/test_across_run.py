@@ -3,7 +3,6 @@ with its across-dataset section, and ``harness compare`` printing the across-dat
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,15 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY_STUDY
 
 from harness.cli.main import main
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_phantom_variants_run_and_compare_across(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    study = copy.deepcopy(TINY_STUDY)
+def test_two_phantom_variants_run_and_compare_across(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     tiny_study: dict[str, Any]) -> None:
+    study = tiny_study
     del study["dataset"]
     variant: dict[str, Any] = {"name": "phantom", "image_size": 16, "options": {"classes": 2, "per_class": 6, "size": 16, "patients": 4}}
     study["datasets"] = [{**variant, "id": "easy", "options": {**variant["options"], "difficulty": 0.1}},

@@ -187,15 +187,13 @@ def test_repeat_streams_do_not_collide_across_seeds() -> None:
 # -- item 11: augmentation only when declared -------------------------------------------------------
 
 
-def _first_batch(study_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _first_batch(study_path: Path, registry: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch the model really received at the first step, and the unaugmented one."""
     from harness.models.build import build_model
-    from harness.registry import load_registry
     from harness.run.trainer import FoldInputs, FoldTrainer, prepare
     from harness.study.loader import load_study
 
     study = load_study(study_path)
-    registry = load_registry()
     torch.manual_seed(0)
     model = build_model(registry, "resnet20", "none", {}, num_classes=2, in_chans=1, image_size=16)
     x = torch.randint(0, 256, (8, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
@@ -213,10 +211,10 @@ def _first_batch(study_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return seen[0], plain
 
 
-def test_a_study_without_augment_trains_on_unaugmented_batches(write_study) -> None:  # type: ignore[no-untyped-def]
-    seen, plain = _first_batch(write_study())
+def test_a_study_without_augment_trains_on_unaugmented_batches(write_study, builtin_registry) -> None:  # type: ignore[no-untyped-def]
+    seen, plain = _first_batch(write_study(), builtin_registry)
     assert torch.equal(seen, plain)
-    seen, plain = _first_batch(write_study({"dataset": {"augment": "light"}}))  # declared: it does run
+    seen, plain = _first_batch(write_study({"dataset": {"augment": "light"}}), builtin_registry)  # declared: it does run
     assert not torch.equal(seen, plain)
 
 

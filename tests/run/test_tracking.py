@@ -14,14 +14,19 @@ from harness.cli.main import main
 from harness.contracts import LoggerInfo
 from harness.errors import HarnessError, StudyError
 from harness.pipeline.validate import validate_study
-from harness.registry import build_registry, load_registry, logger_missing, make_plugin_manager
+from harness.registry import (
+    Registry,
+    build_registry,
+    logger_missing,
+    make_plugin_manager,
+)
 from harness.study.loader import load_study
 
 TINY = {"dataset": {"image_size": 16, "options": {"classes": 2, "per_class": 8, "size": 16, "patients": 4}},
         "training": {"epochs": 2, "batch_size": 8}}
 
 RECORDER = textwrap.dedent('''
-    """A third-party plugin that watches each epoch, as the README shows."""
+    """A third-party plugin that watches each epoch, as the docs show (docs/plugins.md)."""
     import pandas as pd
     from harness import hookimpl
 
@@ -83,15 +88,15 @@ def test_epoch_hook_sees_live_history_and_tensorboard_reads_back(write_study, tm
     assert sorted(p.name for p in (out / "plugins").iterdir()) == ["tensorboard"]  # only the declared loggers run
 
 
-def _validate(write_study, loggers: list[object]) -> StudyError:  # type: ignore[no-untyped-def]
+def _validate(write_study, loggers: list[object], registry: Registry) -> StudyError:  # type: ignore[no-untyped-def]
     study = load_study(write_study({"loggers": loggers}))
     with pytest.raises(StudyError) as caught:
-        validate_study(study, load_registry())
+        validate_study(study, registry)
     return caught.value
 
 
-def test_unknown_logger_names_the_field_and_lists_the_loggers(write_study) -> None:  # type: ignore[no-untyped-def]
-    error = _validate(write_study, ["tensorbord"])
+def test_unknown_logger_names_the_field_and_lists_the_loggers(write_study, builtin_registry) -> None:  # type: ignore[no-untyped-def]
+    error = _validate(write_study, ["tensorbord"], builtin_registry)
     assert len(error.problems) == 1
     problem = error.problems[0]
     assert problem.path == "loggers.0" and problem.line is not None and problem.line > 1
@@ -99,8 +104,8 @@ def test_unknown_logger_names_the_field_and_lists_the_loggers(write_study) -> No
     assert "known: mlflow, tensorboard" in problem.message
 
 
-def test_logger_options_are_checked_at_load_time(write_study) -> None:  # type: ignore[no-untyped-def]
-    error = _validate(write_study, [{"name": "mlflow", "trackin_uri": "http://localhost:5000"}])
+def test_logger_options_are_checked_at_load_time(write_study, builtin_registry) -> None:  # type: ignore[no-untyped-def]
+    error = _validate(write_study, [{"name": "mlflow", "trackin_uri": "http://localhost:5000"}], builtin_registry)
     assert [p.path for p in error.problems] == ["loggers.0.trackin_uri"]
     assert "mlflow: no option 'trackin_uri' (did you mean 'tracking_uri'?)" in error.problems[0].message
     with pytest.raises(StudyError, match="logger 'tensorboard' is listed twice"):

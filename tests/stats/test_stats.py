@@ -56,9 +56,14 @@ class TestPublishedFourFoldAccuracies:
     mean = statistics.mean(d)
     sd = statistics.stdev(d)
 
-    def test_hand_derivation(self) -> None:
-        assert self.mean == pytest.approx(0.0032504032455, rel=1e-9)
-        assert self.sd == pytest.approx(0.00113548, rel=1e-5)
+    def test_harness_reads_the_differences_as_derived_by_hand(self) -> None:
+        """The harness's own mean difference, sd (through d_z) and posterior scale equal the docstring's numbers."""
+        posterior = bayesian_correlated_ttest(NO_SE, SE, test_train_ratio=1 / 3, rope=0.01)
+        assert posterior.mean == pytest.approx(0.0032504032455, rel=1e-9) == pytest.approx(self.mean, rel=1e-12)
+        assert posterior.scale == pytest.approx(0.00086723, rel=1e-5)  # sqrt(7/12) * sd
+        assert (posterior.n, posterior.df) == (4, 3)
+        assert cohens_dz(NO_SE, SE) == pytest.approx(0.0032504032455 / 0.00113548, rel=1e-5)
+        assert cohens_dz(SE, NO_SE) == pytest.approx(-cohens_dz(NO_SE, SE), rel=1e-12)
 
     def test_paired_t(self) -> None:
         t = self.mean / (self.sd / 2)

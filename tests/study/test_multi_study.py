@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TINY_STUDY
 
 from harness.cli.main import main
 from harness.errors import StudyError
@@ -17,19 +16,25 @@ from harness.study.multi import declares_datasets, load_multi
 PHANTOM: dict[str, Any] = {"name": "phantom", "image_size": 16, "options": {"classes": 2, "per_class": 8, "size": 16}}
 
 
-def _multi(tmp_path: Path, entries: list[dict[str, Any]], **top: Any) -> Path:
-    study = copy.deepcopy(TINY_STUDY)
-    del study["dataset"]
-    study["datasets"] = entries
-    study.update(top)
-    path = tmp_path / "multi.yaml"
-    path.write_text(yaml.safe_dump(study, sort_keys=False))
-    return path
+@pytest.fixture
+def multi_study(tmp_path: Path, tiny_study: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Write the tiny study with ``datasets: entries`` (and top-level keys) instead of one dataset."""
+
+    def write(entries: list[dict[str, Any]], **top: Any) -> Path:
+        study = copy.deepcopy(tiny_study)
+        del study["dataset"]
+        study["datasets"] = entries
+        study.update(top)
+        path = tmp_path / "multi.yaml"
+        path.write_text(yaml.safe_dump(study, sort_keys=False))
+        return path
+
+    return write
 
 
-def test_each_entry_is_an_ordinary_study_with_its_own_cv(tmp_path: Path) -> None:
+def test_each_entry_is_an_ordinary_study_with_its_own_cv(tmp_path: Path, multi_study) -> None:
     hard = {**PHANTOM, "id": "hard", "options": {**PHANTOM["options"], "difficulty": 0.8}, "cv": {"folds": 3}}
-    path = _multi(tmp_path, [{**PHANTOM, "id": "easy"}, hard])
+    path = multi_study([{**PHANTOM, "id": "easy"}, hard])
     assert declares_datasets(path)
     multi = load_multi(path, ["training.epochs=1"])
     assert list(multi.datasets) == ["easy", "hard"]
@@ -50,28 +55,28 @@ def test_each_entry_is_an_ordinary_study_with_its_own_cv(tmp_path: Path) -> None
     ([{**PHANTOM, "id": "a"}, {**PHANTOM, "id": "b", "image_size": 2}], {}, "datasets[b].image_size"),
 ])
 def test_mistakes_name_the_dataset(tmp_path: Path, entries: list[dict[str, Any]], top: dict[str, Any],
-                                   expected: str) -> None:
+                                   expected: str, multi_study) -> None:
     with pytest.raises(StudyError) as caught:
-        load_multi(_multi(tmp_path, entries, **top))
+        load_multi(multi_study(entries, **top))
     assert expected in str(caught.value)
 
 
 def test_validate_checks_every_dataset_and_reports_study_wide_problems_once(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], multi_study) -> None:
     bad = {**PHANTOM, "id": "b", "options": {**PHANTOM["options"], "bogus": 1}}
-    path = _multi(tmp_path, [{**PHANTOM, "id": "a"}, bad],
+    path = multi_study([{**PHANTOM, "id": "a"}, bad],
                   arms={"plain": {"backbone": "resnet20"}, "se": {"backbone": "resnet20", "attention": "sse"}})
     assert main(["validate", str(path)]) == 2  # the dataset's options are checked with its data
     err = capsys.readouterr().err
     assert "datasets[b].options.bogus: dataset 'phantom': no option 'bogus'" in err and "datasets[a]" not in err
     assert err.count("unknown attention variant 'sse'") == 1  # the same for every dataset: once, unprefixed
-    good = _multi(tmp_path, [{**PHANTOM, "id": "a"}, {**PHANTOM, "id": "b"}])
+    good = multi_study([{**PHANTOM, "id": "a"}, {**PHANTOM, "id": "b"}])
     assert main(["validate", str(good)]) == 0
     assert "2 datasets: a, b" in capsys.readouterr().out
 
 
-def test_tune_and_plan_refuse_several_datasets_with_a_way_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = _multi(tmp_path, [{**PHANTOM, "id": "a"}, {**PHANTOM, "id": "b"}])
+def test_tune_and_plan_refuse_several_datasets_with_a_way_out(tmp_path: Path, capsys: pytest.CaptureFixture[str], multi_study) -> None:
+    path = multi_study([{**PHANTOM, "id": "a"}, {**PHANTOM, "id": "b"}])
     assert main(["tune", str(path), "--out", str(tmp_path / "t")]) == 2
     assert "tuning runs on one" in capsys.readouterr().err
     run = tmp_path / "run"
@@ -81,9 +86,9 @@ def test_tune_and_plan_refuse_several_datasets_with_a_way_out(tmp_path: Path, ca
     assert "datasets/<id>" in capsys.readouterr().err
 
 
-def test_set_reaches_one_dataset_by_id_or_index(tmp_path: Path) -> None:
+def test_set_reaches_one_dataset_by_id_or_index(tmp_path: Path, multi_study) -> None:
     # both entries share PHANTOM's options dict, which safe_dump writes once as a YAML alias: --set changes one
-    path = _multi(tmp_path, [{**PHANTOM, "id": "easy"}, {**PHANTOM, "id": "hard"}])
+    path = multi_study([{**PHANTOM, "id": "easy"}, {**PHANTOM, "id": "hard"}])
     multi = load_multi(path, ["datasets.hard.options.per_class=4", "datasets[0].image_size=24"])
     assert multi.datasets["hard"].spec.dataset.options["per_class"] == 4
     assert multi.datasets["easy"].spec.dataset.options["per_class"] == 8

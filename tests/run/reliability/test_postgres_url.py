@@ -1,4 +1,4 @@
-"""The README's ``--storage postgresql://...`` works as written with the ``postgres`` extra (psycopg2),
+"""The documented ``--storage postgresql://...`` (docs/guide/tuning.md) works as written with the ``postgres`` extra (psycopg2),
 though SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3. Against a real server when one is installed."""
 
 from __future__ import annotations
@@ -8,14 +8,13 @@ from pathlib import Path
 
 import optuna
 import pytest
-from test_distributed import postgres_url  # noqa: F401 - the session fixture that starts a real server
 
 from harness.errors import HarnessError
 from harness.run.storage import storage_for, with_postgres_driver
 
 
-def test_readme_url_works_against_a_real_server(postgres_url: str, tmp_path: Path) -> None:  # noqa: F811
-    url = postgres_url.replace("postgresql+psycopg2://", "postgresql://")  # as the README writes it
+def test_documented_url_works_against_a_real_server(postgres_url: str, tmp_path: Path) -> None:
+    url = postgres_url.replace("postgresql+psycopg2://", "postgresql://")  # as the docs write it (guide/tuning.md)
     storage = storage_for(url, tmp_path)
     study = optuna.create_study(storage=storage, study_name="readme-url", load_if_exists=True)
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1) ** 2, n_trials=2)
