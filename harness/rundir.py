@@ -9,6 +9,8 @@ names the harness owns there, and clearing or clean-up never touches anything el
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import json
 import os
 import shutil
@@ -122,10 +124,7 @@ class RunDir:
 
     def sub_runs(self, kind: str) -> dict[str, Path]:
         """Id -> ``RUN/<kind>/<id>/`` for the entries of the study.yaml's ``kind:`` list (datasets or settings)."""
-        import yaml
-
-        study = self.root / STUDY
-        listed = (yaml.safe_load(study.read_text()) or {}).get(kind) if study.exists() else None
+        listed = read_study(self.root).get(kind)
         if not isinstance(listed, list):
             return {}
         return {str(entry["id"]): self.root / kind / str(entry["id"]) for entry in listed if isinstance(entry, dict)}
@@ -271,11 +270,29 @@ def remove_created(run_dir: Path, created: Path) -> None:
         folder = folder.parent
 
 
+def read_study(run_dir: Path) -> dict[str, Any]:
+    """The run's resolved study (``study.yaml``) as a mapping, ``{}`` when there is none; parsed once per
+    version of the file in a process (every reader shares the parse)."""
+    path = Path(run_dir) / STUDY
+    try:
+        info = path.stat()
+    except OSError:
+        return {}
+    return copy.deepcopy(_parsed_study(str(path.resolve()), info.st_mtime_ns, info.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_study(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text())
+    return data if isinstance(data, dict) else {}
+
+
 def read_results(run_dir: Path) -> Any:
     """results.csv as a DataFrame; one message (HarnessError) for a run that has none, an empty one, or
     one that does not match its study.yaml (an interrupted rerun with other arms)."""
     import pandas as pd
-    import yaml
 
     path = Path(run_dir) / RESULTS
     if not path.is_file():
@@ -289,7 +306,7 @@ def read_results(run_dir: Path) -> Any:
         raise HarnessError(f"{path} holds no finished cell (the run stopped before one finished); rerun the "
                            "study to resume it")
     study = Path(run_dir) / STUDY
-    declared = (yaml.safe_load(study.read_text()) or {}).get("arms") if study.is_file() else None
+    declared = read_study(run_dir).get("arms")
     extra = sorted(set(results["arm"].astype(str)) - set(declared)) if isinstance(declared, dict) else []
     if extra:
         raise HarnessError(f"{path} does not match {study}: arm(s) {', '.join(extra)} are not in the study (the "

@@ -80,9 +80,8 @@ def write_across_report(run_dir: Path, across: dict[str, Any], study_name: str, 
 def rewrite_across_report(run_dir: Path, out: Path | None = None) -> Path:
     """``harness report RUN`` on a multi-dataset run: the across-dataset comparison again, rendered (each
     dataset's own report: ``harness report RUN/datasets/<id>``)."""
-    import yaml
 
     from harness.stats.across_run import across_run
 
-    name = str((yaml.safe_load((run_dir / files.STUDY).read_text()) or {}).get("name", run_dir.name))
+    name = str(files.read_study(run_dir).get("name", run_dir.name))
     return write_across_report(run_dir, across_run(run_dir), name, out)

@@ -227,13 +227,12 @@ def flat_gates_sentence(arm: str, stats: dict[str, dict[str, float]]) -> str | N
 def compute_insight(run_dir: Path, registry: Any) -> dict[str, Any]:
     """What the report shows of the trained models (at most six arms): the misclassified gallery, SE gate statistics
     and excitations, Grad-CAM. A failure is a warning in the result, never a lost run or report."""
-    import yaml
 
     from harness.study.loader import load_study
 
     insight: dict[str, Any] = {"gallery": {}, "arms": {}, "warnings": []}
     try:
-        study_dict = yaml.safe_load((run_dir / files.STUDY).read_text())
+        study_dict = files.read_study(run_dir)
         study = load_study(run_dir / files.STUDY)
         run_info = json.loads((run_dir / files.RUN_INFO).read_text()) if (run_dir / files.RUN_INFO).exists() else {}
         study_dir = Path(run_info["study_dir"]) if run_info.get("study_dir") else None

@@ -199,11 +199,10 @@ def _read_json(path: Path, default: Any) -> Any:
 
 def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = True) -> ReportData:
     """Everything the report shows, computed from the stored run outputs (no retraining)."""
-    import yaml
 
     results = files.read_results(run_dir)  # one message for a missing, empty or mismatched results.csv
-    study_text = (run_dir / files.STUDY).read_text()
-    study = yaml.safe_load(study_text)
+    study_text = (run_dir / files.STUDY).read_text()  # shown as it is in the report
+    study = files.read_study(run_dir)
     run_info = _read_json(run_dir / files.RUN_INFO, {})
     arms_info = _read_json(run_dir / files.ARMS, {})
     class_names = [str(c) for c in _read_json(run_dir / files.CLASSES, [])]
@@ -363,11 +362,10 @@ def write_report(run_dir: Path, registry: Any = None, out: Path | None = None, *
     skipped: list[str] = []
     unavailable = ""
     if registry is None:
-        import yaml
 
         from harness.registry import load_registry
 
-        named = [str(m) for m in (yaml.safe_load((run_dir / files.STUDY).read_text()) or {}).get("plugins") or []]
+        named = [str(m) for m in files.read_study(run_dir).get("plugins") or []]
         skipped = [] if trust_plugins else named
         try:  # only for the plugins' report sections and filters: the data come from stored files
             with pywarnings.catch_warnings():

@@ -65,10 +65,9 @@ def write_settings_report(run_dir: Path, comparisons: dict[str, Any], analysis: 
 def rewrite_settings_report(run_dir: Path, out: Path | None = None) -> Path:
     """``harness report RUN`` on a run with settings: the across-settings comparison again, rendered (each setting's
     own report: ``harness report RUN/settings/<id>``)."""
-    import yaml
 
     from harness.stats.settings_run import settings_run
 
-    name = str((yaml.safe_load((run_dir / files.STUDY).read_text()) or {}).get("name", run_dir.name))
+    name = str(files.read_study(run_dir).get("name", run_dir.name))
     comparisons, analysis = settings_run(run_dir)
     return write_settings_report(run_dir, comparisons, analysis, name, out)

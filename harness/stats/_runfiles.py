@@ -38,13 +38,7 @@ class RunScores:
 
 def study_compare_settings(run_dir: Path) -> dict[str, Any]:
     """The resolved study's ``compare:`` block (empty when the run has no study.yaml)."""
-    import yaml
-
-    path = run_dir / files.STUDY
-    if not path.exists():
-        return {}
-    study = yaml.safe_load(path.read_text()) or {}
-    return dict(study.get("compare") or {})
+    return dict(files.read_study(run_dir).get("compare") or {})
 
 
 def load_run(run_dir: Path, *, baseline: str | None = None, metric: str | None = None,

@@ -47,7 +47,6 @@ def dataset_scores(run_dir: Path, column: str) -> pd.DataFrame:
 def across_run(run_dir: Path, *, baseline: str | None = None, metric: str | None = None, alpha: float | None = None,
                rope: float | None = None) -> dict[str, Any]:
     """Every arm vs the baseline over the run's datasets; settings left None come from the study's ``compare:``."""
-    import yaml
 
     settings = study_compare_settings(run_dir)
     try:
@@ -59,7 +58,7 @@ def across_run(run_dir: Path, *, baseline: str | None = None, metric: str | None
     baseline = baseline or settings.get("baseline") or arms[0]
     if baseline not in arms:
         raise HarnessError(f"baseline {baseline!r} has no results{did_you_mean(baseline, arms)}; arms: {', '.join(arms)}")
-    seed = int((yaml.safe_load((run_dir / files.STUDY).read_text()) or {}).get("seed", 0))
+    seed = int(files.read_study(run_dir).get("seed", 0))
     try:
         return compare_across(scores, baseline, metric=info.column, higher_is_better=info.higher_is_better,
                               alpha=float(alpha if alpha is not None else settings.get("alpha", 0.05)),

@@ -37,7 +37,6 @@ def settings_run(run_dir: Path, *, baseline: str | None = None, metric: str | No
                  rope: float | None = None) -> tuple[dict[str, Comparison], dict[str, Any]]:
     """Each setting's comparison (setting id -> Comparison) and the across-settings analysis; arguments left None
     come from the study's ``compare:``."""
-    import yaml
 
     subs = RunDir(run_dir).setting_runs()
     if not subs:
@@ -52,7 +51,7 @@ def settings_run(run_dir: Path, *, baseline: str | None = None, metric: str | No
         baseline = run.baseline  # every setting against the same baseline (the first's default)
         comparisons[setting] = compare_run(sub, baseline=baseline, metric=metric, alpha=alpha, rope=rope)
         tables[setting] = run.table()
-    entries = (yaml.safe_load((run_dir / files.STUDY).read_text()) or {}).get(files.SETTINGS) or []
+    entries = files.read_study(run_dir).get(files.SETTINGS) or []
     return comparisons, analyse_settings(comparisons, tables, axis=axis_name(entries), span=run.metric.span,
                                          bounds=(run.metric.low, run.metric.high))
 

@@ -183,14 +183,9 @@ def run_design(run_dir: Path) -> Any:
     ``repeats``, ``vary``, ``variance``), or None when there is none."""
     from types import SimpleNamespace
 
-    import yaml
+    from harness.rundir import read_study
 
-    from harness import rundir as files
-
-    path = run_dir / files.STUDY
-    if not path.exists():
-        return None
-    cv = (yaml.safe_load(path.read_text()) or {}).get("cv")
+    cv = read_study(run_dir).get("cv")
     if not isinstance(cv, dict) or "vary" not in cv:
         return None
     variance = cv.get("variance")
