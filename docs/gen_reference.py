@@ -31,7 +31,8 @@ KINDS = ("backbones", "attention", "datasets", "optimizers", "schedulers", "logg
 # What each name of the run-directory module is; a name without a line here fails the docs build.
 RUN_DIR_FILES: dict[str, str] = {
     "STUDY": "the resolved study: every default written out (init, selection, augmentation values, seeds' `vary`)",
-    "RUN_INFO": "versions, device, threads, fixed overhead, total seconds",
+    "RUN_INFO": "versions, device, threads, fixed overhead, total seconds, per arm `compute` (`cpu/fp32`, `cuda/bf16`, ...) "
+                "and `deterministic`, the data notes (`data_notes`)",
     "ARMS": "each arm's resolved settings and cost (parameters, FLOPs)",
     "SPLITS": "`sample_id, group, repeat, fold, role` (train / inner / val / test) of every sample in every fold",
     "LABELS": "the label table as read (path, label, group and the other columns)",
@@ -51,19 +52,20 @@ RUN_DIR_FILES: dict[str, str] = {
     "LOCK": "the run directory's lock (`fcntl.flock`): exclusive for a run, shared by the workers of one storage",
     "LOCK_DB": "the lock where there is no `fcntl` (Windows): filelock's SQLite reader/writer lock",
     "CELL_QUEUE": "the local workers' shared queue of cells (`run --workers N`)",
-    "TENSORBOARD": "the tensorboard logger's event files: `tensorboard/<arm>/r<repeat>-f<fold>/`",
-    "MLFLOW_RUN": "the mlflow logger's study run id, so a resumed run continues it",
-    "MLFLOW_LOCK": "held while the mlflow logger finds or creates the study's runs (local workers)",
-    "MLRUNS": "the mlflow logger's default store (`mlflow.db` + `artifacts/`); kept by `--fresh`",
-    "DUPLICATES": "the duplicate images found before training (`dataset.duplicates`), kept on one side of every fold",
-    "STOPPING": "`cv.stop_when_settled`: the design and every look",
-    "INSIGHT": "what the report shows of the trained models (gates, Grad-CAM, mistakes), stored at run end",
-    "PLUGINS": "one folder per plugin that writes files (loggers): `plugins/<name>/`",
-    "MANIFEST": "marks the folder as a run directory and lists the names the harness owns in it",
+    "DUPLICATES": "the duplicate images found before training (`dataset.duplicates`): `cluster, sample_id, path, label, phash`; "
+                  "each cluster is kept on one side of every fold (`group: true`)",
+    "STOPPING": "`cv.stop_when_settled`: the design, every look and the outcome (`status`: settled, exhausted, incomplete "
+                "or running); copied into `run.json` and `stats.json`",
+    "INSIGHT": "what the report shows of the trained models (SE gate statistics, excitation plots, Grad-CAM, mistakes, "
+               "duplicate thumbnails; PNGs as base64), computed once at run end so `harness report` builds no model",
+    "PLUGINS": "one folder per plugin that writes files: `plugins/<name>/` (loggers: `plugins/tensorboard/`, "
+               "`plugins/mlflow/`; what a plugin keeps, such as the mlflow store, survives `--fresh`)",
+    "MANIFEST": "marks the folder as a run directory and lists the names the harness owns in it: the harness writes and "
+                "`--fresh` removes only those (keep it when you copy a run directory)",
     "TUNING_DB": "`harness tune`: the default Optuna storage",
     "TRIALS": "`harness tune`: one run directory per trial, `tuning/<arm>/<trial>/`",
     "NESTED": "nested-CV tuning: `nested/<arm>/<outer fold>/`",
-    "SETTINGS": "a study with `settings:`: one complete run per training setting, `settings/<id>/`",
+    "SETTINGS": "a study with `settings:`: one complete run per training setting, `settings/<id>/`, sharing `cache/`",
     "DATASETS": "a multi-dataset study: one complete run per dataset, `datasets/<id>/`",
     "ACROSS": "a multi-dataset study: the across-dataset comparison",
     "RESULT": "(in a cell) the cell's metrics, status and timings",
@@ -86,7 +88,7 @@ def _first_module(*names: str) -> ModuleType:
 
 
 def _rundir() -> ModuleType:
-    return _first_module("harness.rundir", "harness.rundir")
+    return _first_module("harness.rundir")
 
 
 # ---------------------------------------------------------------- the CLI
@@ -289,7 +291,8 @@ def run_directory_page() -> str:
     lines = ["# Run directory", "",
              f"Generated from the names in `{source}`, the one owner of the run directory's file names. "
              "Every file is written atomically (a temporary file beside it, fsync, rename). "
-             "`--fresh` removes everything except " + ", ".join(f"`{names[n]}`" for n in kept) + ".", "",
+             "`--fresh` removes everything except " + ", ".join(f"`{names[n]}`" for n in kept)
+             + " (and only names `.harness-run.json` lists: files you add are never touched).", "",
              "| name | in the code | what it holds |", "| --- | --- | --- |"]
     for name, value in names.items():
         lines.append(f"| `{value}` | `{name}` | {_cell(RUN_DIR_FILES[name])} |")

@@ -67,7 +67,7 @@ def finish_help(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.formatter_class = HelpFormatter
     _show_defaults(parser)
     if not prefix:
-        parser.epilog = f"{EXIT_CODES}\n\nshell completion: harness --print-completion bash|zsh|tcsh (see the README)"
+        parser.epilog = f"{EXIT_CODES}\n\nshell completion: harness --print-completion bash|zsh|tcsh (see docs/getting-started.md)"
     for sub in _subparsers(parser):
         for name, child in sub.choices.items():
             key = f"{prefix} {name}".strip()

@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'se*'")
     listing.add_argument("--options", action="store_true", help="every option of each component as a Markdown table (from its option model)")
 
-    schema = sub.add_parser("schema", help="the study file's JSON Schema (editor completion; README: Editor completion)")
+    schema = sub.add_parser("schema", help="the study file's JSON Schema (editor completion; docs/guide/studies.md, Editor completion)")
     schema.add_argument("--out", type=Path, help="write it to this file instead of stdout")
     schema.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="also a study's plugins: module, so its components are known (repeatable)")

@@ -185,7 +185,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    """The study file's JSON Schema, for an editor's YAML language server (README: Editor completion)."""
+    """The study file's JSON Schema, for an editor's YAML language server (docs/guide/studies.md: Editor completion)."""
 
     from harness.atomic import atomic_write_text
     from harness.optional import installed

@@ -31,7 +31,7 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
 
     tune = study.spec.tune
     if tune is None:
-        raise HarnessError(f"{study.source}: no 'tune:' section; add one with a search space (see the README)")
+        raise HarnessError(f"{study.source}: no 'tune:' section; add one with a search space (see docs/guide/tuning.md)")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by FailureGuard, without a traceback
     import warnings
 

@@ -1,5 +1,5 @@
 """The built-in attention variants' options as pydantic models: one source for building, ``validate``,
-the README table and the JSON Schema. Defaults of the timm variants are timm's own (a test keeps them so)."""
+the docs' component-options page and the JSON Schema. Defaults of the timm variants are timm's own (a test keeps them so)."""
 
 from __future__ import annotations
 

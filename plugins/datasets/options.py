@@ -1,4 +1,4 @@
-"""The built-in datasets' options as pydantic models: one source for loading, ``validate`` and the README.
+"""The built-in datasets' options as pydantic models: one source for loading, ``validate`` and the docs' component-options page.
 
 Grouping is declared one way: ``cv.group`` names a column of the dataset's table. A CSV's columns are
 its own; ``folder`` and ``filename`` make a column ``group`` from ``group_pattern``.
