@@ -36,6 +36,12 @@ TINY_STUDY: dict[str, Any] = {
 }
 
 
+@pytest.fixture(scope="session")
+def tiny_study_factory():  # type: ignore[no-untyped-def]
+    """Fresh copies of TINY_STUDY for module- and session-scoped fixtures (no module imports conftest by path)."""
+    return lambda: copy.deepcopy(TINY_STUDY)
+
+
 @pytest.fixture
 def tiny_study() -> dict[str, Any]:
     """A fresh copy of TINY_STUDY to change (a fixture, so no test module imports conftest by path)."""

@@ -181,7 +181,7 @@ def test_threads_flag_on_run_is_used_and_recorded(tmp_path: Path, write_study) -
 
 def test_docs_list_every_dataset_option_from_the_option_models(capsys: pytest.CaptureFixture[str], docs_generator) -> None:  # type: ignore[no-untyped-def]
     """The docs' dataset table (generated) is `harness list datasets --options`, which is generated from the models."""
-    from harness_plugins import dataset_options
+    from harness_plugins.datasets import options as dataset_options
 
     table = docs_generator.options_tables()["datasets"]
     assert main(["list", "datasets", "--options"]) == 0

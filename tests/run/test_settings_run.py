@@ -6,19 +6,19 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY_STUDY
 
 from harness.cli.main import main
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_settings_run_on_the_same_folds_and_compare_across(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    study = copy.deepcopy(TINY_STUDY)
+def test_two_settings_run_on_the_same_folds_and_compare_across(tiny_study: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = copy.deepcopy(tiny_study)
     study["dataset"] = {"name": "phantom", "image_size": 16, "options": {"classes": 2, "per_class": 6, "size": 16, "patients": 4}}
     study["training"]["epochs"] = 1
     study["settings_grid"] = {"training.optimizer.lr": [0.1, 0.001]}

@@ -62,16 +62,15 @@ def _assert_same_run(out: Path, reference: Path) -> None:
 
 
 @pytest.fixture(scope="session")  # once per xdist worker, even when other modules' tests run between
-def stopping_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def stopping_reference(tmp_path_factory: pytest.TempPathFactory, tiny_study_factory) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
     """A one-arm study whose first fold stops early, run once without interruption."""
     import yaml
-    from conftest import TINY_STUDY
 
     from harness.study.loader import _deep_merge
 
     folder = tmp_path_factory.mktemp("stopping")
     study = folder / "study.yaml"
-    data = _deep_merge(TINY_STUDY, STOPPING)
+    data = _deep_merge(tiny_study_factory(), STOPPING)
     data["arms"] = ONE_ARM
     study.write_text(yaml.safe_dump(data, sort_keys=False))
     reference = folder / "reference"

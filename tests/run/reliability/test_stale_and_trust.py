@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY_STUDY, deep_update
 
 from harness.cli.main import main
 from harness.errors import Interrupted
+from harness.study.loader import _deep_merge
 
 SMALL = {"training": {"epochs": 1}, "dataset": {"image_size": 16, "options": {"size": 16, "per_class": 8}}}
 SUMMARIES = ("results.csv", "predictions.csv", "stats.json", "report.html", "run.json", "arms.json")
@@ -20,11 +20,11 @@ EVIL = "import os, pathlib\npathlib.Path(__file__).with_name('IMPORTED-' + str(o
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def finished_run(tmp_path_factory: pytest.TempPathFactory, tiny_study_factory) -> Path:  # type: ignore[no-untyped-def]
     """One finished two-arm run with its report (copied by each test that changes it)."""
     folder = tmp_path_factory.mktemp("finished")
     study = folder / "study_src.yaml"
-    study.write_text(yaml.safe_dump(deep_update(TINY_STUDY, SMALL), sort_keys=False))
+    study.write_text(yaml.safe_dump(_deep_merge(tiny_study_factory(), SMALL), sort_keys=False))
     assert main(["run", str(study), "--out", str(folder / "run"), "--quiet"]) == 0
     return folder
 
@@ -48,7 +48,7 @@ def test_a_changed_interrupted_rerun_leaves_no_earlier_answers(finished_run: Pat
 
     changed = load_study(study, ["training.epochs=2"])
     with pytest.raises(Interrupted):  # Ctrl-C in the first epoch of the first retrained cell
-        run_study(changed, load_registry([]), RunOptions(out, quiet=True, report=False, on_epoch=ctrl_c))
+        run_study(changed, load_registry([]), RunOptions(out, quiet=True, report=None, on_epoch=ctrl_c))
     assert [name for name in SUMMARIES if name != "arms.json" and (out / name).exists()] == ["results.csv"]
     assert yaml.safe_load((out / "study.yaml").read_text())["training"]["epochs"] == 2
     capsys.readouterr()
