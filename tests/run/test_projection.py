@@ -77,3 +77,16 @@ def test_each_proposed_design_gets_its_wall_time_from_the_runs_cell_times(tmp_pa
 def test_helpers() -> None:
     assert [steps_per_epoch(n, 8) for n in (8, 9, 10, 16, 17)] == [1, 1, 2, 2, 2]  # never a last batch of one
     assert [duration(s) for s in (41, 720, 13320)] == ["41 s", "12 min", "3.7 h"]
+
+
+def test_plan_takes_a_shipped_studys_bare_name(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``harness plan quickstart`` plans the shipped study (as ``harness run quickstart`` runs it); a typo is one
+    message with the close name, exit 2."""
+    from harness.cli import tools
+
+    planned: list[Path] = []
+    monkeypatch.setattr(tools, "cmd_plan_study", lambda args: planned.append(args.run_dir) or 0)
+    assert main(["plan", "quickstart"]) == 0
+    assert planned and planned[0].name == "quickstart.yaml" and planned[0].is_file()
+    assert main(["plan", "quickstar"]) == 2
+    assert "did you mean 'quickstart'?" in capsys.readouterr().err
