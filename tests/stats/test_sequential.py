@@ -29,7 +29,7 @@ def test_boundaries_match_the_published_lan_demets_obrien_fleming_values() -> No
 @pytest.mark.parametrize(("folds", "repeats"), [(5, 10), (3, 6)])
 def test_no_difference_keeps_the_false_better_worse_rate_at_alpha(folds: int, repeats: int) -> None:
     n = 40_000
-    exact = seq.simulate(np.zeros(n), folds=folds, max_repeats=repeats, alpha=ALPHA, rope=0.1, seed=1)
+    exact = seq.simulate(np.zeros(n), folds=folds, max_repeats=repeats, alpha=ALPHA, rope=0.0, seed=1)
     assert abs(exact.rate("better", "worse") - ALPHA) < _mc(ALPHA, n)  # the corrected t's own model: at alpha
     per_repeat = seq.simulate(np.zeros(n), folds=folds, max_repeats=repeats, alpha=ALPHA, rope=0.1, seed=2,
                               shared="repeat")
@@ -40,6 +40,20 @@ def test_a_difference_of_the_rope_is_rarely_called_equivalent() -> None:
     n = 40_000
     sim = seq.simulate(np.full(n, 1.5), folds=5, max_repeats=10, alpha=ALPHA, rope=1.5, seed=3)
     assert sim.rate("equivalent") < ALPHA / 2 + _mc(ALPHA / 2, n)
+
+
+def test_a_difference_inside_the_rope_is_not_called_better() -> None:
+    """Better means beyond the ROPE, as compare's verdict (P(d > rope)): a true difference of half the ROPE was
+    called better in 16 % of designs when the rule tested against 0 (compare at the full budget: 0.1 %); a
+    difference of exactly the ROPE is called better at most alpha/2 of the time."""
+    n = 20_000
+    half = seq.simulate(np.full(n, 0.5), folds=5, max_repeats=10, alpha=ALPHA, rope=1.0, seed=8)
+    assert half.rate("better", "worse") < 0.005
+    edge = seq.simulate(np.full(n, 1.0), folds=5, max_repeats=10, alpha=ALPHA, rope=1.0, seed=9)
+    assert edge.rate("better") < ALPHA / 2 + _mc(ALPHA / 2, n)
+    kw = {"folds": 5, "max_repeats": 4, "test_train_ratio": 0.25, "alpha": ALPHA, "rope": 0.05}
+    small = seq.decide([0.03, 0.031, 0.029, 0.03, 0.032, 0.028, 0.03, 0.031, 0.029, 0.03], look=2, **kw)
+    assert small.statistic > small.boundary and small.decision != "better"  # significant, but inside the ROPE
 
 
 def test_a_large_difference_stops_within_half_the_budget() -> None:
