@@ -88,7 +88,8 @@ def robustness(scores: Mapping[str, pd.DataFrame], arm: str, baseline: str, *, h
         means = table.mean()
         worst = str(means.idxmin() if higher_is_better else means.idxmax())
         best = str(means.idxmax() if higher_is_better else means.idxmin())
-        worst_cells, spread_cells = table[worst].to_numpy(), (table[best] - table[worst]).abs().to_numpy()
+        sign = 1.0 if higher_is_better else -1.0  # per cell best - worst, not |best - worst|: its mean is the spread
+        worst_cells, spread_cells = table[worst].to_numpy(), sign * (table[best] - table[worst]).to_numpy()
         per_cell[name] = (worst_cells, spread_cells)
         out[name] = {"means": {s: float(v) for s, v in means.items()}, "worst_setting": worst, "best_setting": best,
                      "worst": _interval(worst_cells, test_train_ratio, bounds),

@@ -112,3 +112,18 @@ def test_clinician_sentence_names_the_dependence_and_each_setting() -> None:
     assert text.startswith("se's advantage over plain depends on the lr (interaction p 0.001)")
     assert "+10.2 points (P 0.99) at lr-0.1" in text and "none (+0.1 points, P(equivalent) 0.97) at lr-0.001" in text
     assert "no detectable dependence" in clinician_sentence("se", "plain", "lr", per, {"pvalue": 0.4}, ALPHA, 1.0)
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_the_spread_is_the_difference_of_the_setting_means_not_inflated_by_noise(higher_is_better: bool) -> None:
+    """Two settings of equal true score: the spread is best mean - worst mean (near 0 here). The per-cell
+    |best - worst| it used to average grew with the cell noise (0.025 here), so a noisier arm looked less robust."""
+    cells = pd.MultiIndex.from_product([[0, 1, 2, 3], [0, 1, 2, 3, 4]], names=["repeat", "fold"])
+    rng = np.random.default_rng(4)
+    scores = {s: pd.DataFrame({"plain": 0.8 + rng.normal(0, 0.002, 20), "se": 0.8 + rng.normal(0, 0.03, 20)},
+                              index=cells) for s in ("a", "b")}
+    rob = robustness(scores, "se", "plain", higher_is_better=higher_is_better, test_train_ratio=0.25)
+    means = rob["se"]["means"]
+    assert rob["se"]["spread"]["estimate"] == pytest.approx(abs(means["a"] - means["b"]))
+    assert rob["se"]["spread"]["estimate"] < 0.015
+
