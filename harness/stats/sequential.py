@@ -18,7 +18,8 @@ group-sequential joint distribution corr(Z_j, Z_r) = sqrt(t_j / t_r).
 - **continue** otherwise; at the last look what is not settled is **inconclusive**.
 
 A difference equal on every fold has no noise estimate and is taken as exact (compare's point mass):
-equivalent inside the ROPE, better or worse outside it. A settled arm keeps the decision of the look that
+equivalent inside the ROPE, better or worse outside it, unless so few folds agree that chance explains it
+(2 / 2^n > alpha: fewer than 6 at 0.05; a quantized metric on small folds does that), which settles nothing. A settled arm keeps the decision of the look that
 settled it. Error rates per arm: false better-or-worse
 <= alpha with no difference (= alpha with rope 0, less with a ROPE), better (worse) <= alpha/2 when the difference
 is exactly +rope (-rope), false equivalent <= alpha/2 (measured by :func:`simulate`; see docs/incoming/seqstop.md).
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special, stats
+
+from harness.stats._tests import constant_may_be_chance
 
 SETTLED = ("better", "worse", "equivalent")
 CODES = ("continue", "better", "worse", "equivalent", "inconclusive")  # decide_arrays's integer codes
@@ -193,6 +196,10 @@ def decide(differences: Sequence[float] | np.ndarray, *, look: int, folds: int, 
     decision = CODES[int(code)]
     low, high = mean - c * se, mean + c * se
     interval = f"interval [{low:+.4g}, {high:+.4g}]"
+    if decision in ("better", "worse") and se == 0 and constant_may_be_chance(len(d), alpha):
+        decision = "inconclusive" if look == max_repeats else "continue"
+        return Look(decision, t, c, mean, low, high, len(d), f"the difference is {mean:+.4g} on each of the {len(d)} "
+                    f"folds: no spread to estimate the noise from, and {len(d)} folds agree by chance too often")
     reason = {"better": f"{interval} above +{rope:g} (t {t:.2f}, boundary {c:.2f})",
               "worse": f"{interval} below -{rope:g} (t {t:.2f}, boundary -{c:.2f})",
               "equivalent": f"{interval} inside ±{rope:g}",

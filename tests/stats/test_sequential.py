@@ -85,6 +85,16 @@ def test_decide_one_arm() -> None:
         seq.decide([0.1, 0.2, 0.3], look=1, **kw)
 
 
+def test_a_difference_equal_on_a_few_folds_does_not_stop_the_run() -> None:
+    """2 folds of 12 images: both folds +1/12 happens by chance; it used to stop at once as 'better'."""
+    kw = {"folds": 2, "max_repeats": 4, "test_train_ratio": 1.0, "alpha": ALPHA, "rope": 0.01}
+    first = seq.decide([1 / 12, 1 / 12], look=1, **kw)
+    assert first.decision == "continue" and "agree by chance" in first.reason
+    assert seq.decide([1 / 12] * 4, look=2, **{**kw, "max_repeats": 2}).decision == "inconclusive"  # the last look
+    assert seq.decide([1 / 12] * 8, look=4, **kw).decision == "better"  # 8 folds on one side: 2 / 2^8 < alpha
+    assert seq.decide([0.0] * 2, look=1, **kw).decision == "equivalent"  # identical arms stay equivalent
+
+
 def test_describe_the_stopping_record() -> None:
     record = {"status": "settled", "repeats_run": 2, "max_repeats": 4, "decisions": {"slow": "worse"},
               "alpha": 0.05, "rope": 0.01}
