@@ -14,7 +14,13 @@ from scipy import stats
 from harness.stats._runfiles import load_run
 from harness.stats._tests import corrected_ttest
 from harness.stats.compare import compare_run
-from harness.stats.settings import clinician_sentence, holm_across_settings, holm_gated, interaction_test, robustness
+from harness.stats.settings import (
+    clinician_sentence,
+    holm_across_settings,
+    holm_gated,
+    interaction_test,
+    robustness,
+)
 from harness.stats.settings_run import analyse_settings
 
 ALPHA = 0.05
