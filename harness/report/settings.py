@@ -48,9 +48,9 @@ def write_settings_report(run_dir: Path, comparisons: dict[str, Any], analysis: 
 
     rows = []
     for setting, sub in RunDir(run_dir).setting_runs().items():
-        comparison = comparisons.get(setting)
         rows.append({"id": setting, "scores": analysis["scores"].get(setting, {}),
-                     "verdicts": [a.verdict_text for a in comparison.arms] if comparison else [],
+                     "verdicts": [item["per_setting"][setting]["verdict_text"] for item in analysis["arms"]
+                                  if setting in item["per_setting"]],  # with the Holm-across-settings note
                      "report": f"{files.SETTINGS}/{setting}/{files.REPORT}" if (sub / files.REPORT).exists() else None})
     arms = list(dict.fromkeys(a for s in analysis["settings"] for a in analysis["scores"][s]))
     robust = {arm: item["robustness"][arm] for item in analysis["arms"] for arm in (analysis["baseline"], item["arm"])

@@ -99,8 +99,10 @@ class SettledStop:
             if self.record["decisions"][arm] in sequential.SETTLED:
                 continue
             d = (sign * (table[arm] - table[self.baseline])).dropna().to_numpy()
-            if len(d) < 2:
-                entries[arm] = {"decision": "continue", "reason": f"{len(d)} fold(s) with a finite {run.metric.column}"}
+            if len(d) < 2:  # e.g. every fold of the arm diverged: no look possible, and at the last look no verdict
+                decision = "inconclusive" if number >= self.design["max_repeats"] else "continue"
+                entries[arm] = {"decision": decision, "reason": f"{len(d)} fold(s) with a finite {run.metric.column}"}
+                self.record["decisions"][arm] = decision
                 continue
             result = sequential.decide(d, look=number, folds=self.design["folds"],
                                        max_repeats=self.design["max_repeats"], test_train_ratio=run.test_train_ratio,

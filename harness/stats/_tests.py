@@ -109,6 +109,14 @@ def min_wilcoxon_p(n: int) -> float:
     return min(1.0, 2.0 / 2**n) if n > 0 else 1.0
 
 
+def constant_may_be_chance(n: int, alpha: float) -> bool:
+    """Whether n paired scores that all differ by the same amount could be chance at level ``alpha``: with a
+    quantized metric (accuracy on 12 samples moves in steps of 1/12) 2 or 3 folds often agree exactly. All n
+    on one side has probability 2 / 2^n under no difference, so fewer than log2(2 / alpha) scores (6 at 0.05)
+    settle nothing."""
+    return min_wilcoxon_p(n) > alpha
+
+
 def wilcoxon(a: ArrayLike, b: ArrayLike) -> TestResult:
     """Wilcoxon signed-rank test; scipy chooses the method ("auto": exact only without ties or zeros).
 

@@ -27,6 +27,7 @@ from harness.stats._runfiles import RunScores, load_run
 from harness.stats._samples import oof_tests, test_set_tests
 from harness.stats._tests import (
     bayesian_correlated_ttest,
+    constant_may_be_chance,
     corrected_ttest,
     friedman,
     holm,
@@ -113,6 +114,11 @@ def _verdict(c: Comparison, item: ArmComparison) -> tuple[str, str]:
         return "inconclusive", f"{arm} vs {baseline}: not computable ({bayes.get('error', 'no test')})"
     pa, pr, pb = bayes["p_a_better"], bayes["p_rope"], bayes["p_b_better"]
     verdict = verdict_of(pa, pr, pb)
+    if verdict in ("better", "worse") and bayes.get("scale") == 0 and constant_may_be_chance(bayes["n"], c.alpha):
+        return "inconclusive", (f"{arm} vs {baseline}: inconclusive on {metric}: the difference is {bayes['mean']:+.4g} "
+                                f"on each of the {bayes['n']} paired scores (no spread to estimate the noise from), "
+                                f"which {bayes['n']} scores show by chance too often (all on one side: "
+                                f"{min_wilcoxon_p(bayes['n']):.3g} > {c.alpha:g}); more folds or repeats")
     if verdict != "inconclusive":
         words, p = {"better": (f"better than {baseline}", pa), "worse": (f"worse than {baseline}", pb),
                     "equivalent": (f"practically equivalent to {baseline} (within ±{rope:g})", pr)}[verdict]

@@ -7,7 +7,9 @@ v_r = 1/n + n_test/n_train defines the information fraction t_r = v_R / v_r: und
 t assumes (every pair of folds correlated with rho = n_test/n), the looks' statistics have the canonical
 group-sequential joint distribution corr(Z_j, Z_r) = sqrt(t_j / t_r).
 
-- **better / worse**: T_r >= c_r / T_r <= -c_r. The c_r are two-sided boundaries with Lan-DeMets
+- **better / worse**: the interval mean(d) -+ c_r se_r lies above +rope / below -rope, i.e. the corrected t of
+  d - rope is >= c_r (of d + rope <= -c_r), as compare's verdict needs P(d > rope): a difference inside the
+  ROPE is never called better (with rope 0 this is T_r >= c_r). The c_r are two-sided boundaries with Lan-DeMets
   O'Brien-Fleming-type alpha spending, alpha/2 per side: a(t) = 2 (1 - Phi(z_{1-alpha/4} / sqrt(t))), found
   by numerical integration over the looks (Armitage-McPherson-Rowe), then moved to Student t with n - 1
   degrees of freedom at equal tail probability.
@@ -16,9 +18,11 @@ group-sequential joint distribution corr(Z_j, Z_r) = sqrt(t_j / t_r).
 - **continue** otherwise; at the last look what is not settled is **inconclusive**.
 
 A difference equal on every fold has no noise estimate and is taken as exact (compare's point mass):
-equivalent inside the ROPE, better or worse outside it. A settled arm keeps the decision of the look that
+equivalent inside the ROPE, better or worse outside it, unless so few folds agree that chance explains it
+(2 / 2^n > alpha: fewer than 6 at 0.05; a quantized metric on small folds does that), which settles nothing. A settled arm keeps the decision of the look that
 settled it. Error rates per arm: false better-or-worse
-<= alpha, false equivalent <= alpha/2 (measured by :func:`simulate`; see docs/incoming/seqstop.md).
+<= alpha with no difference (= alpha with rope 0, less with a ROPE), better (worse) <= alpha/2 when the difference
+is exactly +rope (-rope), false equivalent <= alpha/2 (measured by :func:`simulate`; see docs/incoming/seqstop.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special, stats
+
+from harness.stats._tests import constant_may_be_chance
 
 SETTLED = ("better", "worse", "equivalent")
 CODES = ("continue", "better", "worse", "equivalent", "inconclusive")  # decide_arrays's integer codes
@@ -168,9 +174,10 @@ def decide_arrays(d: np.ndarray, test_train_ratio: float, boundary: float, rope:
         t = np.where(se > 0, mean / np.where(se > 0, se, 1.0), np.sign(mean) * np.inf)
     t = np.where((se == 0) & (np.abs(mean) <= rope), 0.0, t)  # constant and inside the ROPE: equivalent below
     code = np.where(last, 4, 0)
-    code = np.where(np.abs(mean) + boundary * se < rope, 3, code)
+    low, high = mean - boundary * se, mean + boundary * se
+    code = np.where((low > -rope) & (high < rope), 3, code)
     code = np.where((se == 0) & (np.abs(mean) <= rope), 3, code)
-    code = np.where(t >= boundary, 1, np.where(t <= -boundary, 2, code))
+    code = np.where(low > rope, 1, np.where(high < -rope, 2, code))  # beyond the ROPE, as compare's verdict
     return code, t, mean, se
 
 
@@ -189,10 +196,16 @@ def decide(differences: Sequence[float] | np.ndarray, *, look: int, folds: int, 
     decision = CODES[int(code)]
     low, high = mean - c * se, mean + c * se
     interval = f"interval [{low:+.4g}, {high:+.4g}]"
-    reason = {"better": f"t {t:.2f} >= boundary {c:.2f}", "worse": f"t {t:.2f} <= -{c:.2f}",
+    if decision in ("better", "worse") and se == 0 and constant_may_be_chance(len(d), alpha):
+        decision = "inconclusive" if look == max_repeats else "continue"
+        return Look(decision, t, c, mean, low, high, len(d), f"the difference is {mean:+.4g} on each of the {len(d)} "
+                    f"folds: no spread to estimate the noise from, and {len(d)} folds agree by chance too often")
+    reason = {"better": f"{interval} above +{rope:g} (t {t:.2f}, boundary {c:.2f})",
+              "worse": f"{interval} below -{rope:g} (t {t:.2f}, boundary -{c:.2f})",
               "equivalent": f"{interval} inside ±{rope:g}",
-              "continue": f"|t| {abs(t):.2f} < {c:.2f} and {interval} not inside ±{rope:g}",
-              "inconclusive": f"last look: |t| {abs(t):.2f} < {c:.2f} and {interval} not inside ±{rope:g}"}[decision]
+              "continue": f"{interval} (|t| {abs(t):.2f}, boundary {c:.2f}) neither beyond nor inside ±{rope:g}",
+              "inconclusive": f"last look: {interval} (|t| {abs(t):.2f}, boundary {c:.2f}) neither beyond nor inside "
+                              f"±{rope:g}"}[decision]
     return Look(decision, t, c, mean, low, high, len(d), reason)
 
 

@@ -88,7 +88,8 @@ def robustness(scores: Mapping[str, pd.DataFrame], arm: str, baseline: str, *, h
         means = table.mean()
         worst = str(means.idxmin() if higher_is_better else means.idxmax())
         best = str(means.idxmax() if higher_is_better else means.idxmin())
-        worst_cells, spread_cells = table[worst].to_numpy(), (table[best] - table[worst]).abs().to_numpy()
+        sign = 1.0 if higher_is_better else -1.0  # per cell best - worst, not |best - worst|: its mean is the spread
+        worst_cells, spread_cells = table[worst].to_numpy(), sign * (table[best] - table[worst]).to_numpy()
         per_cell[name] = (worst_cells, spread_cells)
         out[name] = {"means": {s: float(v) for s, v in means.items()}, "worst_setting": worst, "best_setting": best,
                      "worst": _interval(worst_cells, test_train_ratio, bounds),
@@ -139,9 +140,21 @@ def holm_across_settings(pvalues: Mapping[str, float | None]) -> dict[str, float
     return {k: (float(p) if np.isfinite(p) else None) for k, p in zip(keys, adjusted, strict=True)}
 
 
-def effect_words(difference: float, verdict: str, p: dict[str, float], span: float) -> str:
+def holm_gated(verdict: str, holm_p: float | None, alpha: float) -> tuple[str, str]:
+    """A setting's better/worse, kept only when the arm's corrected-t p Holm-adjusted across the settings is below
+    ``alpha`` (else inconclusive, and why): S settings give S chances of a false better/worse, at 5 % each. Without
+    a p-value (a difference equal on every fold: t undefined, the verdict's point mass) the verdict stands."""
+    if verdict not in ("better", "worse") or holm_p is None or holm_p < alpha:
+        return verdict, ""
+    return "inconclusive", (f"{verdict} at this setting alone, but its corrected-t p Holm-adjusted across the settings "
+                            f"is {holm_p:.3g}, not below {alpha:g}")
+
+
+def effect_words(difference: float, verdict: str, p: dict[str, float], span: float, gated: str = "") -> str:
     """'+10.2 points (P 0.99)', 'none (P(equivalent) 0.97)', '-0.4 points (inconclusive, P(better) 0.31)'."""
     amount = f"{100 * difference:+.1f} points" if span == 1 else f"{difference:+.4g}"
+    if gated:
+        return f"{amount} (inconclusive after Holm across settings: {gated})"
     if verdict == "equivalent":
         return f"none ({amount}, P(equivalent) {p['p_rope']:.2f})"
     if verdict == "better":
@@ -154,7 +167,7 @@ def effect_words(difference: float, verdict: str, p: dict[str, float], span: flo
 def clinician_sentence(arm: str, baseline: str, axis: str, per_setting: Mapping[str, dict[str, Any]],
                        interaction: dict[str, Any], alpha: float, span: float) -> str:
     """"se's advantage over plain depends on the lr: +10.2 points at lr-0.1 (P 0.99), none at lr-0.001 (...)"."""
-    parts = ", ".join(f"{effect_words(s['difference'], s['verdict'], s['bayes'], span)} at {sid}"
+    parts = ", ".join(f"{effect_words(s['difference'], s['verdict'], s['bayes'], span, s.get('verdict_note', ''))} at {sid}"
                       for sid, s in per_setting.items() if "bayes" in s and "p_a_better" in s["bayes"])
     if "error" in interaction:
         return f"{arm} vs {baseline} per {axis}: {parts}; whether this depends on the {axis} cannot be tested " \

@@ -23,6 +23,7 @@ from harness.stats.settings import (
     axis_name,
     clinician_sentence,
     holm_across_settings,
+    holm_gated,
     interaction_test,
     robustness,
 )
@@ -73,9 +74,14 @@ def analyse_settings(comparisons: dict[str, Comparison], tables: dict[str, pd.Da
     for arm in arms:
         per = {s: c_arm for s, c in comparisons.items() for c_arm in c.arms if c_arm.arm == arm}
         holm_p = holm_across_settings({s: a.tests.get("corrected_t", {}).get("pvalue") for s, a in per.items()})
-        per_setting = {s: {"difference": a.difference, "verdict": a.verdict, "verdict_text": a.verdict_text,
-                           "bayes": a.tests.get("bayes", {}), "corrected_p": a.tests.get("corrected_t", {}).get("pvalue"),
-                           "holm_p": holm_p[s], "difference_interval": a.difference_interval} for s, a in per.items()}
+        per_setting = {}
+        for s, a in per.items():
+            verdict, note = holm_gated(a.verdict, holm_p[s], first.alpha) if cv else (a.verdict, "")
+            per_setting[s] = {"difference": a.difference, "verdict": verdict, "verdict_note": note,
+                              "verdict_text": a.verdict_text + (f" (inconclusive after Holm across settings: {note})"
+                                                                if note else ""),
+                              "bayes": a.tests.get("bayes", {}), "corrected_p": a.tests.get("corrected_t", {}).get("pvalue"),
+                              "holm_p": holm_p[s], "difference_interval": a.difference_interval}
         item: dict[str, Any] = {"arm": arm, "baseline": baseline, "per_setting": per_setting}
         if not cv:
             why = f"computed on cross-validation scores only; {first.metric} is a held-out test metric"

@@ -29,7 +29,7 @@ def test_boundaries_match_the_published_lan_demets_obrien_fleming_values() -> No
 @pytest.mark.parametrize(("folds", "repeats"), [(5, 10), (3, 6)])
 def test_no_difference_keeps_the_false_better_worse_rate_at_alpha(folds: int, repeats: int) -> None:
     n = 40_000
-    exact = seq.simulate(np.zeros(n), folds=folds, max_repeats=repeats, alpha=ALPHA, rope=0.1, seed=1)
+    exact = seq.simulate(np.zeros(n), folds=folds, max_repeats=repeats, alpha=ALPHA, rope=0.0, seed=1)
     assert abs(exact.rate("better", "worse") - ALPHA) < _mc(ALPHA, n)  # the corrected t's own model: at alpha
     per_repeat = seq.simulate(np.zeros(n), folds=folds, max_repeats=repeats, alpha=ALPHA, rope=0.1, seed=2,
                               shared="repeat")
@@ -40,6 +40,20 @@ def test_a_difference_of_the_rope_is_rarely_called_equivalent() -> None:
     n = 40_000
     sim = seq.simulate(np.full(n, 1.5), folds=5, max_repeats=10, alpha=ALPHA, rope=1.5, seed=3)
     assert sim.rate("equivalent") < ALPHA / 2 + _mc(ALPHA / 2, n)
+
+
+def test_a_difference_inside_the_rope_is_not_called_better() -> None:
+    """Better means beyond the ROPE, as compare's verdict (P(d > rope)): a true difference of half the ROPE was
+    called better in 16 % of designs when the rule tested against 0 (compare at the full budget: 0.1 %); a
+    difference of exactly the ROPE is called better at most alpha/2 of the time."""
+    n = 20_000
+    half = seq.simulate(np.full(n, 0.5), folds=5, max_repeats=10, alpha=ALPHA, rope=1.0, seed=8)
+    assert half.rate("better", "worse") < 0.005
+    edge = seq.simulate(np.full(n, 1.0), folds=5, max_repeats=10, alpha=ALPHA, rope=1.0, seed=9)
+    assert edge.rate("better") < ALPHA / 2 + _mc(ALPHA / 2, n)
+    kw = {"folds": 5, "max_repeats": 4, "test_train_ratio": 0.25, "alpha": ALPHA, "rope": 0.05}
+    small = seq.decide([0.03, 0.031, 0.029, 0.03, 0.032, 0.028, 0.03, 0.031, 0.029, 0.03], look=2, **kw)
+    assert small.statistic > small.boundary and small.decision != "better"  # significant, but inside the ROPE
 
 
 def test_a_large_difference_stops_within_half_the_budget() -> None:
@@ -69,6 +83,16 @@ def test_decide_one_arm() -> None:
     assert seq.decide(noisy * 2, look=4, **kw).decision == "inconclusive"  # the last look
     with pytest.raises(ValueError, match="cannot hold"):
         seq.decide([0.1, 0.2, 0.3], look=1, **kw)
+
+
+def test_a_difference_equal_on_a_few_folds_does_not_stop_the_run() -> None:
+    """2 folds of 12 images: both folds +1/12 happens by chance; it used to stop at once as 'better'."""
+    kw = {"folds": 2, "max_repeats": 4, "test_train_ratio": 1.0, "alpha": ALPHA, "rope": 0.01}
+    first = seq.decide([1 / 12, 1 / 12], look=1, **kw)
+    assert first.decision == "continue" and "agree by chance" in first.reason
+    assert seq.decide([1 / 12] * 4, look=2, **{**kw, "max_repeats": 2}).decision == "inconclusive"  # the last look
+    assert seq.decide([1 / 12] * 8, look=4, **kw).decision == "better"  # 8 folds on one side: 2 / 2^8 < alpha
+    assert seq.decide([0.0] * 2, look=1, **kw).decision == "equivalent"  # identical arms stay equivalent
 
 
 def test_describe_the_stopping_record() -> None:

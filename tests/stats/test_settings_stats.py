@@ -3,12 +3,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from scipy import stats
 
+from harness.stats._runfiles import load_run
 from harness.stats._tests import corrected_ttest
-from harness.stats.settings import clinician_sentence, interaction_test, robustness
+from harness.stats.compare import compare_run
+from harness.stats.settings import (
+    clinician_sentence,
+    holm_across_settings,
+    holm_gated,
+    interaction_test,
+    robustness,
+)
+from harness.stats.settings_run import analyse_settings
 
 ALPHA = 0.05
 SIMS = 2000
@@ -112,3 +125,77 @@ def test_clinician_sentence_names_the_dependence_and_each_setting() -> None:
     assert text.startswith("se's advantage over plain depends on the lr (interaction p 0.001)")
     assert "+10.2 points (P 0.99) at lr-0.1" in text and "none (+0.1 points, P(equivalent) 0.97) at lr-0.001" in text
     assert "no detectable dependence" in clinician_sentence("se", "plain", "lr", per, {"pvalue": 0.4}, ALPHA, 1.0)
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_the_spread_is_the_difference_of_the_setting_means_not_inflated_by_noise(higher_is_better: bool) -> None:
+    """Two settings of equal true score: the spread is best mean - worst mean (near 0 here). The per-cell
+    |best - worst| it used to average grew with the cell noise (0.025 here), so a noisier arm looked less robust."""
+    cells = pd.MultiIndex.from_product([[0, 1, 2, 3], [0, 1, 2, 3, 4]], names=["repeat", "fold"])
+    rng = np.random.default_rng(4)
+    scores = {s: pd.DataFrame({"plain": 0.8 + rng.normal(0, 0.002, 20), "se": 0.8 + rng.normal(0, 0.03, 20)},
+                              index=cells) for s in ("a", "b")}
+    rob = robustness(scores, "se", "plain", higher_is_better=higher_is_better, test_train_ratio=0.25)
+    means = rob["se"]["means"]
+    assert rob["se"]["spread"]["estimate"] == pytest.approx(abs(means["a"] - means["b"]))
+    assert rob["se"]["spread"]["estimate"] < 0.015
+
+
+
+def _setting_run(root: Path, differences: np.ndarray, folds: int) -> Path:
+    """A run directory compare reads: arms 'plain' and 'se' = plain + differences, (repeat, fold) cells."""
+    root.mkdir(parents=True)
+    plain = 0.7 + 0.01 * np.sin(np.arange(len(differences)))
+    rows = [{"arm": arm, "repeat": i // folds, "fold": i % folds, "status": "ok", "n_train": 80, "n_val": 20,
+             "accuracy": v + (d if arm == "se" else 0.0)}
+            for arm in ("plain", "se") for i, (v, d) in enumerate(zip(plain, differences, strict=True))]
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    (root / "study.yaml").write_text(yaml.safe_dump({"name": "s", "seed": 0, "compare": {"baseline": "plain", "rope": 0.0}}))
+    return root
+
+
+def test_a_setting_verdict_needs_holm_across_settings(tmp_path: Path) -> None:
+    """Three settings: se 'better' at one with corrected-t p ~0.03 (P(better) > 0.975 there) and nothing elsewhere.
+    Holm over the three settings gives p ~0.09: the across-settings verdict and sentence say inconclusive (a false
+    better at some setting is otherwise up to three times as likely as at one)."""
+    z = np.random.default_rng(7).standard_normal(10)
+    z = (z - z.mean()) / z.std(ddof=1)
+    shape = {"lr-0.1": 0.02 * (z + 2.6 * np.sqrt(0.35)), "lr-0.01": 0.02 * z, "lr-0.001": 0.02 * z[::-1]}
+    comparisons, tables = {}, {}
+    for sid, d in shape.items():
+        run = _setting_run(tmp_path / sid, d, folds=5)
+        comparisons[sid], tables[sid] = compare_run(run), load_run(run).table()
+    assert comparisons["lr-0.1"].arms[0].verdict == "better"  # at this setting alone
+    p = comparisons["lr-0.1"].arms[0].tests["corrected_t"]["pvalue"]
+    assert 0.05 / 3 < p < 0.05
+    analysis = analyse_settings(comparisons, tables, axis="lr", span=1.0, bounds=(0.0, 1.0))
+    item = analysis["arms"][0]["per_setting"]["lr-0.1"]
+    assert item["verdict"] == "inconclusive" and item["holm_p"] == pytest.approx(min(1.0, 3 * p))
+    assert "Holm" in item["verdict_note"] and "Holm" in item["verdict_text"]
+    assert "inconclusive after Holm across settings" in analysis["arms"][0]["sentence"]
+
+
+def test_per_setting_false_better_or_worse_in_any_setting_is_rare() -> None:
+    """Null over three settings (no difference anywhere; per-setting differences correlated across cells with
+    rho = 1/k, as the corrected t assumes): the share of designs with a better/worse verdict at some setting,
+    before (~0.14: three chances at 5 %) and after the Holm gate (the verdict's definition with rope 0)."""
+    rng = np.random.default_rng(12)
+    folds, repeats, sims, settings = 5, 2, 4000, 3
+    n, ratio, rho = folds * repeats, 1 / (folds - 1), 1 / folds
+    d = np.sqrt(rho) * rng.standard_normal((sims, 1, settings)) + np.sqrt(1 - rho) * rng.standard_normal((sims, n, settings))
+    t = d.mean(1) / np.sqrt((1 / n + ratio) * d.var(1, ddof=1))
+    p = 2 * stats.t.sf(np.abs(t), n - 1)
+    critical = stats.t.isf(0.025, n - 1)  # P(better) >= 0.975 with rope 0
+    raw = np.where(t >= critical, "better", np.where(t <= -critical, "worse", "inconclusive"))
+    order = np.argsort(p, axis=1)  # Holm, vectorised: running max of (settings - rank) x sorted p, capped at 1
+    steps = np.maximum.accumulate(np.take_along_axis(p, order, 1) * np.arange(settings, 0, -1), axis=1)
+    adjusted = np.empty_like(p)
+    np.put_along_axis(adjusted, order, np.minimum(steps, 1.0), 1)
+    first = holm_across_settings({str(s): float(p[0, s]) for s in range(settings)})
+    assert [first[str(s)] for s in range(settings)] == pytest.approx(adjusted[0])  # the harness's Holm
+    called = np.flatnonzero((raw != "inconclusive").any(1))
+    gated = sum(any(holm_gated(str(raw[i, s]), float(adjusted[i, s]), ALPHA)[0] != "inconclusive"
+                    for s in range(settings)) for i in called)
+    margin = 3 * np.sqrt(ALPHA * (1 - ALPHA) / sims)
+    assert len(called) / sims > 2 * ALPHA  # the gate is needed
+    assert gated / sims <= ALPHA + margin
