@@ -53,8 +53,11 @@ def _timm_variant(timm_name: str, model: type[PlacedOptions]) -> Callable[[Mappi
 
         opts = parse_options(model, options, f"attention {timm_name!r}")
         module_cls = get_attn(timm_name)
-        return AttentionPlan(layer=partial(module_cls, **opts.model_dump(exclude={"placement", "stages"})),
-                             placement=opts.placement, stages=_stages(opts))
+        knobs = opts.model_dump(exclude={"placement", "stages"})
+        settings = ", ".join(f"{k} {v}" for k, v in knobs.items() if v is not None)
+        return AttentionPlan(layer=partial(module_cls, **knobs), placement=opts.placement, stages=_stages(opts),
+                             describe=lambda c: f"timm {module_cls.__name__} on {c} channels"
+                             + (f" ({settings})" if settings else " (timm's defaults)"))
 
     return make
 
