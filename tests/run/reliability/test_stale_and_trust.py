@@ -48,7 +48,7 @@ def test_a_changed_interrupted_rerun_leaves_no_earlier_answers(finished_run: Pat
 
     changed = load_study(study, ["training.epochs=2"])
     with pytest.raises(Interrupted):  # Ctrl-C in the first epoch of the first retrained cell
-        run_study(changed, load_registry([]), RunOptions(out, quiet=True, report=False, on_epoch=ctrl_c))
+        run_study(changed, load_registry([]), RunOptions(out, quiet=True, report=None, on_epoch=ctrl_c))
     assert [name for name in SUMMARIES if name != "arms.json" and (out / name).exists()] == ["results.csv"]
     assert yaml.safe_load((out / "study.yaml").read_text())["training"]["epochs"] == 2
     capsys.readouterr()
