@@ -219,6 +219,18 @@ class RunDir:
             if name in self.owned():
                 _remove(self.root / name, set())
 
+    def refuse_other_layout(self, kind: str | None) -> None:
+        """Refuse to run into a folder that holds the other layout (a single run where a run of several settings or
+        datasets (``kind``) starts, or the reverse): its outputs would survive beside the new run's; --fresh clears."""
+        layouts = {None: "a single run", SETTINGS: "a run of several settings", DATASETS: "a run of several datasets"}
+        marks = {None: (CELLS, RESULTS), SETTINGS: (SETTINGS,), DATASETS: (DATASETS,)}
+        for other, names in marks.items():
+            found = [n for n in names if other != kind and n in self.owned() and (self / n).exists()]
+            if found:
+                raise HarnessError(f"{self.root} holds {layouts[other]} ({', '.join(found)}); this study is "
+                                   f"{layouts[kind]}, whose outputs would sit beside the old ones: rerun with --fresh "
+                                   "to replace it, or give another --out")
+
     def remove_temp_files(self) -> int:
         """Delete the temp files a killed atomic write left (exact names, ``.<name>.<8 chars>.tmp``) in the
         folders the harness writes: the top (its own names), each cell (its files), the cache; how many."""

@@ -163,10 +163,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif len(args.run_dirs) == 1:
         print(write_report(args.run_dirs[0], None, args.out, trust_plugins=args.trust_plugins))
     elif len(args.run_dirs) == 2:
+        for run_dir in args.run_dirs:
+            _refuse_multi_entry_run(run_dir)
         print(write_comparison(args.run_dirs[0], args.run_dirs[1], args.out or Path("comparison.html")))
     else:
         raise HarnessError("harness report takes one run directory, or two to compare")
     return 0
+
+
+
+def _refuse_multi_entry_run(run_dir: Path) -> None:
+    """Two runs side by side are two single runs: a run of several datasets or settings is named with its sub-runs."""
+    from harness.rundir import DATASETS, SETTINGS, RunDir
+
+    for kind, label in ((SETTINGS, "settings"), (DATASETS, "datasets")):
+        subs = RunDir(run_dir).sub_runs(kind)
+        if subs:
+            raise HarnessError(f"{run_dir} is a run of several {label} (one sub-run each: "
+                               f"{', '.join(str(p) for p in subs.values())}); harness report RUN_A RUN_B puts two "
+                               f"single runs side by side: name one of its sub-runs, e.g. {next(iter(subs.values()))}")
 
 
 def cmd_studies(args: argparse.Namespace) -> int:

@@ -27,6 +27,9 @@ def run_multi(multi: MultiStudy, registry: Registry, options: RunOptions) -> tup
     settings = multi.kind == files.SETTINGS
     created = files.first_missing(root.root)  # removed when the run fails before any cell began
     with run_lock(root.root):
+        if options.fresh:
+            root.clear(keep=registry.kept_plugin_files())
+        root.refuse_other_layout(multi.kind)
         for name in (files.ACROSS, files.REPORT, files.STATS):
             (root / name).unlink(missing_ok=True)  # nothing stale while the entries run
         atomic_write_text(root / files.STUDY, yaml.safe_dump(multi.data, sort_keys=False))

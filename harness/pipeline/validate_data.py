@@ -19,6 +19,9 @@ from harness.study.loader import LoadedStudy
 MAX_LISTED = 5
 
 
+NOT_CHECKED = "data not checked"  # the note that starts with it: the dataset is generated, not indexed
+
+
 def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem], list[str]]:
     """Problems with the dataset (with study-file lines) and notes worth showing (guesses, warnings)."""
     from harness.data.prepared import load_table
@@ -35,8 +38,11 @@ def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem]
         return problems, []
     for key, message in component_option_errors(registry, "datasets", spec.dataset.name, spec.dataset.options):
         add(("dataset", "options", *key.split(".")) if key else ("dataset", "options"), message)
-    if problems or not getattr(info, "cheap_index", True):
+    if problems:
         return problems, []
+    if not getattr(info, "cheap_index", True):
+        return problems, [f"{NOT_CHECKED}: dataset {spec.dataset.name!r} is generated when a run starts (validate "
+                          "only indexes files), so harness run checks its data"]
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as cache:
         try:
             table = load_table(study, registry, Path(cache))

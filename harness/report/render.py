@@ -361,6 +361,7 @@ def write_report(run_dir: Path, registry: Any = None, out: Path | None = None, *
     imported only when ``trust_plugins`` (they are code): otherwise the report says which it skipped."""
     skipped: list[str] = []
     unavailable = ""
+    files.read_results(run_dir)  # a folder that holds no finished run: one message, before study.yaml is read
     if registry is None:
 
         from harness.registry import load_registry

@@ -122,6 +122,7 @@ class StudyRunner:
             if self.options.fresh:
                 self._clear()
             else:
+                RunDir(self.run_dir).refuse_other_layout(None)
                 RunDir(self.run_dir).remove_temp_files()  # leftovers of a killed write
             try:
                 with run_log(self.run_dir / files.LOG), self.interruptible():

@@ -204,3 +204,23 @@ def test_side_by_side_leads_with_verdicts_and_prints_the_shared_protocol_once(fi
     assert "Differs from the shared protocol: init: zero_last_bn" in html  # only the differing part, per run
     assert html.index("init: standard") < html.index("init: zero_last_bn") < html.index("Shared protocol")
     assert "Scores on accuracy (mean over folds, 95 % interval): resnet18 " in html
+
+
+def test_report_of_a_folder_that_is_no_run_is_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder without a finished run (or a run's sub-folder) gets the one 'no results.csv' message, exit 2."""
+    (tmp_path / "notes.txt").write_text("mine\n")
+    assert main(["report", str(tmp_path)]) == 2
+    assert "has no results.csv (no finished run there)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written
+
+
+def test_side_by_side_of_a_run_with_settings_names_its_sub_runs(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A run with settings has no results.csv of its own: report RUN_A RUN_B names the sub-runs to compare."""
+    settings = tmp_path / "lrs"
+    settings.mkdir()
+    (settings / "study.yaml").write_text("name: lrs\nsettings:\n  - {id: lr-high}\n  - {id: lr-low}\n")
+    assert main(["report", str(settings), str(tmp_path), "--out", str(tmp_path / "cmp.html")]) == 2
+    err = capsys.readouterr().err
+    assert "a run of several settings" in err and f"{settings}/settings/lr-high" in err, err
+    assert not (tmp_path / "cmp.html").exists()
