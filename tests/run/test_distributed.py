@@ -27,7 +27,7 @@ def _workers_share_one_study(write_study, tmp_path: Path, url: str) -> None:  # 
     workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                for _ in range(3)]
     try:
-        victim = None
+        victim, killed_trial = None, -1
         deadline = time.monotonic() + 600  # generous: three workers import torch at once on a loaded 2-core box
         while victim is None and time.monotonic() < deadline and any(w.poll() is None for w in workers):
             try:
@@ -39,6 +39,7 @@ def _workers_share_one_study(write_study, tmp_path: Path, url: str) -> None:  # 
             if running:
                 pid = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
                 victim = next((w for w in workers if w.pid == pid), None)
+                killed_trial = running[0].number
             time.sleep(0.05)
         assert victim is not None, "no worker was seen running a cell"
         victim.send_signal(signal.SIGKILL)
@@ -56,7 +57,11 @@ def _workers_share_one_study(write_study, tmp_path: Path, url: str) -> None:  # 
     trials = optuna.load_study(study_name=summary.study_name, storage=url).get_trials(deepcopy=False)
     done = Counter((t.params["arm"], t.params["repeat"], t.params["fold"]) for t in trials if t.state.name == "COMPLETE")
     assert len(done) == 6 and set(done.values()) == {1}, done  # every cell exactly once
-    assert any(t.state.name == "FAIL" for t in trials)  # the killed worker's trial, failed by the heartbeat
+    # the killed worker's trial is failed by the heartbeat; it may instead have completed in the instant between
+    # being seen running and the kill (then no cell was lost and every cell ran once, as checked above)
+    killed = next(t for t in trials if t.number == killed_trial)
+    assert killed.state.name in ("FAIL", "COMPLETE"), killed.state
+    assert killed.state.name == "COMPLETE" or any(t.state.name == "FAIL" for t in trials)
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 6 and not results.duplicated(["arm", "repeat", "fold"]).any()
 
