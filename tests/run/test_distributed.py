@@ -27,12 +27,13 @@ def _workers_share_one_study(write_study, tmp_path: Path, url: str) -> None:  # 
     workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                for _ in range(3)]
     try:
-        victim, killed_trial = None, -1
+        victim, killed_trial, storage = None, -1, None
         deadline = time.monotonic() + 600  # generous: three workers import torch at once on a loaded 2-core box
         while victim is None and time.monotonic() < deadline and any(w.poll() is None for w in workers):
-            try:
-                names = [s.study_name for s in optuna.get_all_study_summaries(url)]
-                running = [t for t in optuna.load_study(study_name=names[0], storage=url).get_trials(deepcopy=False)
+            try:  # one storage object for the whole watch: a new engine per poll can miss a short cell on PostgreSQL
+                storage = storage or optuna.storages.RDBStorage(url)
+                names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+                running = [t for t in optuna.load_study(study_name=names[0], storage=storage).get_trials(deepcopy=False)
                            if t.state.name == "RUNNING" and "worker" in t.user_attrs] if names else []
             except Exception:  # the storage is not created yet
                 running = []
