@@ -24,7 +24,8 @@ NOT_CHECKED = "data not checked"  # the note that starts with it: the dataset is
 
 def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem], list[str]]:
     """Problems with the dataset (with study-file lines) and notes worth showing (guesses, warnings)."""
-    from harness.data.prepared import load_table
+    from harness.data.images import decode_images
+    from harness.data.prepared import bad_images_message, load_table
 
     spec = study.spec
     problems: list[Problem] = []
@@ -56,8 +57,10 @@ def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem]
                            for i in missing[:MAX_LISTED])
         add(("dataset", "options", "path"), f"{len(missing)} image file(s) do not exist or are not regular files "
             f"(a FIFO or device): {listed}" + (" ..." if len(missing) > MAX_LISTED else ""))
-    else:
-        _decode_check(study, table, add)
+    else:  # decoded once, as run does: a truncated file opens but does not decode; the duplicate check reuses it
+        images = decode_images(table.paths, spec.dataset.image_size)
+        if images.bad and spec.dataset.on_bad_image == "error":
+            add(("dataset", "on_bad_image"), bad_images_message(table, images.bad))
     columns = [str(c) for c in table.columns.columns]
     cv = spec.cv
     for key, name in (("group", cv.group), ("fold_column", cv.fold_column)):
@@ -77,7 +80,7 @@ def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem]
     from harness.data.splits import make_splits
 
     try:
-        table = _with_duplicates(table, spec.dataset, notes)
+        table = _with_duplicates(table, images, spec.dataset, notes)
     except HarnessError as exc:
         add(("dataset", "duplicates"), str(exc))
         return problems, notes
@@ -90,12 +93,10 @@ def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem]
     return problems, notes
 
 
-def _with_duplicates(table, dataset, notes: list[str]):  # type: ignore[no-untyped-def]
-    """Decode every image (as ``run`` does) and cluster the duplicates: the table with its clusters attached."""
-    from harness.data.images import decode_images
+def _with_duplicates(table, images, dataset, notes: list[str]):  # type: ignore[no-untyped-def]
+    """Cluster the duplicates among the decoded images: the table with its clusters attached."""
     from harness.data.prepared import check_duplicates
 
-    images = decode_images(table.paths, dataset.image_size)
     if images.bad:  # the run reports them (dataset.on_bad_image); the check covers the readable ones
         notes.append(f"{len(images.bad)} unreadable image(s) left out of the duplicate check "
                      f"(e.g. {table.paths[images.bad[0][0]]}: {images.bad[0][1]})")
@@ -130,13 +131,3 @@ def _count_problems(table, cv, add, notes: list[str]) -> None:  # type: ignore[n
     if thin:
         notes.append(f"warning: class(es) found in fewer groups than cv.folds = {cv.folds} ({', '.join(thin)}): "
                      "some validation folds will have none of them; consider fewer folds")
-
-
-def _decode_check(study: LoadedStudy, table, add) -> None:  # type: ignore[no-untyped-def]
-    """Decode every image as ``run`` does (a truncated file opens but does not decode): the same refusal."""
-    from harness.data.images import decode_images
-    from harness.data.prepared import bad_images_message
-
-    bad = decode_images(table.paths, study.spec.dataset.image_size).bad
-    if bad and study.spec.dataset.on_bad_image == "error":
-        add(("dataset", "on_bad_image"), bad_images_message(table, bad))

@@ -186,7 +186,7 @@ INACTIVE_SD = 0.02  # fixed before looking at any run: gates this flat act as a 
 def gate_activity(gates: dict[str, torch.Tensor]) -> str:
     """Whether the SE gates respond to the image: the spread (sd across images, mean over channels) per block;
     "attention inactive" when every block's spread is below INACTIVE_SD."""
-    spreads = {name: float(g.reshape(len(g), -1).std(0).mean()) if len(g) > 1 else 0.0 for name, g in gates.items()}
+    spreads = {name: stats["sd_images"] for name, stats in gate_statistics(gates).items()}
     listed = ", ".join(f"{n} {v:.3f}" for n, v in spreads.items())
     if spreads and max(spreads.values()) < INACTIVE_SD:
         return (f"attention inactive: the SE gates barely vary between images (sd across images {listed}; "
