@@ -22,7 +22,7 @@ from harness import rundir as files
 from harness.models.build import build_model
 from harness.registry import Registry
 from harness.run import determinism
-from harness.run.inputs import resolve_device
+from harness.run.determinism import resolve_device
 from harness.run.trainer import FoldInputs, FoldTrainer
 from harness.study.schema import AugmentSpec, TrainingSpec
 

@@ -6,11 +6,10 @@ import torch
 
 from harness.data.prepared import PreparedData, normalization
 from harness.data.splits import Fold
-from harness.run.determinism import resolve_device
 from harness.run.threads import default_threads
 from harness.run.trainer import FoldInputs
 
-__all__ = ["FoldDataTooLarge", "default_threads", "fold_inputs", "resolve_device"]
+__all__ = ["FoldDataTooLarge", "default_threads", "fold_inputs"]
 
 
 class FoldDataTooLarge(torch.cuda.OutOfMemoryError):

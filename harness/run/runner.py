@@ -29,9 +29,10 @@ from harness.models.build import build_model, model_cost
 from harness.registry import Registry
 from harness.run import determinism
 from harness.run.cells import aggregate, is_done, prune_checkpoints, write_cell
+from harness.run.determinism import resolve_device
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
-from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs, resolve_device
+from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs
 from harness.run.stopping import SettledStop, settled_stop
 from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
 from harness.run.training_options import build_scheduler
