@@ -5,7 +5,8 @@ first look (maximum repeats, folds, metric, baseline, alpha, ROPE), every look's
 and the outcome. Looks are recomputed from the stored cells on every run, so a rerun of a stopped study
 stops at the same repeat without training more, and a run killed mid-repeat finishes that repeat first.
 A rerun whose design differs from the recorded one is refused: changing the budget after looking at the
-data voids the error rates.
+data voids the error rates. The rule's version is part of the design, so a harness whose rule moved its
+boundaries never continues a run another rule looked at.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class SettledStop:
         self.path = run_dir / files.STOPPING
         self.run_dir, self.arms, self.baseline = run_dir, [a for a in arms if a != baseline], baseline
         self.design = {"max_repeats": cv.repeats, "folds": cv.folds, "metric": compare.metric, "baseline": baseline,
-                       "alpha": compare.alpha, "rope": compare.rope}
+                       "alpha": compare.alpha, "rope": compare.rope, "rule_version": sequential.RULE_VERSION}
         self._check_design()
         self.record: dict[str, Any] = {"rule": "group-sequential corrected t, Lan-DeMets O'Brien-Fleming spending, "
                                                "ROPE equivalence (harness.stats.sequential)",
@@ -67,6 +68,7 @@ class SettledStop:
         except (OSError, ValueError) as exc:
             raise HarnessError(f"{self.path} is unreadable ({exc}); remove it only if no repeat was looked at, "
                                "else start over with --fresh") from None
+        before.setdefault("rule_version", 1)  # records from before the version was kept used rule 1
         changed = {k: (before.get(k), v) for k, v in self.design.items() if before.get(k) != v}
         if changed:
             what = "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())

@@ -14,6 +14,7 @@ import yaml
 
 from harness.cli.main import main
 from harness.data.splits import Fold
+from harness.errors import HarnessError
 from harness.run.stopping import SettledStop, settled_stop
 from harness.study.loader import load_study
 
@@ -104,3 +105,20 @@ def test_the_rule_applies_to_plain_runs_with_two_arms_or_more(write_study, tmp_p
     assert [[(a, f.repeat, f.fold) for a, f in b] for b in batches][0] == [
         ("plain", 0, 0), ("plain", 0, 1), ("se", 0, 0), ("se", 0, 1)]
     assert [len(b) for b in batches] == [4, 4, 4]
+
+
+def test_a_record_of_another_rule_version_is_refused(write_study, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from harness.stats import sequential
+
+    spec = load_study(write_study({"cv": {"repeats": 3, "stop_when_settled": True}})).spec
+    rule = SettledStop(tmp_path, spec, ["plain", "se"])
+    rule._save()
+    assert json.loads((tmp_path / "stopping.json").read_text())["rule_version"] == sequential.RULE_VERSION
+    SettledStop(tmp_path, spec, ["plain", "se"])  # the same rule continues its own record
+    record = json.loads((tmp_path / "stopping.json").read_text())
+    del record["rule_version"]  # a record written before the version was kept: rule 1
+    (tmp_path / "stopping.json").write_text(json.dumps(record))
+    SettledStop(tmp_path, spec, ["plain", "se"])
+    monkeypatch.setattr(sequential, "RULE_VERSION", 2)
+    with pytest.raises(HarnessError, match="rule_version 1 -> 2"):
+        SettledStop(tmp_path, spec, ["plain", "se"])
