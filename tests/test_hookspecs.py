@@ -17,7 +17,7 @@ from harness.contracts import DatasetRequest
 from harness.errors import HarnessError
 from harness.registry import KINDS, Registry, build_registry, make_plugin_manager
 
-TESTS = Path(__file__).parents[1]
+TESTS = Path(__file__).parent
 SCHEDULER_OPTIONS = {"multistep": {"milestones": [2, 4]}, "exponential": {"gamma": 0.9}}
 
 

@@ -12,7 +12,7 @@ from harness.cli.main import main
 
 pytestmark = pytest.mark.slow  # end-to-end runs: `-m "not slow"` skips them; CI runs them
 
-STUDIES = sorted((Path(__file__).parents[2] / "studies").glob("*.yaml"))
+STUDIES = sorted((Path(__file__).parents[1] / "studies").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("study", STUDIES, ids=[s.stem for s in STUDIES])
@@ -28,7 +28,7 @@ def test_shipped_study_validates(study: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_se_reduction_study_runs_shrunk(tmp_path: Path) -> None:
-    study = Path(__file__).parents[2] / "studies" / "se_reduction.yaml"
+    study = Path(__file__).parents[1] / "studies" / "se_reduction.yaml"
     shrink = ["training.epochs=1", "dataset.options.per_class=8", "dataset.options.patients=4",
               "cv.folds=2", "cv.repeats=1", "training.threads=1"]
     args = ["run", str(study), "--out", str(tmp_path), "--quiet", "--no-report"]
