@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness import hookimpl
+from harness.cli.main import main
 from harness.contracts import FoldContext, ReportContext, ReportSection
 from harness.errors import HarnessError
-from harness.registry import build_registry, make_plugin_manager
+from harness.registry import PluginLoadWarning, build_registry, load_registry, make_plugin_manager
 
 
 def _registry(*plugins: object):  # type: ignore[no-untyped-def]
@@ -155,3 +158,48 @@ def test_pretrained_warning_names_new_third_party_attention_tensors(tmp_path) ->
                         pretrained=str(weights))
     notes = " ".join(model.harness_notes)
     assert "attention tensors are newly initialised" in notes and ".se.mix." in notes
+
+
+def test_builtins_register_through_entry_points() -> None:
+    registry = load_registry()
+    sources = {p.name: p.source for p in registry.plugins}
+    assert {"models", "attention", "datasets", "optim"} <= set(sources)
+    assert all("entry point" in s for s in sources.values())
+    assert {"resnet18", "resnet20", "se_resnet20", "seresnext50_32x4d"} <= set(registry.names("backbones"))
+    assert registry.owners["attention"]["se"] == "attention"
+
+
+def test_third_party_backbone_used_by_a_study(monkeypatch: pytest.MonkeyPatch, write_study, tmp_path: Path, fixtures: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.syspath_prepend(str(fixtures / "thirdparty_site"))
+    registry = load_registry()
+    assert registry.owners["backbones"]["tinynet"] == "tinynet"
+    assert any(p.name == "tinynet" and p.version == "0.3.0" for p in registry.plugins)
+    study = write_study({"training": {"epochs": 1}}, arms={"plain": {"backbone": "tinynet"}})
+    out = tmp_path / "run"
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
+    results = (out / "results.csv").read_text()
+    assert results.count("plain,") == 2  # two folds of the third-party backbone
+
+
+def test_broken_plugin_is_a_warning_or_strict_error(monkeypatch: pytest.MonkeyPatch, fixtures: Path) -> None:
+    monkeypatch.syspath_prepend(str(fixtures / "broken_site"))
+    with pytest.warns(PluginLoadWarning, match="plugin 'broken' failed to load: ModuleNotFoundError"):
+        registry = load_registry()
+    assert "resnet18" in registry.names("backbones")  # the rest keep working
+    with pytest.raises(HarnessError, match="plugin 'broken' failed to load.*strict"):
+        load_registry(strict=True)
+
+
+def test_duplicate_names_name_both_plugins(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fixtures: Path) -> None:
+    monkeypatch.syspath_prepend(str(fixtures / "duplicate_site"))
+    with pytest.raises(HarnessError, match=r"duplicate backbone name 'resnet18': registered by plugin '(dupe|models)' and by plugin '(?!\1)(dupe|models)'"):
+        load_registry()
+    assert main(["plugins"]) == 2
+    assert "duplicate backbone name" in capsys.readouterr().err
+
+
+def test_study_listed_plugin_module(monkeypatch: pytest.MonkeyPatch, fixtures: Path) -> None:
+    monkeypatch.syspath_prepend(str(fixtures / "thirdparty_site"))
+    registry = load_registry(["harness_tinynet"])
+    # loaded once, through the entry point; listing it again is a no-op
+    assert [p.name for p in registry.plugins].count("tinynet") == 1

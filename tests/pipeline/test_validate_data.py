@@ -13,7 +13,6 @@ import yaml
 from PIL import Image
 
 from harness.cli.main import main
-from harness.data.describe import frame_name_warning
 
 RNG = np.random.default_rng(0)
 
@@ -116,21 +115,6 @@ def test_ungrouped_frames_are_warned_about(tmp_path: Path) -> None:
     assert any("group_pattern" in n for n in notes)
 
 
-@pytest.mark.parametrize("names,n_classes,flagged", [
-    ([f"vid{v}_frame{f}.png" for v in range(5) for f in range(4)], 2, True),
-    ([f"scan{v}-slice_{f}.dcm.png" for v in range(5) for f in range(4)], 2, True),
-    ([f"patient{v}_{f}.jpg" for v in range(6) for f in range(3)], 3, True),
-    ([f"IMG_{i:04d}.jpg" for i in range(20)], 2, False),  # camera numbering: one prefix
-    ([f"{'cat' if i % 2 else 'dog'}.{i}.jpg" for i in range(20)], 2, False),  # one prefix per class
-    ([f"case{i}.png" for i in range(20)], 2, False),  # every name its own source ("case" shared is one prefix)
-    ([f"{w}.png" for w in "abcdefghij"], 2, False),  # no numbers
-    ([f"{i}.png" for i in range(100)], 2, False),  # plain numbers are not frames of sources "1".."9"
-    ([f"{v}_{f}.png" for v in range(10, 16) for f in range(3)], 2, True),  # numeric video ids, set off
-])
-def test_frame_name_detection(names: list[str], n_classes: int, flagged: bool) -> None:
-    assert (frame_name_warning(names, n_classes) is not None) is flagged
-
-
 def test_fold_column_gives_the_published_folds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lines = ["Image_path,label,official_fold"]
     for i in range(18):
@@ -155,30 +139,6 @@ def test_fold_column_gives_the_published_folds(tmp_path: Path, capsys: pytest.Ca
     assert "cv.fold_column: the dataset has no column 'fold'" in capsys.readouterr().err
 
 
-def test_default_threads_follow_the_cores_this_process_may_use() -> None:
-    """Pinned to one core, the default is 1 thread (not os.cpu_count()); split between local workers."""
-    import subprocess
-    import sys
-
-    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
-            "from harness.run.threads import default_threads; print(default_threads(), default_threads(4))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["1", "1"]
-    import os
-
-    from harness.run.threads import default_threads
-    assert default_threads(1) == len(os.sched_getaffinity(0))
-    assert default_threads(len(os.sched_getaffinity(0)) * 2) == 1
-
-
-def test_threads_flag_on_run_is_used_and_recorded(tmp_path: Path, write_study) -> None:  # type: ignore[no-untyped-def]
-    study = write_study({"training": {"threads": None, "epochs": 1}}, arms={"plain": {"backbone": "resnet20"}})
-    out = tmp_path / "run"
-    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report", "--threads", "1"]) == 0
-    assert json.loads((out / "run.json").read_text())["threads"] == 1
-    assert main(["bench", "--threads", "0"]) == 2
-
-
 def test_docs_list_every_dataset_option_from_the_option_models(capsys: pytest.CaptureFixture[str], docs_generator) -> None:  # type: ignore[no-untyped-def]
     """The docs' dataset table (generated) is `harness list datasets --options`, which is generated from the models."""
     from harness_plugins.datasets import options as dataset_options
@@ -192,20 +152,3 @@ def test_docs_list_every_dataset_option_from_the_option_models(capsys: pytest.Ca
             assert f"| `{option}` |" in table
     guide = (Path(__file__).parents[2] / "docs" / "guide" / "datasets.md").read_text()
     assert "cv.group" in guide and "group_column" not in guide  # grouping is described one way (cv.group)
-
-
-def test_tune_workers_split_the_threads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """`tune --workers N` gives each worker process cores / N threads unless the study sets them."""
-    import argparse
-
-    from harness.cli import main as cli
-    from harness.run.threads import default_threads
-
-    spawned: list[list[str]] = []
-    monkeypatch.setattr(cli, "_spawn_workers", lambda args, *rest: spawned.append(list(args.overrides)))
-    args = argparse.Namespace(storage=None, overrides=[], workers=2, trials=None)
-    cli._tune_workers(args, tmp_path, None)
-    assert spawned == [[f"training.threads={default_threads(2)}"]] and args.overrides == spawned[0]
-    args = argparse.Namespace(storage=None, overrides=[], workers=2, trials=None)
-    cli._tune_workers(args, tmp_path, 3)  # the study's own training.threads wins
-    assert args.overrides == []

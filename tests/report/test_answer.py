@@ -6,10 +6,14 @@ import math
 
 import pandas as pd
 import pytest
-import torch
 
-from harness.report.answer import build_answer, group_scores, verdict_sentence
-from harness.report.insight import INACTIVE_SD, cam_layer, gate_activity, insight_fold
+from harness.report.answer import (
+    build_answer,
+    group_scores,
+    scores_sentence,
+    trivial_baseline,
+    verdict_sentence,
+)
 
 
 def _arm(**extra):  # type: ignore[no-untyped-def]
@@ -59,33 +63,22 @@ def test_group_scores_average_probabilities_per_group() -> None:
     assert group_scores(predictions, splits.assign(group=""), 2) == []  # no groups, no per-group table
 
 
-def test_gradcam_layer_is_chosen_by_resolution() -> None:
-    import timm
-
-    model = timm.create_model("resnet18", num_classes=2).eval()
-    layer, why = cam_layer(model, torch.zeros(1, 3, 64, 64))
-    assert layer is model.layer2 and why.startswith("Grad-CAM on layer2 (8x8")  # layer4 would be 2x2
-    layer, why = cam_layer(model, torch.zeros(1, 3, 16, 16))
-    assert layer is None and "below 7x7" in why and "layer1 4x4" in why
-
-
-def _gates(sd: float) -> torch.Tensor:
-    """8 images x 16 channels whose gates alternate 0.5 +- a between images: the sd across images is ``sd``."""
-    signs = torch.tensor([1.0, -1.0] * 4).reshape(8, 1, 1, 1).expand(8, 16, 1, 1)
-    return 0.5 + sd / math.sqrt(8 / 7) * signs
+def test_trivial_baseline_is_each_metrics_own() -> None:
+    counts = [[30, 10]]  # 75 % majority class
+    assert trivial_baseline("balanced_accuracy", counts) == pytest.approx(0.5)
+    assert trivial_baseline("accuracy", counts) == pytest.approx(0.75)
+    assert trivial_baseline("roc_auc_ovr", counts) == pytest.approx(0.5)
+    assert trivial_baseline("recall_macro", counts) == pytest.approx(0.5)
+    assert trivial_baseline("precision_macro", counts) == pytest.approx(0.75 / 2)
+    assert trivial_baseline("f1_macro", counts) == pytest.approx(2 * 0.75 / 1.75 / 2)  # F1 of the majority, 0 for the rest
+    assert trivial_baseline("loss", counts) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert trivial_baseline("test_accuracy", [[1, 3, 4]]) == pytest.approx(0.5)
+    assert trivial_baseline("balanced_accuracy", [[5, 5, 5, 5], [6, 2, 2, 2]]) == pytest.approx(0.25)
+    assert trivial_baseline("accuracy", [[5, 5], [6, 2]]) == pytest.approx((0.5 + 0.75) / 2)  # mean over scored sets
 
 
-def test_attention_inactive_when_gates_barely_vary() -> None:
-    below, above = _gates(INACTIVE_SD * 0.95), _gates(INACTIVE_SD * 1.05)
-    assert gate_activity({"layer1.se": below}).startswith("attention inactive")
-    assert f"layer1.se {INACTIVE_SD * 0.95:.3f}" in gate_activity({"layer1.se": below})
-    assert gate_activity({"layer1.se": above}).startswith("gates vary")
-    assert gate_activity({"layer1.se": below, "layer2.se": above}).startswith("gates vary")  # one lively block is enough
-
-
-def test_insight_uses_a_fold_that_trained() -> None:
-    results = pd.DataFrame({"arm": "se", "repeat": 0, "fold": [0, 1, 2], "status": ["ok", "ok", "diverged"],
-                            "accuracy": [0.9, 0.6, 0.95],
-                            "training_flag": ["best epoch is the first of 8", "", ""]})
-    assert insight_fold(results, "se")[:2] == (0, 1)  # not the collapsed fold 0, not the diverged fold 2
-    assert "no fold of this arm trained" in insight_fold(results.assign(training_flag="x"), "se")[2]
+def test_scores_sentence_names_the_baseline() -> None:
+    text = scores_sentence("balanced_accuracy", {"plain": (0.61, 0.55, 0.67), "se": (0.6, math.nan, math.nan)}, 0.5)
+    assert text == ("Scores on balanced_accuracy (mean over folds, 95 % interval): plain 61.0 % (55.0 % to 67.0 %); "
+                    "se 60.0 %; chance 50.0 %.")
+    assert scores_sentence("loss", {"a": (0.7, 0.6, 0.8)}, 0.69).endswith("class frequencies as probabilities 0.69.")
