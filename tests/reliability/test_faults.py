@@ -61,7 +61,7 @@ def test_truncated_checkpoint_restarts_the_fold_to_the_same_numbers(write_study,
     pd.testing.assert_frame_equal(results[METRICS], expected[METRICS])  # restarted from scratch: same numbers
 
 
-def test_corrupt_checkpoint_message(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_checkpoint_message(write_study, tmp_path: Path, builtin_registry) -> None:  # type: ignore[no-untyped-def]
     from harness.study.loader import load_study
 
     out = tmp_path / "run"
@@ -70,11 +70,10 @@ def test_corrupt_checkpoint_message(write_study, tmp_path: Path) -> None:  # typ
     cell = out / "cells" / "plain" / "r0-f0"
     (cell / "result.json").unlink()
     (cell / "last.pt").write_bytes(b"not a checkpoint")
-    from harness.registry import load_registry
     from harness.run.runner import RunOptions, StudyRunner
 
     messages: list[str] = []
-    runner = StudyRunner(load_study(study_path), load_registry(), RunOptions(out, quiet=True, report=None))
+    runner = StudyRunner(load_study(study_path), builtin_registry, RunOptions(out, quiet=True, report=None))
     runner.log = messages.append  # type: ignore[method-assign]
     runner.run()
     assert any("last.pt is corrupt" in m and "restarting this fold" in m for m in messages)

@@ -97,7 +97,7 @@ def test_the_study_file_being_run_is_never_overwritten(write_study, tmp_path: Pa
 
 
 def test_a_run_that_fails_before_its_first_cell_leaves_nothing_behind(write_study, tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+                                                                     capsys: pytest.CaptureFixture[str], builtin_registry) -> None:  # type: ignore[no-untyped-def]
     images = tmp_path / "images"
     for label in ("a", "b"):
         (images / label).mkdir(parents=True)
@@ -107,12 +107,11 @@ def test_a_run_that_fails_before_its_first_cell_leaves_nothing_behind(write_stud
     spec["dataset"] = {"name": "folder", "image_size": 32, "options": {"path": str(images)}}
     study.write_text(yaml.safe_dump(spec))
     out = tmp_path / "new" / "run"
-    from harness.registry import load_registry
     from harness.run.runner import RunOptions, run_study
     from harness.study.loader import load_study
 
     with pytest.raises(HarnessError):
-        run_study(load_study(study), load_registry([]), RunOptions(out, quiet=True))
+        run_study(load_study(study), builtin_registry, RunOptions(out, quiet=True))
     assert not (tmp_path / "new").exists()  # the folders it created are gone, its own and the parent
 
     spec["datasets"] = [{"id": "broken", **spec.pop("dataset")}]  # the same, as a multi-dataset study
@@ -127,7 +126,7 @@ def test_a_run_that_fails_before_its_first_cell_leaves_nothing_behind(write_stud
     RunDir(kept).prepare()
     (kept / "notes.txt").write_text("mine")
     with pytest.raises(HarnessError):
-        run_study(load_study(study), load_registry([]), RunOptions(kept, quiet=True))
+        run_study(load_study(study), builtin_registry, RunOptions(kept, quiet=True))
     assert (kept / "notes.txt").read_text() == "mine"  # a folder it did not create is kept
 
 

@@ -34,9 +34,8 @@ def _copy(finished_run: Path, tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "copy" / "study_src.yaml", tmp_path / "copy" / "run"
 
 
-def test_a_changed_interrupted_rerun_leaves_no_earlier_answers(finished_run: Path, tmp_path: Path,
+def test_a_changed_interrupted_rerun_leaves_no_earlier_answers(finished_run: Path, tmp_path: Path, builtin_registry,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.registry import load_registry
     from harness.run.runner import RunOptions, run_study
     from harness.study.loader import load_study
 
@@ -48,7 +47,7 @@ def test_a_changed_interrupted_rerun_leaves_no_earlier_answers(finished_run: Pat
 
     changed = load_study(study, ["training.epochs=2"])
     with pytest.raises(Interrupted):  # Ctrl-C in the first epoch of the first retrained cell
-        run_study(changed, load_registry([]), RunOptions(out, quiet=True, report=None, on_epoch=ctrl_c))
+        run_study(changed, builtin_registry, RunOptions(out, quiet=True, report=None, on_epoch=ctrl_c))
     assert [name for name in SUMMARIES if name != "arms.json" and (out / name).exists()] == ["results.csv"]
     assert yaml.safe_load((out / "study.yaml").read_text())["training"]["epochs"] == 2
     capsys.readouterr()

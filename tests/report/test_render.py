@@ -69,16 +69,16 @@ def test_report_data_values(finished_run: Path) -> None:
     assert any("only 3 paired scores" in w for w in data.warnings)
 
 
-def test_insight_without_captum_says_how_to_install_it(finished_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_insight_without_captum_says_how_to_install_it(finished_run: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       builtin_registry) -> None:  # type: ignore[no-untyped-def]
     """captum is the optional ``gradcam`` extra: without it the insight keeps everything else and says how to get it."""
     import sys
 
-    from harness.registry import load_registry
     from harness.report.insight import compute_insight
 
     monkeypatch.setitem(sys.modules, "captum", None)
     monkeypatch.setitem(sys.modules, "captum.attr", None)
-    insight = compute_insight(finished_run, load_registry([]))["arms"]
+    insight = compute_insight(finished_run, builtin_registry)["arms"]
     assert "gradcam" not in insight["resnet18"] and "excitation" in insight["se-resnet18"]
     assert "pip install 'ablation-harness[gradcam]'" in insight["resnet18"]["gradcam_note"]
 

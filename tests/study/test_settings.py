@@ -99,12 +99,11 @@ def test_validate_and_run_dispatch_and_refuse_mixing_with_datasets(tiny_study: d
     assert "declares settings" in capsys.readouterr().err
 
 
-def test_json_schema_knows_settings_and_settings_grid(tiny_study: dict[str, Any]) -> None:
+def test_json_schema_knows_settings_and_settings_grid(tiny_study: dict[str, Any], builtin_registry) -> None:  # type: ignore[no-untyped-def]
     jsonschema = pytest.importorskip("jsonschema")
-    from harness.registry import load_registry
     from harness.study.json_schema import study_json_schema
 
-    validator = jsonschema.Draft7Validator(study_json_schema(load_registry([])))
+    validator = jsonschema.Draft7Validator(study_json_schema(builtin_registry))
     good = {**copy.deepcopy(tiny_study), "settings": [HIGH, LOW], "settings_grid": {"training.epochs": [1, 2]}}
     assert not list(validator.iter_errors(good))
     for bad in ({"settings": [{"id": "x", "trainig": {}}]}, {"settings": [{"training": {}}]},
