@@ -3,10 +3,8 @@ terminal, --quiet/--verbose, help with defaults and examples, exit codes, shell 
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
@@ -82,52 +80,6 @@ def test_run_and_tune_share_the_workers_flag() -> None:
             assert _parser().parse_args([command, "s.yaml", flag, "3"]).workers == 3
 
 
-@pytest.mark.parametrize("attention", ["[se]", "{name: se"])
-def test_model_attention_mistakes_are_one_message(attention: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["model", "resnet20", "--attention", attention]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"error: --attention {attention!r}") and "Traceback" not in err
-
-
-def test_json_into_head_ends_quietly() -> None:
-    pipeline = subprocess.run(f"{sys.executable} -m harness.cli plugins --json | head -c 10", shell=True,
-                              capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
-    assert pipeline.stdout == "[\n {\n  \"na" and pipeline.stderr == "", pipeline.stderr
-    completion = subprocess.run(f"{sys.executable} -m harness.cli --print-completion bash | head -c 10", shell=True,
-                                capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
-    assert len(completion.stdout) == 10 and completion.stderr == "", completion.stderr  # printed while parsing
-
-
-def _subparsers(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
-    found = {}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, child in action.choices.items():
-                found[f"{prefix} {name}".strip()] = child
-                found.update(_subparsers(child, f"{prefix} {name}"))
-    return found
-
-
-def test_every_command_help_shows_an_example_and_defaults() -> None:
-    commands = _subparsers(_parser())
-    assert {"run", "tune", "validate", "compare", "prepare patches", "studies"} <= set(commands)
-    for name, sub in commands.items():
-        assert "example:\n  harness " in sub.format_help(), name
-    assert "(default: 1)" in commands["run"].format_help()  # --workers
-    assert "(default: 150)" in commands["prepare patches"].format_help()  # --size, which has no help text
-    assert "(default: 0)" in commands["prepare patches"].format_help()  # --seed: 0 is a value, not "unset"
-    top = _parser().format_help()
-    assert all(f"\n  {code} " in top for code in ("0", "1", "2", "130"))  # the exit codes
-
-
-def test_bash_completion_names_the_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as stop:
-        main(["--print-completion", "bash"])
-    script = capsys.readouterr().out
-    assert stop.value.code in (0, None) and "complete" in script
-    assert all(name in script for name in ("run", "tune", "compare", "studies", "--attention"))
-
-
 def test_bare_name_runs_a_shipped_study_and_studies_copy_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     from harness.shipped import resolve_study, shipped_studies
@@ -149,13 +101,3 @@ def test_bare_name_runs_a_shipped_study_and_studies_copy_out(tmp_path: Path, mon
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == sorted(f"{n}.yaml" for n in shipped_studies())
     assert main(["studies", "--copy", "mine"]) == 2  # nothing overwritten
     assert "already exist" in capsys.readouterr().err
-
-
-def test_missing_captum_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.optional import MissingExtra, optional_import
-
-    monkeypatch.setitem(sys.modules, "captum", None)
-    monkeypatch.setitem(sys.modules, "captum.attr", None)
-    with pytest.raises(MissingExtra, match=r"Grad-CAM needs captum, which is not installed: "
-                                           r"pip install 'ablation-harness\[gradcam\]'"):
-        optional_import("captum.attr", "gradcam", "Grad-CAM")

@@ -104,20 +104,6 @@ def test_seeding_mistakes_are_clear(cv: dict, message: str) -> None:
         CVSpec.model_validate(cv)
 
 
-def test_fingerprint_changes_with_vary_but_not_for_the_default(write_study) -> None:  # type: ignore[no-untyped-def]
-    from harness.run.fingerprint import cell_fingerprint
-    from harness.study.loader import load_study
-
-    def fingerprint(cv: dict) -> str:
-        study = load_study(write_study({"cv": cv}))
-        return cell_fingerprint(study, next(iter(study.arms.values())))
-
-    default = fingerprint({"repeats": 2})
-    assert fingerprint({"repeats": 2, "vary": ["augment", "order", "init", "split"]}) == default
-    assert len({default, fingerprint({"repeats": 2, "vary": ["init"]}), fingerprint({"repeats": 2, "vary": ["split"]})}) == 3
-    assert np.unique([sklearn_seed(0, "split", r) for r in range(3)]).size == 3
-
-
 def test_predefined_folds_allow_repeats_that_keep_the_split() -> None:
     """cv.fold_column fixes the folds: repeats may vary init/order/augment on them, never the split."""
     from harness.errors import HarnessError
@@ -130,12 +116,11 @@ def test_predefined_folds_allow_repeats_that_keep_the_split() -> None:
         make_splits(table, CVSpec(fold_column="published", repeats=2), seed=0)
 
 
-def test_stop_when_settled_is_declared_and_its_mistakes_name_the_line(write_study, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_stop_when_settled_is_declared_and_its_mistakes_name_the_line(write_study, capsys, builtin_registry) -> None:  # type: ignore[no-untyped-def]
     from harness.cli.main import main
-    from harness.registry import load_registry
     from harness.study.json_schema import study_json_schema
 
-    cv = study_json_schema(load_registry())["$defs"]["CVSpec"]["properties"]["stop_when_settled"]
+    cv = study_json_schema(builtin_registry)["$defs"]["CVSpec"]["properties"]["stop_when_settled"]
     assert cv["default"] is False and "maximum" in cv["description"]
     assert CVSpec.model_validate({"stop_when_settled": True, "repeats": 10}).stop_when_settled
     study = write_study({"cv": {"folds": 2, "repeats": 1, "stop_when_settled": True}})
