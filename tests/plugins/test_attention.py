@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from harness.errors import HarnessError
 from harness_plugins.attention.plugin import make_none, make_se
 from harness_plugins.attention.se_module import SqueezeExcite
+
+from harness.errors import HarnessError
 
 
 def test_se_plan_builds_the_exact_width_and_none_builds_nothing() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from harness_plugins.optim.plugin import register_optimizers, register_schedulers
 
 from harness.errors import HarnessError
-from harness_plugins.optim.plugin import register_optimizers, register_schedulers
 
 
 def _params() -> list[torch.nn.Parameter]:
