@@ -19,18 +19,6 @@ ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 pytestmark = pytest.mark.xdist_group("report")  # the module's finished run is made once, on one worker
 
 
-@pytest.fixture(scope="session")  # once per xdist worker, even when other modules' tests run between
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The quickstart study, shrunk to seconds: ResNet-18 with and without SE on phantom data,
-    folds grouped by the phantom's patients (so the report has per-group scores)."""
-    out = tmp_path_factory.mktemp("quickstart")
-    study = Path(__file__).parents[2] / "studies" / "quickstart.yaml"
-    shrink = ["training.epochs=2", "dataset.options.per_class=12", "training.threads=2", "cv.group=patient",
-              "dataset.image_size=64", "dataset.options.size=64"]  # 64 px: the Grad-CAM layer choice below
-    assert main(["run", str(study), "--out", str(out), "--quiet", *[a for s in shrink for a in ("--set", s)]]) == 0
-    return out
-
-
 def test_report_data_values(finished_run: Path) -> None:
     data = build_report_data(finished_run)
     results = pd.read_csv(finished_run / "results.csv")
@@ -184,43 +172,9 @@ def test_report_in_a_real_browser(finished_run: Path) -> None:
     assert len(pdf) > 10_000 and (ARTIFACTS / "quickstart-report.png").stat().st_size > 10_000
 
 
-def test_side_by_side_leads_with_verdicts_and_prints_the_shared_protocol_once(finished_run: Path, tmp_path: Path) -> None:
-    import yaml
-
-    other = tmp_path / "zero-init"
-    shutil.copytree(finished_run, other)
-    study = yaml.safe_load((other / "study.yaml").read_text())
-    study["init"] = "zero_last_bn"
-    (other / "study.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
-    assert main(["report", str(finished_run), str(other), "--out", str(tmp_path / "cmp.html")]) == 0
-    html = (tmp_path / "cmp.html").read_text()
-    data = build_report_data(finished_run, insight=False)
-    assert data.answer is not None
-    verdict = data.answer.sentences[0].replace("'", "&#39;")
-    assert html.count(verdict) == 2 and html.index(verdict) < html.index("Shared protocol")  # each run's verdict first
-    shared = html[html.index("<h2>Shared protocol</h2>"):]
-    assert html.count("3-fold stratified CV grouped by patient") == 1 and "3-fold stratified CV" in shared
-    assert "init: standard" not in shared and "init: zero_last_bn" not in shared
-    assert "Differs from the shared protocol: init: zero_last_bn" in html  # only the differing part, per run
-    assert html.index("init: standard") < html.index("init: zero_last_bn") < html.index("Shared protocol")
-    assert "Scores on accuracy (mean over folds, 95 % interval): resnet18 " in html
-
-
 def test_report_of_a_folder_that_is_no_run_is_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A folder without a finished run (or a run's sub-folder) gets the one 'no results.csv' message, exit 2."""
     (tmp_path / "notes.txt").write_text("mine\n")
     assert main(["report", str(tmp_path)]) == 2
     assert "has no results.csv (no finished run there)" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written
-
-
-def test_side_by_side_of_a_run_with_settings_names_its_sub_runs(tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """A run with settings has no results.csv of its own: report RUN_A RUN_B names the sub-runs to compare."""
-    settings = tmp_path / "lrs"
-    settings.mkdir()
-    (settings / "study.yaml").write_text("name: lrs\nsettings:\n  - {id: lr-high}\n  - {id: lr-low}\n")
-    assert main(["report", str(settings), str(tmp_path), "--out", str(tmp_path / "cmp.html")]) == 2
-    err = capsys.readouterr().err
-    assert "a run of several settings" in err and f"{settings}/settings/lr-high" in err, err
-    assert not (tmp_path / "cmp.html").exists()
