@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from harness.cli.main import main
 from harness.errors import StudyError
 from harness.study.multi import declares_datasets, load_multi
 
 PHANTOM: dict[str, Any] = {"name": "phantom", "image_size": 16, "options": {"classes": 2, "per_class": 8, "size": 16}}
-
-
-@pytest.fixture
-def multi_study(tmp_path: Path, tiny_study: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Write the tiny study with ``datasets: entries`` (and top-level keys) instead of one dataset."""
-
-    def write(entries: list[dict[str, Any]], **top: Any) -> Path:
-        study = copy.deepcopy(tiny_study)
-        del study["dataset"]
-        study["datasets"] = entries
-        study.update(top)
-        path = tmp_path / "multi.yaml"
-        path.write_text(yaml.safe_dump(study, sort_keys=False))
-        return path
-
-    return write
 
 
 def test_each_entry_is_an_ordinary_study_with_its_own_cv(tmp_path: Path, multi_study) -> None:
