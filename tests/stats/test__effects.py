@@ -5,10 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.stats import (
-    bootstrap_ci,
-    clopper_pearson,
-)
+from harness.stats import bootstrap_ci, clopper_pearson
 
 
 def test_clopper_pearson_r_binom_test_example() -> None:
