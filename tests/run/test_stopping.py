@@ -25,6 +25,32 @@ LEARNS: dict[str, Any] = {  # a recipe that reaches ~0.9 accuracy at this size (
 }
 
 
+def _run_dir(root: Path, repeats: int, folds: int) -> Path:
+    """Two repeats of three arms: 'dead' has no finite score on any fold (every fold diverged)."""
+    rng = np.random.default_rng(0)
+    rows = [{"arm": arm, "repeat": r, "fold": f, "status": "ok", "n_train": 90, "n_val": 30,
+             "accuracy": np.nan if arm == "dead" else 0.7 + (0.3 if arm == "good" else 0.0) + rng.normal(0, 0.01)}
+            for arm in ("base", "good", "dead") for r in range(repeats) for f in range(folds)]
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    (root / "study.yaml").write_text(yaml.safe_dump({"name": "edge", "seed": 0, "compare": {"baseline": "base"}}))
+    return root
+
+
+def test_an_arm_without_finite_scores_ends_inconclusive_not_continue(tmp_path: Path) -> None:
+    """It used to stay 'continue' in the final record ('ran all 2 repeats: ... dead continue')."""
+    run = _run_dir(tmp_path, repeats=2, folds=4)
+    spec = SimpleNamespace(cv=SimpleNamespace(repeats=2, folds=4, stop_when_settled=True),
+                           compare=SimpleNamespace(metric="accuracy", baseline="base", alpha=0.05, rope=0.01))
+    stop = SettledStop(run, spec, ["base", "good", "dead"])
+    said: list[str] = []
+    assert stop.look(0, 0, lambda: None, said.append) is False
+    assert stop.record["decisions"]["dead"] == "continue"
+    assert stop.look(1, 0, lambda: None, said.append) is True
+    record = json.loads((run / "stopping.json").read_text())
+    assert record["status"] == "exhausted" and record["decisions"]["dead"] == "inconclusive"
+    assert "dead continue" not in said[-1]
+
+
 def _study(write_study, cv: dict[str, Any], arms: dict[str, Any]) -> Path:  # type: ignore[no-untyped-def]
     path = write_study({**LEARNS, "cv": {"folds": 4, "stop_when_settled": True, **cv}}, arms=arms)
     study = yaml.safe_load(path.read_text())
@@ -105,29 +131,3 @@ def test_the_rule_applies_to_plain_runs_with_two_arms_or_more(write_study, tmp_p
     assert [[(a, f.repeat, f.fold) for a, f in b] for b in batches][0] == [
         ("plain", 0, 0), ("plain", 0, 1), ("se", 0, 0), ("se", 0, 1)]
     assert [len(b) for b in batches] == [4, 4, 4]
-
-
-def _run_dir(root: Path, repeats: int, folds: int) -> Path:
-    """Two repeats of three arms: 'dead' has no finite score on any fold (every fold diverged)."""
-    rng = np.random.default_rng(0)
-    rows = [{"arm": arm, "repeat": r, "fold": f, "status": "ok", "n_train": 90, "n_val": 30,
-             "accuracy": np.nan if arm == "dead" else 0.7 + (0.3 if arm == "good" else 0.0) + rng.normal(0, 0.01)}
-            for arm in ("base", "good", "dead") for r in range(repeats) for f in range(folds)]
-    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
-    (root / "study.yaml").write_text(yaml.safe_dump({"name": "edge", "seed": 0, "compare": {"baseline": "base"}}))
-    return root
-
-
-def test_an_arm_without_finite_scores_ends_inconclusive_not_continue(tmp_path: Path) -> None:
-    """It used to stay 'continue' in the final record ('ran all 2 repeats: ... dead continue')."""
-    run = _run_dir(tmp_path, repeats=2, folds=4)
-    spec = SimpleNamespace(cv=SimpleNamespace(repeats=2, folds=4, stop_when_settled=True),
-                           compare=SimpleNamespace(metric="accuracy", baseline="base", alpha=0.05, rope=0.01))
-    stop = SettledStop(run, spec, ["base", "good", "dead"])
-    said: list[str] = []
-    assert stop.look(0, 0, lambda: None, said.append) is False
-    assert stop.record["decisions"]["dead"] == "continue"
-    assert stop.look(1, 0, lambda: None, said.append) is True
-    record = json.loads((run / "stopping.json").read_text())
-    assert record["status"] == "exhausted" and record["decisions"]["dead"] == "inconclusive"
-    assert "dead continue" not in said[-1]
