@@ -9,7 +9,7 @@
 2. The cost of ``training.deterministic``: ``harness bench`` on ResNet-20 + SE @150 (batch 64) and
    SE-ResNet-50 @224 (batch 256), deterministic on and off; from the ResNet-20 pair, the training-only
    projection of the 4-class protocol (2 arms x 4 folds x 150 epochs x 700 batches of 64).
-3. The CUDA-marked tests (``tests/run/test_gpu.py``, ``tests/run/test_determinism.py``), unless ``--no-pytest``.
+3. The CUDA-marked tests (``tests/e2e/test_gpu.py``, ``tests/run/test_determinism.py``), unless ``--no-pytest``.
 
 Every figure lands in ``OUT/gpu_check.json`` with the device, torch version and date; a failed step is
 recorded there with its error, never left out.
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pytest() -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-                           "tests/run/test_gpu.py", "tests/run/test_determinism.py"], capture_output=True, text=True,
+                           "tests/e2e/test_gpu.py", "tests/run/test_determinism.py"], capture_output=True, text=True,
                           cwd=ROOT, check=False)
     return {"returncode": done.returncode, "tail": done.stdout[-3000:]}
 

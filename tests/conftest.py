@@ -97,3 +97,19 @@ def docs_generator():  # type: ignore[no-untyped-def]
 def fixtures() -> Path:
     """Folder of real fixture files (plugin packages with their dist-info)."""
     return FIXTURES
+
+
+@pytest.fixture
+def multi_study(tmp_path: Path, tiny_study: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Write the tiny study with ``datasets: entries`` (and top-level keys) instead of one dataset."""
+
+    def write(entries: list[dict[str, Any]], **top: Any) -> Path:
+        study = copy.deepcopy(tiny_study)
+        del study["dataset"]
+        study["datasets"] = entries
+        study.update(top)
+        path = tmp_path / "multi.yaml"
+        path.write_text(yaml.safe_dump(study, sort_keys=False))
+        return path
+
+    return write

@@ -137,3 +137,64 @@ def test_architecture_layout_table_names_every_module() -> None:
                if path.stem != "__init__" and f"`{path.stem}`" not in rows[path.parent.name]]  # named, not a substring
     missing += [path.stem for path in HARNESS.glob("*.py") if path.stem != "__init__" and f"`{path.stem}`" not in top[1]]
     assert missing == []
+
+
+# Tests mirror the modules: harness/<package>/<module>.py -> tests/<package>/test_<module>.py, a top-level
+# harness/<module>.py -> tests/test_<module>.py, a plugin subpackage plugins/<kind>/ -> tests/plugins/test_<kind>.py,
+# a script benchmarks/<name>.py -> tests/benchmarks/test_<name>.py. Whole-study runs live in tests/e2e/, the
+# fault-injection family in tests/reliability/ (both by topic, mirroring nothing).
+UNMIRRORED_FOLDERS = ("e2e", "reliability", "fixtures")
+SPECIAL_TESTS = ("test_layout.py", "test_docs.py", "test_wheel.py")  # the tree, the docs site, the built wheel
+NO_TEST_NEEDED = ("__init__", "__main__")  # package markers and `python -m` entry points: nothing of their own
+
+
+def _mirrors(root: Path) -> dict[Path, Path]:
+    """Each test file the layout asks for (relative to tests/), with the source it mirrors."""
+    wanted: dict[Path, Path] = {}
+    for path in sorted((root / "harness").rglob("*.py")):
+        if path.stem not in NO_TEST_NEEDED:
+            wanted[path.relative_to(root / "harness").parent / f"test_{path.stem}.py"] = path
+    for kind in sorted((root / "plugins").iterdir()):
+        if (kind / "__init__.py").exists():
+            wanted[Path("plugins") / f"test_{kind.name}.py"] = kind
+    for script in sorted((root / "benchmarks").glob("*.py")):
+        wanted[Path("benchmarks") / f"test_{script.stem}.py"] = script
+    return wanted
+
+
+def _mirror_problems(root: Path) -> list[str]:
+    """Modules without their test file, and test files (outside the unmirrored families) without their module."""
+    wanted = _mirrors(root)
+    tests = root / "tests"
+    problems = [f"{source.relative_to(root)} has no tests/{test}" for test, source in wanted.items()
+                if not (tests / test).exists()]
+    for test in sorted(tests.rglob("test_*.py")):
+        relative = test.relative_to(tests)
+        if relative.parts[0] in UNMIRRORED_FOLDERS or (len(relative.parts) == 1 and relative.name in SPECIAL_TESTS):
+            continue
+        if relative not in wanted:
+            problems.append(f"tests/{relative} mirrors no module (move its tests to the module they test, or to e2e/)")
+    return problems
+
+
+def test_tests_mirror_the_modules() -> None:
+    assert _mirror_problems(HARNESS.parent) == []
+
+
+def test_the_mirror_check_can_fail(tmp_path: Path) -> None:
+    for folder in ("harness/stats", "plugins/optim", "benchmarks", "tests/stats", "tests/e2e", "tests/plugins"):
+        (tmp_path / folder).mkdir(parents=True)
+    for file in ("harness/__init__.py", "harness/errors.py", "harness/stats/__init__.py", "harness/stats/power.py",
+                 "plugins/optim/__init__.py", "plugins/optim/plugin.py", "tests/e2e/test_quickstart.py",
+                 "tests/test_layout.py", "tests/test_errors.py", "tests/stats/test_power.py", "tests/plugins/test_optim.py"):
+        (tmp_path / file).write_text("")
+    assert _mirror_problems(tmp_path) == []
+    (tmp_path / "harness" / "stats" / "sequential.py").write_text("")  # a module without its test file
+    (tmp_path / "tests" / "stats" / "test_foo.py").write_text("")  # a stale test file
+    (tmp_path / "plugins" / "loggers").mkdir()
+    (tmp_path / "plugins" / "loggers" / "__init__.py").write_text("")  # a plugin kind without its test file
+    assert _mirror_problems(tmp_path) == [
+        "harness/stats/sequential.py has no tests/stats/test_sequential.py",
+        "plugins/loggers has no tests/plugins/test_loggers.py",
+        "tests/stats/test_foo.py mirrors no module (move its tests to the module they test, or to e2e/)",
+    ]

@@ -1,4 +1,4 @@
-"""Test-only fault injection for the kill tests (tests/run/reliability/test_resume.py).
+"""Test-only fault injection for the kill tests (tests/reliability/test_resume.py).
 
 ``HARNESS_KILL_AT=MOMENT`` or ``MOMENT@N`` makes the process SIGKILL itself the N-th time (default: the
 first) it reaches the named moment. Unset, which is always the case outside those tests, a moment costs

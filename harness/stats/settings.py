@@ -15,7 +15,7 @@ seed cancel), and when the cells are equicorrelated with rho = n_test / n (the m
 Nadeau-Bengio correction and Corani & Benavoli's correlated t) the statistic has exactly the F law; a
 permutation of settings within cells would ignore the cells' correlation with each other (too many
 rejections), and a plain repeated-measures ANOVA treats folds as independent. The null simulations in
-``tests/stats/test_settings_stats.py`` measure its level under correlated CV-like scores.
+``tests/stats/test_settings.py`` measure its level under correlated CV-like scores.
 
 **Robustness**: per arm, its worst setting (lowest mean score; highest when lower is better) and its
 spread (best minus worst setting mean), each with a corrected-t interval over the cells (the spread's on the

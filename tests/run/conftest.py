@@ -1,4 +1,4 @@
-"""Fixtures of the run tests (tests/run and tests/run/reliability)."""
+"""Fixtures of the run tests (the PostgreSQL server of test_distributed.py and test_storage.py)."""
 
 from __future__ import annotations
 

@@ -11,14 +11,13 @@ import pytest
 import yaml
 
 from harness.cli.main import main
-from harness.registry import load_registry
 from harness.run.projection import design_seconds, duration, steps_per_epoch
 from harness.run.runner import RunOptions, run_study
 from harness.study.loader import load_study
 
 
 def test_a_tiny_studys_real_wall_time_lands_inside_the_projected_interval(
-        write_study, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+        write_study, tmp_path: Path, capsys: pytest.CaptureFixture[str], builtin_registry) -> None:  # type: ignore[no-untyped-def]
     study_file = write_study({"cv": {"folds": 2, "repeats": 2}, "training": {"epochs": 2}})
     assert main(["plan", str(study_file), "--json", "--steps", "3"]) == 0
     plan = json.loads(capsys.readouterr().out)
@@ -30,7 +29,7 @@ def test_a_tiny_studys_real_wall_time_lands_inside_the_projected_interval(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]  # plan writes no run
 
     run_dir = tmp_path / "run"
-    run_study(load_study(study_file), load_registry(), RunOptions(run_dir, quiet=True, report=None, stats=False))
+    run_study(load_study(study_file), builtin_registry, RunOptions(run_dir, quiet=True, report=None, stats=False))
     info = json.loads((run_dir / "run.json").read_text())
     assert plan["low"] <= info["total_seconds"] <= plan["high"], (info["total_seconds"], plan)
     assert info["compute"] == {"plain": {"compute": "cpu/fp32", "deterministic": True},

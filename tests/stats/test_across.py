@@ -3,7 +3,6 @@ Demšar (2006)'s Nemenyi table and worked example."""
 
 from __future__ import annotations
 
-import base64
 import math
 
 import numpy as np
@@ -11,11 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from harness.report.across import cd_diagram_png
 from harness.stats import nemenyi_cd
 from harness.stats.across import (
     bayesian_signed_rank,
-    cd_diagram_reason,
     compare_across,
     format_across,
 )
@@ -111,11 +108,3 @@ def test_dataset_without_a_score_is_left_out_and_named() -> None:
     across = compare_across(scores, "base", metric="accuracy", higher_is_better=True, samples=2000)
     assert across["dropped"] == ["d1"] and across["arms"][0]["datasets"] == 7
     assert "left out" in format_across(across)
-
-
-def test_cd_diagram_needs_three_arms_and_five_datasets() -> None:
-    assert cd_diagram_reason(3, 5) == ""
-    assert "4 dataset(s)" in cd_diagram_reason(3, 4)
-    assert "3 or more arms" in cd_diagram_reason(2, 10)
-    png = base64.b64decode(cd_diagram_png({"base": 2.8, "se": 1.4, "eca": 1.8}, 1.2))
-    assert png.startswith(b"\x89PNG")
