@@ -67,32 +67,3 @@ def registry_for(args: argparse.Namespace, modules: Sequence[str] = ()):  # type
     from harness.registry import load_registry
 
     return load_registry(modules, strict=args.strict_plugins)
-
-
-def load_validated(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The study file with --set/--threads applied, and its registry; every problem at once."""
-    from harness.pipeline.validate import validate_study
-    from harness.run.threads import threads_flag
-
-    threads_flag(args)
-
-    study = load_study_every_problem(args)
-    registry = registry_for(args, study.spec.plugins)
-    validate_study(study, registry)
-    return study, registry
-
-
-def load_study_every_problem(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The study file, or a StudyError with every problem at once: when the schema refuses some keys, the
-    components of the rest (backbones, attention, optimizers, ...) are checked too, in the same message."""
-    from harness.errors import StudyError
-    from harness.pipeline.validate import component_problems
-    from harness.study.loader import load_study
-
-    try:
-        return load_study(args.study, args.overrides)
-    except StudyError as exc:
-        if exc.partial is None:
-            raise
-        more = component_problems(exc.partial, registry_for(args, exc.partial.spec.plugins))
-        raise StudyError([*exc.problems, *(p for p in more if p not in exc.problems)]) from None

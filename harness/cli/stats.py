@@ -68,13 +68,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from harness.stats.power import format_plan, plan_designs
 
     if args.run_dir.is_file() or not args.run_dir.exists():  # a study file, or a shipped study's bare name
+        from harness.cli.options import PlanStudyCommand
         from harness.cli.tools import cmd_plan_study
-        from harness.shipped import resolve_study
 
-        args.run_dir = resolve_study(args.run_dir)
-        if args.run_dir.is_file():
-            return cmd_plan_study(args)
-        raise HarnessError(f"plan {args.run_dir}: no such run directory or study file")
+        command = PlanStudyCommand.from_args(argparse.Namespace(**{**vars(args), "study": args.run_dir}))
+        if command.study.is_file():
+            return cmd_plan_study(command)
+        raise HarnessError(f"plan {command.study}: no such run directory or study file")
     if args.effect is None:
         raise HarnessError(f"plan {args.run_dir}: give --effect (the difference to detect, e.g. 0.01) for a run, "
                            "or a study file for its projected wall time")

@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.cli.checks import attention_option, load_validated, registry_for
+from harness.cli.checks import attention_option, registry_for
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.cli.options import BenchDataCommand, PlanStudyCommand
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -94,11 +98,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from harness.run.threads import default_threads, threads_flag
+    from harness.cli.options import BenchDataCommand
+    from harness.run.threads import checked_threads, default_threads
 
-    torch.set_num_threads(threads_flag(args) or default_threads())
+    torch.set_num_threads(checked_threads(args.threads) or default_threads())
     if args.mode == "data":
-        return _bench_data(args)
+        if args.study is None:
+            raise HarnessError("harness bench data needs a study file: harness bench data STUDY [--set ...]")
+        return _bench_data(BenchDataCommand.from_args(args))
     from harness.bench import BenchConfig, run_bench
 
     name, options = attention_option(args.attention)
@@ -123,21 +130,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_data(args: argparse.Namespace) -> int:
+def _bench_data(command: BenchDataCommand) -> int:
     import tempfile
 
     from harness.bench import data_share
+    from harness.pipeline.plan import make_plan
     from harness.run.runner import RunOptions, run_study
 
-    if args.study is None:
-        raise HarnessError("harness bench data needs a study file: harness bench data STUDY [--set ...]")
-    args.overrides = list(args.overrides)
-    study, registry = load_validated(args)
+    plan = make_plan(command.study, command.overrides, strict_plugins=command.strict_plugins)
+    if plan.kind is not None:
+        raise HarnessError(f"{command.study} declares several {plan.kind}; bench data measures one study: give a copy "
+                           f"with one of them")
     with tempfile.TemporaryDirectory() as tmp:
-        run_study(study, registry, RunOptions(Path(tmp), quiet=True, report=None))
+        run_study(plan.first, plan.registry, RunOptions(Path(tmp), quiet=True, report=None))
         rows = data_share(Path(tmp))
     for row in rows:
-        if args.json:
+        if command.json:
             print(json.dumps(row))
         else:
             print(f"{row['arm']}: data preparation = {100 * row['data_share']:.2f} % of training time after epoch 1 "
@@ -219,16 +227,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plan_study(args: argparse.Namespace) -> int:
+def cmd_plan_study(command: PlanStudyCommand) -> int:
     """``harness plan STUDY``: measure a short slice of every arm, print the study's projected wall time."""
+    from harness.pipeline.plan import make_plan
     from harness.run.projection import format_projection, project_study
-    from harness.study.multi import declares_datasets
 
-    args.study = args.run_dir
-    if declares_datasets(args.study):
-        raise HarnessError(f"{args.study} lists several datasets (datasets:); plan projects one: plan a copy of the "
+    plan = make_plan(command.study, command.overrides, strict_plugins=command.strict_plugins)
+    if plan.kind == "datasets":
+        raise HarnessError(f"{command.study} lists several datasets (datasets:); plan projects one: plan a copy of the "
                            "study with one of them as dataset:, once per dataset")
-    study, registry = load_validated(args)
-    projection = project_study(study, registry, steps=args.steps)
-    print(json.dumps(projection.to_dict(), indent=1) if args.json else "\n".join(format_projection(projection)))
+    if plan.kind == "settings":
+        raise HarnessError(f"{command.study} declares settings (settings:/settings_grid:); plan projects one training: "
+                           "plan a copy without the settings, once per setting")
+    projection = project_study(plan.first, plan.registry, steps=command.steps)
+    print(json.dumps(projection.to_dict(), indent=1) if command.json else "\n".join(format_projection(projection)))
     return 0
