@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.cli.options import Command
 
 # OSErrors a user can fix (permissions, a read-only or full disk, a file where a folder belongs)
 USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
@@ -62,8 +64,8 @@ def silence_broken_pipe() -> None:
         pass
 
 
-def registry_for(args: argparse.Namespace, modules: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+def registry_for(command: Command, modules: Sequence[str] = ()):  # type: ignore[no-untyped-def]
     """The plugin registry with the study's own plugin modules, strict when --strict-plugins."""
     from harness.registry import load_registry
 
-    return load_registry(modules, strict=args.strict_plugins)
+    return load_registry(modules, strict=command.strict_plugins)

@@ -18,7 +18,22 @@ from harness.cli.help import (
     add_completion,
     finish_help,
 )
-from harness.cli.options import RunCommand, StudyCommand, TuneCommand, ValidateCommand
+from harness.cli.options import (
+    BenchCommand,
+    Command,
+    CompareCommand,
+    ListCommand,
+    ModelCommand,
+    PlanCommand,
+    PluginsCommand,
+    PrepareCommand,
+    ReportCommand,
+    RunCommand,
+    SchemaCommand,
+    StudiesCommand,
+    TuneCommand,
+    ValidateCommand,
+)
 from harness.cli.stats import add_parsers as add_stats_parsers
 from harness.cli.stats import cmd_compare, cmd_plan
 from harness.cli.summary import print_outcome
@@ -181,7 +196,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     """Run the command; user errors, interrupts and a closed pipe become a message and an exit code."""
     try:
         command, options = COMMANDS[args.command]
-        code = command(args if options is None else options.from_args(args)) or 0
+        code = command(options.from_args(args)) or 0
         sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at interpreter exit
         return code
     except StudyError as exc:
@@ -235,7 +250,8 @@ def cmd_run(command: RunCommand) -> int:
         raise HarnessError("--workers/--storage are not available for a study with several datasets or settings; "
                            "its sub-runs run one after another in this process: drop the flag")
     out = run_directory(command.out or Path("runs") / plan.name)
-    storage, workers = command.storage, []
+    storage = command.storage
+    workers: list[subprocess.Popen[bytes]] = []
     if plan.kind is None:
         storage, workers = _start_run_workers(command, plan, out)
     options = RunOptions(out, fresh=command.fresh and not storage, quiet=command.quiet,
@@ -290,7 +306,8 @@ def cmd_tune(command: TuneCommand) -> int:
 
     refuse_own_study(study.source, out)
     RunDir(out).prepare()  # a folder of the user's is refused before tuning writes into it
-    storage, workers = command.storage, []
+    storage = command.storage
+    workers: list[subprocess.Popen[bytes]] = []
     if command.workers > 1:
         storage = storage or f"sqlite:///{out / 'tuning.db'}"
         workers = spawn_workers("tune", plan, out, storage, command.workers - 1,
@@ -315,10 +332,10 @@ def cmd_tune(command: TuneCommand) -> int:
     return 0
 
 
-# each command, and the frozen options it takes (None: it reads the parsed arguments)
-COMMANDS: dict[str, tuple[Callable[[Any], int], type[StudyCommand] | None]] = {
-    "studies": (cmd_studies, None), "run": (cmd_run, RunCommand), "tune": (cmd_tune, TuneCommand),
-    "validate": (cmd_validate, ValidateCommand), "plugins": (cmd_plugins, None), "list": (cmd_list, None),
-    "model": (cmd_model, None), "compare": (cmd_compare, None), "plan": (cmd_plan, None),
-    "prepare": (cmd_prepare, None), "bench": (cmd_bench, None), "report": (cmd_report, None),
-    "schema": (cmd_schema, None)}
+# each command, and the frozen options it takes (made once from the parsed arguments)
+COMMANDS: dict[str, tuple[Callable[[Any], int], type[Command]]] = {
+    "studies": (cmd_studies, StudiesCommand), "run": (cmd_run, RunCommand), "tune": (cmd_tune, TuneCommand),
+    "validate": (cmd_validate, ValidateCommand), "plugins": (cmd_plugins, PluginsCommand),
+    "list": (cmd_list, ListCommand), "model": (cmd_model, ModelCommand), "compare": (cmd_compare, CompareCommand),
+    "plan": (cmd_plan, PlanCommand), "prepare": (cmd_prepare, PrepareCommand), "bench": (cmd_bench, BenchCommand),
+    "report": (cmd_report, ReportCommand), "schema": (cmd_schema, SchemaCommand)}

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from harness.cli.options import CompareCommand
 from harness.rundir import RunDir
 
 
-def cmd_compare_multi(args: argparse.Namespace) -> int:
+def cmd_compare_multi(args: CompareCommand) -> int:
     """Each dataset's comparison as for one dataset, then the across-dataset verdict."""
     from dataclasses import asdict
 
@@ -36,7 +36,7 @@ def cmd_compare_multi(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare_settings(args: argparse.Namespace) -> int:
+def cmd_compare_settings(args: CompareCommand) -> int:
     """Each setting's comparison as for one run, then the across-settings verdicts, interaction and robustness."""
     from harness.stats.compare import format_comparison, write_stats
     from harness.stats.settings import format_settings

@@ -26,6 +26,7 @@ def print_outcome(plan: Plan, outcome: Outcome, out: Path, *, report: bool) -> N
         print("".join(f"{line}\n" for line in flat_gate_sentences(read_insight(out))), end="")
         print(f"results: {out / 'results.csv'}{report_line}")
         return
+    assert outcome.across is not None  # several entries: the comparison over them
     word = "setting" if plan.kind == "settings" else "dataset"
     for entry in plan.entries:
         print(f"{word} {entry.id}:\n{run_summary(outcome.results[entry.id], metric)}")

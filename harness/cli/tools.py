@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cli.checks import attention_option, registry_for
+from harness.cli.options import (
+    BenchCommand,
+    BenchDataCommand,
+    ListCommand,
+    ModelCommand,
+    PluginsCommand,
+    PrepareCommand,
+    ReportCommand,
+    SchemaCommand,
+    StudiesCommand,
+)
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
-    from harness.cli.options import BenchDataCommand, PlanStudyCommand
+    from harness.cli.options import PlanStudyCommand
 
 
-def cmd_plugins(args: argparse.Namespace) -> int:
+def cmd_plugins(args: PluginsCommand) -> int:
     from harness.registry import KINDS
 
     registry = registry_for(args)
@@ -34,7 +44,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: ListCommand) -> int:
     registry = registry_for(args)
     names = registry.matching(args.kind, args.pattern)
     if not names:
@@ -56,7 +66,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_model(args: argparse.Namespace) -> int:
+def cmd_model(args: ModelCommand) -> int:
     from harness.models.build import build_model, model_cost
 
     registry = registry_for(args)
@@ -84,7 +94,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prepare(args: argparse.Namespace) -> int:
+def cmd_prepare(args: PrepareCommand) -> int:
     from harness.data.patches import make_patches
 
     summary = make_patches(args.src, args.dst, size=args.size, max_white=args.max_white, white_level=args.white_level,
@@ -95,17 +105,17 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench(args: BenchCommand) -> int:
     import torch
 
-    from harness.cli.options import BenchDataCommand
     from harness.run.threads import checked_threads, default_threads
 
     torch.set_num_threads(checked_threads(args.threads) or default_threads())
     if args.mode == "data":
         if args.study is None:
             raise HarnessError("harness bench data needs a study file: harness bench data STUDY [--set ...]")
-        return _bench_data(BenchDataCommand.from_args(args))
+        return _bench_data(BenchDataCommand(study=args.study, overrides=args.overrides, json=args.json,
+                                            strict_plugins=args.strict_plugins, quiet=args.quiet))
     from harness.bench import BenchConfig, run_bench
 
     name, options = attention_option(args.attention)
@@ -154,7 +164,7 @@ def _bench_data(command: BenchDataCommand) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(args: ReportCommand) -> int:
     from harness.report.render import write_report
     from harness.report.side_by_side import write_comparison
     from harness.stats.across_run import is_multi_run
@@ -192,7 +202,7 @@ def _refuse_multi_entry_run(run_dir: Path) -> None:
                                f"single runs side by side: name one of its sub-runs, e.g. {next(iter(subs.values()))}")
 
 
-def cmd_studies(args: argparse.Namespace) -> int:
+def cmd_studies(args: StudiesCommand) -> int:
     from harness.shipped import copy_studies, first_comment, shipped_studies
 
     if args.copy is not None:
@@ -207,7 +217,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_schema(args: argparse.Namespace) -> int:
+def cmd_schema(args: SchemaCommand) -> int:
     """The study file's JSON Schema, for an editor's YAML language server (docs/guide/studies.md: Editor completion)."""
 
     from harness.atomic import atomic_write_text
