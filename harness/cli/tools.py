@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.cli.checks import attention_option, registry_for
 from harness.cli.options import (
@@ -13,6 +12,7 @@ from harness.cli.options import (
     BenchDataCommand,
     ListCommand,
     ModelCommand,
+    PlanStudyCommand,
     PluginsCommand,
     PrepareCommand,
     ReportCommand,
@@ -20,9 +20,6 @@ from harness.cli.options import (
     StudiesCommand,
 )
 from harness.errors import HarnessError
-
-if TYPE_CHECKING:
-    from harness.cli.options import PlanStudyCommand
 
 
 def cmd_plugins(args: PluginsCommand) -> int:
@@ -108,9 +105,9 @@ def cmd_prepare(args: PrepareCommand) -> int:
 def cmd_bench(args: BenchCommand) -> int:
     import torch
 
-    from harness.run.threads import checked_threads, default_threads
+    from harness.run.threads import default_threads
 
-    torch.set_num_threads(checked_threads(args.threads) or default_threads())
+    torch.set_num_threads(args.threads or default_threads())  # checked (>= 1) with the options
     if args.mode == "data":
         if args.study is None:
             raise HarnessError("harness bench data needs a study file: harness bench data STUDY [--set ...]")
