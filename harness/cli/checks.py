@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.cli.options import Command
 
 # OSErrors a user can fix (permissions, a read-only or full disk, a file where a folder belongs)
 USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
@@ -62,37 +64,8 @@ def silence_broken_pipe() -> None:
         pass
 
 
-def registry_for(args: argparse.Namespace, modules: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+def registry_for(command: Command, modules: Sequence[str] = ()):  # type: ignore[no-untyped-def]
     """The plugin registry with the study's own plugin modules, strict when --strict-plugins."""
     from harness.registry import load_registry
 
-    return load_registry(modules, strict=args.strict_plugins)
-
-
-def load_validated(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The study file with --set/--threads applied, and its registry; every problem at once."""
-    from harness.pipeline.validate import validate_study
-    from harness.run.threads import threads_flag
-
-    threads_flag(args)
-
-    study = load_study_every_problem(args)
-    registry = registry_for(args, study.spec.plugins)
-    validate_study(study, registry)
-    return study, registry
-
-
-def load_study_every_problem(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The study file, or a StudyError with every problem at once: when the schema refuses some keys, the
-    components of the rest (backbones, attention, optimizers, ...) are checked too, in the same message."""
-    from harness.errors import StudyError
-    from harness.pipeline.validate import component_problems
-    from harness.study.loader import load_study
-
-    try:
-        return load_study(args.study, args.overrides)
-    except StudyError as exc:
-        if exc.partial is None:
-            raise
-        more = component_problems(exc.partial, registry_for(args, exc.partial.spec.plugins))
-        raise StudyError([*exc.problems, *(p for p in more if p not in exc.problems)]) from None
+    return load_registry(modules, strict=command.strict_plugins)

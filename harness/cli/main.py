@@ -4,21 +4,13 @@ commands that need them, so ``harness --help`` and ``harness plugins`` start fas
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness import __version__
-from harness.cli.checks import (
-    USER_OS_ERRORS,
-    load_study_every_problem,
-    load_validated,
-    os_error_message,
-    registry_for,
-    run_directory,
-    silence_broken_pipe,
-)
+from harness.cli.checks import USER_OS_ERRORS, os_error_message, run_directory, silence_broken_pipe
 from harness.cli.help import (
     EXIT_INTERRUPTED,
     EXIT_USER_ERROR,
@@ -26,8 +18,25 @@ from harness.cli.help import (
     add_completion,
     finish_help,
 )
+from harness.cli.options import (
+    BenchCommand,
+    Command,
+    CompareCommand,
+    ListCommand,
+    ModelCommand,
+    PlanCommand,
+    PluginsCommand,
+    PrepareCommand,
+    ReportCommand,
+    RunCommand,
+    SchemaCommand,
+    StudiesCommand,
+    TuneCommand,
+    ValidateCommand,
+)
 from harness.cli.stats import add_parsers as add_stats_parsers
-from harness.cli.stats import cmd_compare, cmd_plan, verdict_lines
+from harness.cli.stats import cmd_compare, cmd_plan
+from harness.cli.summary import print_outcome
 from harness.cli.tools import (
     cmd_bench,
     cmd_list,
@@ -38,12 +47,17 @@ from harness.cli.tools import (
     cmd_schema,
     cmd_studies,
 )
+from harness.cli.workers import check_workers, spawn_workers
 from harness.errors import HarnessError, Interrupted, StudyError
 from harness.logs import console, log, verbosity_level
 from harness.pipeline.finish import report_writer
-from harness.run.determinism import prepare_environment, worker_env
+from harness.run.determinism import prepare_environment
 from harness.run.threads import THREADS_HELP, default_threads, load_warning
-from harness.shipped import resolve_study
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from harness.pipeline.plan import Plan
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -181,9 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     """Run the command; user errors, interrupts and a closed pipe become a message and an exit code."""
     try:
-        if isinstance(getattr(args, "study", None), Path):  # a bare name (quickstart) runs a shipped study
-            args.study = resolve_study(args.study)
-        code = COMMANDS[args.command](args) or 0
+        command, options = COMMANDS[args.command]
+        code = command(options.from_args(args)) or 0
         sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at interpreter exit
         return code
     except StudyError as exc:
@@ -209,160 +222,120 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_USER_ERROR
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.pipeline.validate import validate_study
-    from harness.study.multi import declares_datasets
-    from harness.study.settings import declares_settings
-
-    if declares_datasets(args.study) or declares_settings(args.study):
-        from harness.cli.multi import cmd_validate_multi
-
-        return cmd_validate_multi(args)
-
-    study = load_study_every_problem(args)
-    notes = validate_study(study, registry_for(args, study.spec.plugins), data=not args.no_data)
-    print("".join(f"  {note}\n" for note in notes), end="")
+def cmd_validate(command: ValidateCommand) -> int:
+    from harness.pipeline.plan import make_plan
     from harness.pipeline.validate_data import NOT_CHECKED
 
-    checked = "not checked" if args.no_data else ("checked by harness run" if any(n.startswith(NOT_CHECKED) for n in notes)
-                                                  else "checked")
-    print(f"{args.study}: OK ({len(study.arms)} arm(s): {', '.join(study.arms)}; data {checked})")
+    plan = make_plan(command.study, command.overrides, strict_plugins=command.strict_plugins, data=not command.no_data)
+    print("".join(f"  {note}\n" for note in plan.notes), end="")
+    arms = f"{len(plan.arms)} arm(s): {', '.join(plan.arms)}"
+    if plan.kind is not None:
+        print(f"{command.study}: OK ({len(plan.entries)} {plan.kind}: {', '.join(plan.ids)}; {arms}; "
+              f"data {'not ' * command.no_data}checked)")
+        return 0
+    checked = "not checked" if command.no_data else ("checked by harness run" if any(n.startswith(NOT_CHECKED) for n in plan.notes)
+                                                     else "checked")
+    print(f"{command.study}: OK ({arms}; data {checked})")
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.run.runner import RunOptions, run_study
-    from harness.study.multi import declares_datasets
-    from harness.study.settings import declares_settings
+def cmd_run(command: RunCommand) -> int:
+    from harness.pipeline.execute import run_plan
+    from harness.pipeline.plan import make_plan
+    from harness.run.runner import RunOptions
 
-    if declares_datasets(args.study) or declares_settings(args.study):
-        from harness.cli.multi import cmd_run_multi
+    plan = make_plan(command.study, command.overrides, strict_plugins=command.strict_plugins, threads=command.threads,
+                     worker_threads=default_threads(command.workers) if command.workers > 1 else None)
+    if plan.kind is not None and (command.workers > 1 or command.storage):
+        raise HarnessError("--workers/--storage are not available for a study with several datasets or settings; "
+                           "its sub-runs run one after another in this process: drop the flag")
+    out = run_directory(command.out or Path("runs") / plan.name)
+    storage = command.storage
+    workers: list[subprocess.Popen[bytes]] = []
+    if plan.kind is None:
+        storage, workers = _start_run_workers(command, plan, out)
+    options = RunOptions(out, fresh=command.fresh and not storage, quiet=command.quiet,
+                         report=None if command.no_report else report_writer(plan.registry))
+    outcome = run_plan(plan, options, storage=storage)
+    check_workers(workers, out)
+    print_outcome(plan, outcome, out, report=not command.no_report)
+    return 0
 
-        return cmd_run_multi(args)
 
-    study, registry = load_validated(args)
-    out = run_directory(args.out or Path("runs") / study.name)
-    if busy := load_warning(study.spec.training.threads or default_threads(args.workers), args.workers):
+def _start_run_workers(command: RunCommand, plan: Plan, out: Path) -> tuple[str | None, list[subprocess.Popen[bytes]]]:
+    """A one-dataset run: warn on a busy machine; with ``--workers N`` or ``--storage``, start over first when
+    ``--fresh``, then start the N - 1 extra workers. The storage the cells go through, and the workers."""
+    study = plan.first
+    if busy := load_warning(study.spec.training.threads or default_threads(command.workers), command.workers):
         log.warning(busy)
-    from harness.rundir import refuse_own_study
+    from harness.rundir import RunDir, refuse_own_study
 
     refuse_own_study(study.source, out)
-    if args.fresh and (args.workers > 1 or args.storage):  # start over before any worker starts
+    if command.fresh and (command.workers > 1 or command.storage):  # start over before any worker starts
         from harness.run.runner import run_lock
-        from harness.rundir import RunDir
 
         with run_lock(out):
-            RunDir(out).clear(keep=registry.kept_plugin_files())
-    if args.workers > 1:
-        args.storage = _parallel_workers(args, out, study.spec.training.threads, args.storage)
-        study, registry = load_validated(args)  # with the per-worker thread count
-    options = RunOptions(out, fresh=args.fresh and not args.storage, quiet=args.quiet,
-                         report=None if args.no_report else report_writer(registry))
-    if args.storage:
-        from harness.run.distributed import run_with_storage
-
-        results = run_with_storage(study, registry, options, args.storage)
-        for worker in getattr(args, "extra_workers", []):
-            worker.wait()
-    else:
-        results = run_study(study, registry, options)
-    from harness.report.answer import run_summary
-    from harness.report.insight import flat_gate_sentences, read_insight
-
-    print(run_summary(results, study.spec.compare.metric))
-    print(verdict_lines(out) or "(one arm: no comparison)")
-    print("".join(f"{line}\n" for line in flat_gate_sentences(read_insight(out))), end="")
-    print(f"results: {out / 'results.csv'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))
-    return 0
+            RunDir(out).clear(keep=plan.registry.kept_plugin_files())
+    if command.workers <= 1:
+        return command.storage, []
+    RunDir(out).prepare()  # claimed before any worker starts (a folder of the user's is refused)
+    storage = command.storage or f"sqlite:///{out / 'cells.db'}"
+    return storage, spawn_workers("run", plan, out, storage, command.workers - 1, "--no-report")
 
 
-def cmd_tune(args: argparse.Namespace) -> int:
+def cmd_tune(command: TuneCommand) -> int:
+    from harness.pipeline.plan import make_plan
     from harness.run.runner import RunOptions, run_study
     from harness.study.loader import load_study
-    from harness.study.multi import declares_datasets
     from harness.tuning.protocols import best_overrides, tune_study
     from harness.tuning.search import TuneOptions
 
-    if declares_datasets(args.study):
-        raise HarnessError(f"{args.study} lists several datasets (datasets:); tuning runs on one: tune a copy of the "
+    if command.trials is not None and command.trials < 1:  # before any worker starts
+        raise HarnessError(f"--trials must be at least 1 (got {command.trials}): it is the total number of trials per arm")
+    plan = make_plan(command.study, command.overrides, strict_plugins=command.strict_plugins, threads=command.threads,
+                     worker_threads=default_threads(command.workers) if command.workers > 1 else None)
+    if plan.kind == "datasets":
+        raise HarnessError(f"{command.study} lists several datasets (datasets:); tuning runs on one: tune a copy of the "
                            "study with one of them as dataset:, then put the values found into training:")
-    from harness.study.settings import declares_settings
-
-    if declares_settings(args.study):
-        raise HarnessError(f"{args.study} declares settings (settings:/settings_grid:); tuning searches one "
+    if plan.kind == "settings":
+        raise HarnessError(f"{command.study} declares settings (settings:/settings_grid:); tuning searches one "
                            "training: tune a copy without the settings, or list the values to compare as settings")
-    if args.trials is not None and args.trials < 1:  # before any worker starts
-        raise HarnessError(f"--trials must be at least 1 (got {args.trials}): it is the total number of trials per arm")
-    study, registry = load_validated(args)
-    out = run_directory(args.out or Path("runs") / study.name)
+    study, registry = plan.first, plan.registry
+    out = run_directory(command.out or Path("runs") / study.name)
     from harness.rundir import RunDir, refuse_own_study
 
     refuse_own_study(study.source, out)
     RunDir(out).prepare()  # a folder of the user's is refused before tuning writes into it
-    if args.workers > 1:
-        _tune_workers(args, out, study.spec.training.threads)
-    options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet, report=report_writer(registry))
+    storage = command.storage
+    workers: list[subprocess.Popen[bytes]] = []
+    if command.workers > 1:
+        storage = storage or f"sqlite:///{out / 'tuning.db'}"
+        workers = spawn_workers("tune", plan, out, storage, command.workers - 1,
+                                *(["--trials", str(command.trials)] if command.trials else []))
+    options = TuneOptions(out, trials=command.trials, storage=storage, quiet=command.quiet, report=report_writer(registry))
     from harness.logs import run_log
     from harness.rundir import LOG
 
     with run_log(out / LOG):
-        summary = tune_study(study, registry, options, args.overrides)
-    for worker in getattr(args, "extra_workers", []):
-        worker.wait()
+        summary = tune_study(study, registry, options, list(plan.overrides))
+    check_workers(workers, out)
     for arm, info in summary["arms"].items():
         counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(info["counts"].items()))
         best = "none complete" if info["best_value"] is None else f"{info['best_value']:.4f} with {info['best_params']}"
         print(f"{arm}: best {summary['metric']} {best} ({counts})")
-    if args.then_run and study.spec.tune is not None and study.spec.tune.nested:
+    if command.then_run and study.spec.tune is not None and study.spec.tune.nested:
         print(f"nested CV: the outer-fold scores are the comparison (report: {out / 'report.html'}); --then-run is not needed")
-    elif args.then_run:
-        tuned = load_study(args.study, [*args.overrides, *best_overrides(summary)])
-        run_study(tuned, registry, RunOptions(out, quiet=args.quiet, report=report_writer(registry)))
+    elif command.then_run:
+        tuned = load_study(command.study, [*plan.overrides, *best_overrides(summary)])
+        run_study(tuned, registry, RunOptions(out, quiet=command.quiet, report=report_writer(registry)))
         print(f"report: {out / 'report.html'}")
     return 0
 
 
-def _spawn_workers(args: argparse.Namespace, command: str, out: Path, storage: str, count: int, *extra: str) -> None:
-    """Start ``count`` quiet worker processes of ``harness COMMAND`` on one storage (this process is one more)."""
-    import subprocess
-
-    line = [*worker_python(), "-m", "harness.cli", command, str(args.study), "--out", str(out), "--storage", storage,
-            "--quiet", *extra, *[a for o in args.overrides for a in ("--set", o)],
-            *(["--strict-plugins"] if args.strict_plugins else [])]
-    # this process's import path (workers start with -P: the working directory is never on it); on several GPUs,
-    # one GPU each (round robin)
-    path = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    envs = [worker_env(index, {**os.environ, **path}) for index in range(1, count + 1)]
-    args.extra_workers = [subprocess.Popen(line, stdout=subprocess.DEVNULL, env=env) for env in envs]
-
-
-def worker_python() -> list[str]:
-    """How a worker process starts Python: ``-P`` keeps the working directory off its path, and PYTHONPATH
-    (set by the caller) is this process's path, so a worker imports exactly the modules this process would."""
-    return [sys.executable, "-P"]
-
-
-def _tune_workers(args: argparse.Namespace, out: Path, study_threads: int | None) -> None:
-    """``tune --workers N``: N - 1 extra workers on the same storage; the threads split between them unless set."""
-    args.storage = args.storage or f"sqlite:///{out / 'tuning.db'}"
-    args.overrides += [] if study_threads else [f"training.threads={default_threads(args.workers)}"]
-    _spawn_workers(args, "tune", out, args.storage, args.workers - 1,
-                   *(["--trials", str(args.trials)] if args.trials else []))
-
-
-def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, storage: str | None) -> str:
-    """Start ``--workers N`` - 1 extra workers on ``storage`` (default: SQLite in the run directory);
-    this process is one. Unless the study sets training.threads, the CPU threads are split between them."""
-    from harness.rundir import RunDir
-
-    RunDir(out).prepare()  # claimed before any worker starts (a folder of the user's is refused)
-    storage = storage or f"sqlite:///{out / 'cells.db'}"
-    if threads is None:
-        args.overrides = [*args.overrides, f"training.threads={default_threads(args.workers)}"]
-    _spawn_workers(args, "run", out, storage, args.workers - 1, "--no-report")
-    return storage
-
-
-COMMANDS = {"studies": cmd_studies, "run": cmd_run, "tune": cmd_tune, "validate": cmd_validate, "plugins": cmd_plugins,
-            "list": cmd_list, "model": cmd_model, "compare": cmd_compare, "plan": cmd_plan, "prepare": cmd_prepare,
-            "bench": cmd_bench, "report": cmd_report, "schema": cmd_schema}
+# each command, and the frozen options it takes (made once from the parsed arguments)
+COMMANDS: dict[str, tuple[Callable[[Any], int], type[Command]]] = {
+    "studies": (cmd_studies, StudiesCommand), "run": (cmd_run, RunCommand), "tune": (cmd_tune, TuneCommand),
+    "validate": (cmd_validate, ValidateCommand), "plugins": (cmd_plugins, PluginsCommand),
+    "list": (cmd_list, ListCommand), "model": (cmd_model, ModelCommand), "compare": (cmd_compare, CompareCommand),
+    "plan": (cmd_plan, PlanCommand), "prepare": (cmd_prepare, PrepareCommand), "bench": (cmd_bench, BenchCommand),
+    "report": (cmd_report, ReportCommand), "schema": (cmd_schema, SchemaCommand)}

@@ -1,83 +1,15 @@
-"""``harness run``, ``validate`` and ``compare`` on a study with several datasets (``datasets:``) or training
-settings (``settings:`` / ``settings_grid:``)."""
+"""``harness compare`` on a run with several datasets (``datasets:``) or training settings (``settings:`` /
+``settings_grid:``)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
-from harness.cli.checks import registry_for, run_directory
-from harness.errors import HarnessError, Problem, StudyError
-from harness.pipeline.finish import report_writer
+from harness.cli.options import CompareCommand
 from harness.rundir import RunDir
 
 
-def _load(args: argparse.Namespace, *, data: bool):  # type: ignore[no-untyped-def]
-    """The multi-dataset (or settings) study, its registry and notes; every entry checked, problems with its id."""
-    from harness.pipeline.validate import validate_study
-    from harness.run.threads import threads_flag
-    from harness.study.multi import load_multi, prefixed
-    from harness.study.settings import declares_settings, load_settings
-    from harness.study.settings import prefixed as settings_prefixed
-
-    threads_flag(args)
-    with_settings = declares_settings(args.study)
-    multi = (load_settings if with_settings else load_multi)(args.study, args.overrides)
-    registry = registry_for(args, multi.first.spec.plugins)
-    found: dict[str, list[Problem]] = {}
-    notes: list[str] = []
-    for dataset_id, study in multi.datasets.items():
-        try:
-            notes += [f"{dataset_id}: {note}" for note in validate_study(study, registry, data=data)]
-        except StudyError as exc:
-            found[dataset_id] = exc.problems
-    if found:
-        raise StudyError((settings_prefixed if with_settings else prefixed)(found, len(multi.datasets)))
-    return multi, registry, notes
-
-
-def cmd_validate_multi(args: argparse.Namespace) -> int:
-    multi, _, notes = _load(args, data=not args.no_data)
-    print("".join(f"  {note}\n" for note in notes), end="")
-    arms = multi.first.arms
-    print(f"{args.study}: OK ({len(multi.datasets)} {multi.kind}: {', '.join(multi.datasets)}; {len(arms)} arm(s): "
-          f"{', '.join(arms)}; data {'not ' * args.no_data}checked)")
-    return 0
-
-
-def cmd_run_multi(args: argparse.Namespace) -> int:
-    from harness.pipeline.multi import run_multi
-    from harness.run.runner import RunOptions
-    from harness.stats.across import format_across
-
-    if args.workers > 1 or args.storage:
-        raise HarnessError("--workers/--storage are not available for a study with several datasets or settings; "
-                           "its sub-runs run one after another in this process: drop the flag")
-    multi, registry, _ = _load(args, data=False)
-    out = run_directory(args.out or Path("runs") / multi.name)
-    options = RunOptions(out, fresh=args.fresh, quiet=args.quiet, report=None if args.no_report else report_writer(registry))
-    results, across = run_multi(multi, registry, options)
-    from harness.report.answer import run_summary
-    from harness.report.insight import flat_gate_sentences, read_insight
-
-    word = "setting" if multi.kind == "settings" else "dataset"
-    metric = multi.first.spec.compare.metric
-    for entry_id, table in results.items():
-        print(f"{word} {entry_id}:\n{run_summary(table, metric)}")
-        print("".join(f"{line}\n" for line in flat_gate_sentences(read_insight(out / multi.kind / entry_id))), end="")
-    if word == "setting":
-        from harness.stats.settings import format_settings
-
-        print(format_settings(across))
-        print(f"across settings: {out / 'stats.json'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))
-        return 0
-    print(format_across(across))
-    print(f"across datasets: {out / 'across.json'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))
-    return 0
-
-
-def cmd_compare_multi(args: argparse.Namespace) -> int:
+def cmd_compare_multi(args: CompareCommand) -> int:
     """Each dataset's comparison as for one dataset, then the across-dataset verdict."""
     from dataclasses import asdict
 
@@ -104,7 +36,7 @@ def cmd_compare_multi(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare_settings(args: argparse.Namespace) -> int:
+def cmd_compare_settings(args: CompareCommand) -> int:
     """Each setting's comparison as for one run, then the across-settings verdicts, interaction and robustness."""
     from harness.stats.compare import format_comparison, write_stats
     from harness.stats.settings import format_settings

@@ -11,6 +11,7 @@ from harness import rundir as files
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
+    from harness.cli.options import CompareCommand, PlanCommand
     from harness.stats.power import DesignOption
 
 
@@ -40,7 +41,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     plan.add_argument("--json", action="store_true", help="with a study: projected_seconds, low, high and per-arm figures")
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def cmd_compare(args: CompareCommand) -> int:
     from harness.stats.across_run import is_multi_run
     from harness.stats.compare import compare_run, format_comparison, write_stats
 
@@ -62,19 +63,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
+def cmd_plan(args: PlanCommand) -> int:
     from harness.stats._runfiles import load_run
     from harness.stats.across_run import is_multi_run
     from harness.stats.power import format_plan, plan_designs
 
     if args.run_dir.is_file() or not args.run_dir.exists():  # a study file, or a shipped study's bare name
+        from harness.cli.options import PlanStudyCommand
         from harness.cli.tools import cmd_plan_study
         from harness.shipped import resolve_study
 
-        args.run_dir = resolve_study(args.run_dir)
-        if args.run_dir.is_file():
-            return cmd_plan_study(args)
-        raise HarnessError(f"plan {args.run_dir}: no such run directory or study file")
+        study = resolve_study(args.run_dir)
+        if study.is_file():
+            return cmd_plan_study(PlanStudyCommand(study=study, overrides=args.overrides, steps=args.steps,
+                                                   json=args.json, strict_plugins=args.strict_plugins, quiet=args.quiet))
+        raise HarnessError(f"plan {study}: no such run directory or study file")
     if args.effect is None:
         raise HarnessError(f"plan {args.run_dir}: give --effect (the difference to detect, e.g. 0.01) for a run, "
                            "or a study file for its projected wall time")

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from harness.cli.checks import attention_option, load_validated, registry_for
+from harness.cli.checks import attention_option, registry_for
+from harness.cli.options import (
+    BenchCommand,
+    BenchDataCommand,
+    ListCommand,
+    ModelCommand,
+    PlanStudyCommand,
+    PluginsCommand,
+    PrepareCommand,
+    ReportCommand,
+    SchemaCommand,
+    StudiesCommand,
+)
 from harness.errors import HarnessError
 
 
-def cmd_plugins(args: argparse.Namespace) -> int:
+def cmd_plugins(args: PluginsCommand) -> int:
     from harness.registry import KINDS
 
     registry = registry_for(args)
@@ -30,7 +41,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: ListCommand) -> int:
     registry = registry_for(args)
     names = registry.matching(args.kind, args.pattern)
     if not names:
@@ -52,7 +63,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_model(args: argparse.Namespace) -> int:
+def cmd_model(args: ModelCommand) -> int:
     from harness.models.build import build_model, model_cost
 
     registry = registry_for(args)
@@ -80,7 +91,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prepare(args: argparse.Namespace) -> int:
+def cmd_prepare(args: PrepareCommand) -> int:
     from harness.data.patches import make_patches
 
     summary = make_patches(args.src, args.dst, size=args.size, max_white=args.max_white, white_level=args.white_level,
@@ -91,14 +102,17 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench(args: BenchCommand) -> int:
     import torch
 
-    from harness.run.threads import default_threads, threads_flag
+    from harness.run.threads import default_threads
 
-    torch.set_num_threads(threads_flag(args) or default_threads())
+    torch.set_num_threads(args.threads or default_threads())  # checked (>= 1) with the options
     if args.mode == "data":
-        return _bench_data(args)
+        if args.study is None:
+            raise HarnessError("harness bench data needs a study file: harness bench data STUDY [--set ...]")
+        return _bench_data(BenchDataCommand(study=args.study, overrides=args.overrides, json=args.json,
+                                            strict_plugins=args.strict_plugins, quiet=args.quiet))
     from harness.bench import BenchConfig, run_bench
 
     name, options = attention_option(args.attention)
@@ -123,21 +137,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_data(args: argparse.Namespace) -> int:
+def _bench_data(command: BenchDataCommand) -> int:
     import tempfile
 
     from harness.bench import data_share
+    from harness.pipeline.plan import make_plan
     from harness.run.runner import RunOptions, run_study
 
-    if args.study is None:
-        raise HarnessError("harness bench data needs a study file: harness bench data STUDY [--set ...]")
-    args.overrides = list(args.overrides)
-    study, registry = load_validated(args)
+    plan = make_plan(command.study, command.overrides, strict_plugins=command.strict_plugins)
+    if plan.kind is not None:
+        raise HarnessError(f"{command.study} declares several {plan.kind}; bench data measures one study: give a copy "
+                           f"with one of them")
     with tempfile.TemporaryDirectory() as tmp:
-        run_study(study, registry, RunOptions(Path(tmp), quiet=True, report=None))
+        run_study(plan.first, plan.registry, RunOptions(Path(tmp), quiet=True, report=None))
         rows = data_share(Path(tmp))
     for row in rows:
-        if args.json:
+        if command.json:
             print(json.dumps(row))
         else:
             print(f"{row['arm']}: data preparation = {100 * row['data_share']:.2f} % of training time after epoch 1 "
@@ -146,7 +161,7 @@ def _bench_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(args: ReportCommand) -> int:
     from harness.report.render import write_report
     from harness.report.side_by_side import write_comparison
     from harness.stats.across_run import is_multi_run
@@ -184,7 +199,7 @@ def _refuse_multi_entry_run(run_dir: Path) -> None:
                                f"single runs side by side: name one of its sub-runs, e.g. {next(iter(subs.values()))}")
 
 
-def cmd_studies(args: argparse.Namespace) -> int:
+def cmd_studies(args: StudiesCommand) -> int:
     from harness.shipped import copy_studies, first_comment, shipped_studies
 
     if args.copy is not None:
@@ -199,7 +214,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_schema(args: argparse.Namespace) -> int:
+def cmd_schema(args: SchemaCommand) -> int:
     """The study file's JSON Schema, for an editor's YAML language server (docs/guide/studies.md: Editor completion)."""
 
     from harness.atomic import atomic_write_text
@@ -219,16 +234,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plan_study(args: argparse.Namespace) -> int:
+def cmd_plan_study(command: PlanStudyCommand) -> int:
     """``harness plan STUDY``: measure a short slice of every arm, print the study's projected wall time."""
+    from harness.pipeline.plan import make_plan
     from harness.run.projection import format_projection, project_study
-    from harness.study.multi import declares_datasets
 
-    args.study = args.run_dir
-    if declares_datasets(args.study):
-        raise HarnessError(f"{args.study} lists several datasets (datasets:); plan projects one: plan a copy of the "
+    plan = make_plan(command.study, command.overrides, strict_plugins=command.strict_plugins)
+    if plan.kind == "datasets":
+        raise HarnessError(f"{command.study} lists several datasets (datasets:); plan projects one: plan a copy of the "
                            "study with one of them as dataset:, once per dataset")
-    study, registry = load_validated(args)
-    projection = project_study(study, registry, steps=args.steps)
-    print(json.dumps(projection.to_dict(), indent=1) if args.json else "\n".join(format_projection(projection)))
+    if plan.kind == "settings":
+        raise HarnessError(f"{command.study} declares settings (settings:/settings_grid:); plan projects one training: "
+                           "plan a copy without the settings, once per setting")
+    projection = project_study(plan.first, plan.registry, steps=command.steps)
+    print(json.dumps(projection.to_dict(), indent=1) if command.json else "\n".join(format_projection(projection)))
     return 0

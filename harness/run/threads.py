@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from harness.errors import HarnessError
@@ -20,14 +19,10 @@ def default_threads(workers: int = 1) -> int:
     return max(1, cores // max(1, workers))
 
 
-def threads_flag(args: argparse.Namespace) -> int | None:
-    """``--threads`` checked (>= 1); for study commands also added once as a ``training.threads`` override."""
-    threads = getattr(args, "threads", None)
+def checked_threads(threads: int | None) -> int | None:
+    """``--threads``, refused below 1."""
     if threads is not None and threads < 1:
         raise HarnessError(f"--threads must be at least 1, got {threads}")
-    if threads and hasattr(args, "overrides") and getattr(args, "command", "") in ("run", "tune"):
-        args.overrides = [*args.overrides, f"training.threads={threads}"]
-        args.threads = None  # applied once
     return threads
 
 

@@ -101,7 +101,7 @@ def test_workers_do_not_import_modules_from_the_working_directory(write_study, t
     assert not list(tmp_path.glob("IMPORTED-*"))  # ... and not run by the worker
     import subprocess
 
-    from harness.cli.main import worker_python
+    from harness.cli.workers import worker_python
 
     # the same check fails without -P: python -m puts the working directory first on sys.path
     subprocess.run([sys.executable, "-c", "import evilmod"], check=True, cwd=tmp_path)

@@ -144,10 +144,10 @@ def test_resume_restores_the_gpu_random_state(tmp_path: Path) -> None:
 def test_local_workers_get_a_gpu_each_round_robin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``run --workers 5`` on a faked 3-GPU machine: the 4 started workers take GPUs 1, 2, 0, 1 (this process
     keeps 0); every worker gets CUBLAS_WORKSPACE_CONFIG; one GPU or none leaves CUDA_VISIBLE_DEVICES alone."""
-    import argparse
     import subprocess
+    from types import SimpleNamespace
 
-    from harness.cli import main as cli
+    from harness.cli.workers import spawn_workers
 
     started: list[dict[str, str]] = []
 
@@ -157,11 +157,11 @@ def test_local_workers_get_a_gpu_each_round_robin(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(subprocess, "Popen", Started)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    args = argparse.Namespace(study=tmp_path / "s.yaml", overrides=[], strict_plugins=False)
+    plan = SimpleNamespace(source=tmp_path / "s.yaml", overrides=(), strict_plugins=False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
-    cli._spawn_workers(args, "run", tmp_path, "sqlite:///x.db", 4)
+    workers = spawn_workers("run", plan, tmp_path, "sqlite:///x.db", 4)  # type: ignore[arg-type]
     assert [env["CUDA_VISIBLE_DEVICES"] for env in started] == ["1", "2", "0", "1"]
-    assert all(env[determinism.CUBLAS_ENV] for env in started) and len(args.extra_workers) == 4
+    assert all(env[determinism.CUBLAS_ENV] for env in started) and len(workers) == 4
     assert determinism.worker_env(2, {"CUDA_VISIBLE_DEVICES": "4,6,7"})["CUDA_VISIBLE_DEVICES"] == "7"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert "CUDA_VISIBLE_DEVICES" not in determinism.worker_env(1, {})

@@ -84,7 +84,7 @@ def test_plan_takes_a_shipped_studys_bare_name(monkeypatch: pytest.MonkeyPatch, 
     from harness.cli import tools
 
     planned: list[Path] = []
-    monkeypatch.setattr(tools, "cmd_plan_study", lambda args: planned.append(args.run_dir) or 0)
+    monkeypatch.setattr(tools, "cmd_plan_study", lambda command: planned.append(command.study) or 0)
     assert main(["plan", "quickstart"]) == 0
     assert planned and planned[0].name == "quickstart.yaml" and planned[0].is_file()
     assert main(["plan", "quickstar"]) == 2

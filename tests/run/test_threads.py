@@ -56,18 +56,21 @@ def test_threads_flag_on_run_is_used_and_recorded(tmp_path: Path, write_study) -
     assert main(["bench", "--threads", "0"]) == 2
 
 
-def test_tune_workers_split_the_threads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """`tune --workers N` gives each worker process cores / N threads unless the study sets them."""
-    import argparse
-
+def test_tune_workers_split_the_threads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, write_study) -> None:  # type: ignore[no-untyped-def]
+    """`tune --workers N` gives each worker process (and this one) cores / N threads unless the study sets them."""
     from harness.cli import main as cli
+    from harness.errors import HarnessError
     from harness.run.threads import default_threads
 
-    spawned: list[list[str]] = []
-    monkeypatch.setattr(cli, "_spawn_workers", lambda args, *rest: spawned.append(list(args.overrides)))
-    args = argparse.Namespace(storage=None, overrides=[], workers=2, trials=None)
-    cli._tune_workers(args, tmp_path, None)
-    assert spawned == [[f"training.threads={default_threads(2)}"]] and args.overrides == spawned[0]
-    args = argparse.Namespace(storage=None, overrides=[], workers=2, trials=None)
-    cli._tune_workers(args, tmp_path, 3)  # the study's own training.threads wins
-    assert args.overrides == []
+    spawned: list[tuple[tuple[str, ...], int | None]] = []
+
+    def spawn(command: str, plan, *rest):  # type: ignore[no-untyped-def]
+        spawned.append((plan.overrides, plan.first.spec.training.threads))
+        raise HarnessError("stop before tuning")
+
+    monkeypatch.setattr(cli, "spawn_workers", spawn)
+    for threads, out in ((None, "a"), (3, "b")):
+        study = write_study({"training": {"threads": threads, "epochs": 1}}, arms={"plain": {"backbone": "resnet20"}})
+        assert main(["tune", str(study), "--out", str(tmp_path / out), "--workers", "2", "--trials", "1"]) == 2
+    assert spawned == [((f"training.threads={default_threads(2)}",), default_threads(2)),
+                       ((), 3)]  # the study's own training.threads wins

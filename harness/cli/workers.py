@@ -1,0 +1,47 @@
+"""Local worker processes for ``run --workers N`` and ``tune --workers N``: started on one storage, returned
+to the caller, and their exit codes checked when the command ends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import HarnessError
+from harness.run.determinism import worker_env
+
+if TYPE_CHECKING:
+    from harness.pipeline.plan import Plan
+
+
+def spawn_workers(command: str, plan: Plan, out: Path, storage: str, count: int,
+                  *extra: str) -> list[subprocess.Popen[bytes]]:
+    """Start ``count`` quiet worker processes of ``harness COMMAND`` on one storage (this process is one more),
+    each with the plan's study and overrides."""
+    line = [*worker_python(), "-m", "harness.cli", command, str(plan.source), "--out", str(out), "--storage", storage,
+            "--quiet", *extra, *[a for o in plan.overrides for a in ("--set", o)],
+            *(["--strict-plugins"] if plan.strict_plugins else [])]
+    # this process's import path (workers start with -P: the working directory is never on it); on several GPUs,
+    # one GPU each (round robin)
+    path = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    envs = [worker_env(index, {**os.environ, **path}) for index in range(1, count + 1)]
+    return [subprocess.Popen(line, stdout=subprocess.DEVNULL, env=env) for env in envs]
+
+
+def worker_python() -> list[str]:
+    """How a worker process starts Python: ``-P`` keeps the working directory off its path, and PYTHONPATH
+    (set by the caller) is this process's path, so a worker imports exactly the modules this process would."""
+    return [sys.executable, "-P"]
+
+
+def check_workers(workers: list[subprocess.Popen[bytes]], out: Path) -> None:
+    """Wait for the extra workers; one that failed (non-zero exit, or killed) is an error, not a clean summary."""
+    codes = [worker.wait() for worker in workers]
+    failed = [(worker.pid, code) for worker, code in zip(workers, codes, strict=True) if code != 0]
+    if failed:
+        what = ", ".join(f"pid {pid} exit code {code}" for pid, code in failed)
+        raise HarnessError(f"{len(failed)} of {len(workers)} extra worker process(es) failed ({what}); the run in {out} "
+                           "may be missing their cells: run the same command again (it resumes), or without --workers "
+                           "to see the error")
