@@ -272,7 +272,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(run_summary(results, study.spec.compare.metric))
     print(verdict_lines(out) or "(one arm: no comparison)")
     print("".join(f"{line}\n" for line in flat_gate_sentences(read_insight(out))), end="")
-    print(f"results: {out / 'results.csv'}" + ("" if args.no_report else f"\nreport:  {out / 'report.html'}"))
+    print(f"results: {out}/results.csv" + ("" if args.no_report else f"\nreport:  {out}/report.html"))
     return 0
 
 
@@ -303,9 +303,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         _tune_workers(args, out, study.spec.training.threads)
     options = TuneOptions(out, trials=args.trials, storage=args.storage, quiet=args.quiet, report=report_writer(registry))
     from harness.logs import run_log
-    from harness.rundir import LOG
 
-    with run_log(out / LOG):
+    with run_log(RunDir(out).log_path):
         summary = tune_study(study, registry, options, args.overrides)
     for worker in getattr(args, "extra_workers", []):
         worker.wait()
@@ -314,11 +313,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         best = "none complete" if info["best_value"] is None else f"{info['best_value']:.4f} with {info['best_params']}"
         print(f"{arm}: best {summary['metric']} {best} ({counts})")
     if args.then_run and study.spec.tune is not None and study.spec.tune.nested:
-        print(f"nested CV: the outer-fold scores are the comparison (report: {out / 'report.html'}); --then-run is not needed")
+        print(f"nested CV: the outer-fold scores are the comparison (report: {out}/report.html); --then-run is not needed")
     elif args.then_run:
         tuned = load_study(args.study, [*args.overrides, *best_overrides(summary)])
         run_study(tuned, registry, RunOptions(out, quiet=args.quiet, report=report_writer(registry)))
-        print(f"report: {out / 'report.html'}")
+        print(f"report: {out}/report.html")
     return 0
 
 
@@ -344,7 +343,9 @@ def worker_python() -> list[str]:
 
 def _tune_workers(args: argparse.Namespace, out: Path, study_threads: int | None) -> None:
     """``tune --workers N``: N - 1 extra workers on the same storage; the threads split between them unless set."""
-    args.storage = args.storage or f"sqlite:///{out / 'tuning.db'}"
+    from harness.rundir import RunDir
+
+    args.storage = args.storage or RunDir(out).tuning_url()
     args.overrides += [] if study_threads else [f"training.threads={default_threads(args.workers)}"]
     _spawn_workers(args, "tune", out, args.storage, args.workers - 1,
                    *(["--trials", str(args.trials)] if args.trials else []))
@@ -356,7 +357,7 @@ def _parallel_workers(args: argparse.Namespace, out: Path, threads: int | None, 
     from harness.rundir import RunDir
 
     RunDir(out).prepare()  # claimed before any worker starts (a folder of the user's is refused)
-    storage = storage or f"sqlite:///{out / 'cells.db'}"
+    storage = storage or RunDir(out).cell_queue_url()
     if threads is None:
         args.overrides = [*args.overrides, f"training.threads={default_threads(args.workers)}"]
     _spawn_workers(args, "run", out, storage, args.workers - 1, "--no-report")

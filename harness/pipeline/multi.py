@@ -9,10 +9,8 @@ import dataclasses
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from harness import rundir as files
-from harness.atomic import atomic_write_text
 from harness.registry import Registry
 from harness.run.runner import RunOptions, run_lock, run_study
 from harness.rundir import RunDir
@@ -30,25 +28,24 @@ def run_multi(multi: MultiStudy, registry: Registry, options: RunOptions) -> tup
         if options.fresh:
             root.clear(keep=registry.kept_plugin_files())
         root.refuse_other_layout(multi.kind)
-        for name in (files.ACROSS, files.REPORT, files.STATS):
-            (root / name).unlink(missing_ok=True)  # nothing stale while the entries run
-        atomic_write_text(root / files.STUDY, yaml.safe_dump(multi.data, sort_keys=False))
+        root.remove(files.ACROSS, files.REPORT, files.STATS)  # nothing stale while the entries run
+        root.write_study(multi.data)
         word = "setting" if settings else "dataset"
         try:
             for entry_id, study in multi.datasets.items():
-                folder = root.root / multi.kind / entry_id
+                folder = root.sub_run(multi.kind, entry_id)
                 if not options.quiet:
                     print(f"{word} {entry_id}: {folder}")
                 results[entry_id] = run_study(study, registry, dataclasses.replace(options, out_dir=folder))
         except BaseException:
-            if created is not None and not any(root.root.glob(f"{multi.kind}/*/{files.CELLS}")):
+            if created is not None and not root.has_sub_runs_started(multi.kind):
                 files.remove_created(root.root, created)
             raise
         return results, (_settings_outputs if settings else _across_outputs)(multi, options)
 
 
 def _across_outputs(multi: MultiStudy, options: RunOptions) -> dict[str, Any]:
-    from harness.stats.across_run import across_run, write_across
+    from harness.run.analysis import across_run, write_across
 
     c = multi.first.spec.compare
     across = across_run(options.out_dir, baseline=c.baseline, metric=c.metric, alpha=c.alpha, rope=c.rope)
@@ -61,7 +58,7 @@ def _across_outputs(multi: MultiStudy, options: RunOptions) -> dict[str, Any]:
 
 
 def _settings_outputs(multi: MultiStudy, options: RunOptions) -> dict[str, Any]:
-    from harness.stats.settings_run import settings_run, write_settings_stats
+    from harness.run.analysis import settings_run, write_settings_stats
 
     c = multi.first.spec.compare
     comparisons, analysis = settings_run(options.out_dir, baseline=c.baseline, metric=c.metric, alpha=c.alpha, rope=c.rope)

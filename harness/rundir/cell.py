@@ -5,7 +5,7 @@ given here (``atomic_save_torch``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +64,7 @@ class Cell:
         path = self.folder / n.HISTORY
         return pd.read_csv(path) if path.exists() else None
 
-    def write_history(self, rows: Iterable[dict[str, Any]]) -> None:
+    def write_history(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Replace history.csv with ``rows`` (atomically: a reader never sees half a file)."""
         import pandas as pd
 

@@ -22,6 +22,7 @@ from harness.rundir.names import (
     BEST,
     CACHE,
     CELL_FILES,
+    CELL_QUEUE,
     CELLS,
     DATASETS,
     FINGERPRINT,
@@ -64,6 +65,10 @@ class RunDir(RunRecords):
     def cell_files(self, arm: str, repeat: int, fold: int) -> Cell:
         """The files of one arm x repeat x fold cell."""
         return Cell(self.cell(arm, repeat, fold))
+
+    def cell_at(self, arm: str, name: str) -> Cell:
+        """The files of the arm's cell in the folder ``name`` (``r0-f1``)."""
+        return Cell(self.root / CELLS / arm / name)
 
     def arm_cells(self, arm: str) -> list[Cell]:
         """The stored cells of one arm, in folder-name order."""
@@ -109,6 +114,10 @@ class RunDir(RunRecords):
         """The default Optuna storage of ``harness tune`` (SQLite ``tuning.db``)."""
         return f"sqlite:///{self.root / TUNING_DB}"
 
+    def cell_queue_url(self) -> str:
+        """The default shared queue of ``run --workers N`` (SQLite ``cells.db``)."""
+        return f"sqlite:///{self.root / CELL_QUEUE}"
+
     def plugin_dir(self, name: str) -> Path:
         """The folder a plugin (a logger) owns in this run directory; nothing else writes there."""
         return self.root / PLUGINS / name
@@ -133,12 +142,16 @@ class RunDir(RunRecords):
         """Setting id -> sub-run folder, for a run with settings (empty otherwise), in study order."""
         return self.sub_runs(SETTINGS)
 
+    def sub_run(self, kind: str, entry_id: str) -> Path:
+        """``RUN/<kind>/<id>/``: one entry's complete run (``kind``: datasets or settings)."""
+        return self.root / kind / entry_id
+
     def sub_runs(self, kind: str) -> dict[str, Path]:
         """Id -> ``RUN/<kind>/<id>/`` for the entries of the study.yaml's ``kind:`` list (datasets or settings)."""
         listed = read_study(self.root).get(kind)
         if not isinstance(listed, list):
             return {}
-        return {str(entry["id"]): self.root / kind / str(entry["id"]) for entry in listed if isinstance(entry, dict)}
+        return {str(entry["id"]): self.sub_run(kind, str(entry["id"])) for entry in listed if isinstance(entry, dict)}
 
     def prepare(self) -> None:
         """Create and claim the folder, refusing a path that is a file, cannot be written, or holds files

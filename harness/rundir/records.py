@@ -158,9 +158,9 @@ class RunRecords:
         """stats.json from its JSON text (a comparison serialises itself)."""
         return self._write(n.STATS, text)
 
-    def stopping(self) -> dict[str, Any] | None:
-        """stopping.json (None when missing or unreadable)."""
-        return self.read_json(n.STOPPING)
+    def stopping(self, *, strict: bool = False) -> dict[str, Any] | None:
+        """stopping.json: None when missing, or when unreadable unless ``strict`` (then OSError or ValueError)."""
+        return self._load_json(n.STOPPING, None) if strict else self.read_json(n.STOPPING)  # type: ignore[no-any-return]
 
     def write_stopping(self, record: dict[str, Any]) -> Path:
         return self._write(n.STOPPING, _json_text(record, default=float))
@@ -183,6 +183,17 @@ class RunRecords:
 
     def write_across(self, across: dict[str, Any]) -> Path:
         return self._write(n.ACROSS, _json_text(across, default=float))
+
+    def write_report(self, html: str, out: Path | None = None) -> Path:
+        """report.html (or ``out``, a path the user chose), atomically; where it went."""
+        target = out or self.root / n.REPORT
+        atomic_write_text(target, html)
+        return target
+
+    def remove(self, *names: str) -> None:
+        """Delete top-level records (``names``) that a new run rewrites, so nothing stale is read meanwhile."""
+        for name in names:
+            (self.root / name).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ tables
     def results(self) -> pd.DataFrame:

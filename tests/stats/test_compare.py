@@ -13,7 +13,8 @@ import yaml
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
 from harness.cli.main import main
-from harness.stats.compare import compare_run, format_verdicts
+from harness.run.analysis import compare_run
+from harness.stats.compare import format_verdicts
 
 
 def make_run(root: Path, scores: dict[str, np.ndarray], *, metric_column: str = "accuracy", folds: int = 5,

@@ -11,17 +11,16 @@ import pytest
 import yaml
 from scipy import stats
 
-from harness.stats._runfiles import load_run
+from harness.run.analysis import compare_run, load_run
 from harness.stats._tests import corrected_ttest
-from harness.stats.compare import compare_run
 from harness.stats.settings import (
+    analyse_settings,
     clinician_sentence,
     holm_across_settings,
     holm_gated,
     interaction_test,
     robustness,
 )
-from harness.stats.settings_run import analyse_settings
 
 ALPHA = 0.05
 SIMS = 2000
