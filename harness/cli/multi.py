@@ -65,7 +65,7 @@ def cmd_run_multi(args: argparse.Namespace) -> int:
     metric = multi.first.spec.compare.metric
     for entry_id, table in results.items():
         print(f"{word} {entry_id}:\n{run_summary(table, metric)}")
-        print("".join(f"{line}\n" for line in flat_gate_sentences(read_insight(out / multi.kind / entry_id))), end="")
+        print("".join(f"{line}\n" for line in flat_gate_sentences(read_insight(RunDir(out).sub_run(multi.kind, entry_id)))), end="")
     if word == "setting":
         from harness.stats.settings import format_settings
 

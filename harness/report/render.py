@@ -201,11 +201,11 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
     study_text = run.study_text()  # shown as it is in the report
     study = run.study()
     run_info = run.run_info()
-    arms_info = run.arms_info()
+    arms_info: dict[Any, Any] = run.arms_info()
     class_names = run.classes()
     stored_predictions = run.predictions()
     predictions = pd.DataFrame() if stored_predictions is None else stored_predictions
-    significance = run.stats()
+    significance: Any = run.stats()
     warnings = [f"dataset: {n}" for n in run_info.get("data_notes", [])]
     skipped = run.skipped()
     if skipped is not None:
