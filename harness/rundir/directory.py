@@ -83,6 +83,10 @@ class RunDir(RunRecords):
         """The stored history.csv of each of the arm's cells, in cell order."""
         return [history for cell in self.arm_cells(arm) if (history := cell.history()) is not None]
 
+    def checkpoints(self) -> list[Path]:
+        """Every cell's checkpoint files (``last.pt``, ``best.pt``)."""
+        return sorted(self.root.glob(f"{CELLS}/*/*/*.pt"))
+
     def has_checkpoints(self, arm: str) -> bool:
         """Whether any cell of the arm kept its scored model's weights (best.pt)."""
         return any((self.root / CELLS / arm).glob(f"*/{BEST}"))

@@ -165,7 +165,7 @@ class ArmObjective:
             runner.run()
         finally:
             if not self.options.keep_checkpoints:
-                for checkpoint in trial_dir.glob("cells/*/*/*.pt"):
+                for checkpoint in RunDir(trial_dir).checkpoints():
                     checkpoint.unlink()
         trial.set_user_attr("fold_scores", scores)
         return sum(scores) / len(scores)

@@ -92,6 +92,7 @@ def test_a_cells_files(tmp_path: Path) -> None:
     for path in (cell.last, cell.best):
         path.write_bytes(b"w")
     assert run.has_checkpoints("se") and not run.has_checkpoints("plain")
+    assert run.checkpoints() == [cell.best, cell.last]
     cell.forget(result=False, best=False)
     assert sorted(p.name for p in cell.folder.iterdir()) == sorted(
         [files.BEST, files.FINGERPRINT, files.HISTORY, files.RESULT, files.CELL_PREDICTIONS])
