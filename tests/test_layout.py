@@ -150,6 +150,15 @@ def _rundir_names() -> set[str]:
     return {value for name, value in vars(names).items() if name.isupper() and isinstance(value, str)} - SHARED_NAMES
 
 
+def _is_rundir_name(node: ast.expr, aliases: set[str], imported: set[str], file_names: set[str]) -> bool:
+    """``files.RESULTS`` (an upper-case attribute of the rundir module), ``RESULTS`` imported from it, or a literal."""
+    if isinstance(node, ast.Attribute) and node.attr.isupper():
+        return (isinstance(node.value, ast.Name) and node.value.id in aliases) or "rundir" in ast.unparse(node.value)
+    if isinstance(node, ast.Name):
+        return node.id in imported
+    return isinstance(node, ast.Constant) and node.value in file_names
+
+
 def _path_compositions(root: Path, file_names: set[str]) -> list[str]:
     """``file:line`` of every ``/`` whose operand is a run-directory name outside ``harness/rundir/``: an attribute
     of the rundir module (``files.RESULTS``), a name imported from it (``RESULTS``), or a literal (``"results.csv"``)."""
@@ -165,15 +174,9 @@ def _path_compositions(root: Path, file_names: set[str]) -> list[str]:
                     if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness.rundir")
                     for a in node.names if a.name.isupper()}
 
-        def is_name(node: ast.expr) -> bool:
-            if isinstance(node, ast.Attribute) and node.attr.isupper():
-                return isinstance(node.value, ast.Name) and node.value.id in aliases or "rundir" in ast.unparse(node.value)
-            if isinstance(node, ast.Name):
-                return node.id in imported
-            return isinstance(node, ast.Constant) and node.value in file_names
-
         for node in ast.walk(tree):
-            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and (is_name(node.left) or is_name(node.right)):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and any(
+                    _is_rundir_name(side, aliases, imported, file_names) for side in (node.left, node.right)):
                 found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
     return sorted(set(found))
 
