@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness import rundir as files
 from harness.models.build import build_model
 from harness.registry import Registry
 from harness.run import determinism
 from harness.run.determinism import resolve_device
 from harness.run.trainer import FoldInputs, FoldTrainer
+from harness.rundir import RunDir
 from harness.study.schema import AugmentSpec, TrainingSpec
 
 
@@ -195,14 +195,12 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
 
 def data_share(run_dir: Path) -> list[dict[str, Any]]:
     """Per arm: data-preparation time as a share of training time, for epochs after the first."""
-    import json
-
     import pandas as pd
 
     rows = []
-    run = json.loads((run_dir / files.RUN_INFO).read_text())
-    for arm_dir in sorted((run_dir / files.CELLS).iterdir()):
-        histories = [pd.read_csv(p) for p in sorted(arm_dir.glob(f"*/{files.HISTORY}"))]
+    run = RunDir(run_dir).run_info()
+    for arm_dir in RunDir(run_dir).arm_folders():
+        histories = RunDir(run_dir).histories(arm_dir.name)
         later = pd.concat([h.assign(epoch_seconds=h.seconds.diff(), epoch_data=h.data_seconds.diff()).iloc[1:]
                            for h in histories])
         rows.append({"arm": arm_dir.name, "epochs_measured": len(later),

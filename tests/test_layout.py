@@ -29,7 +29,7 @@ def _runtime_imports(tree: ast.AST) -> list[tuple[int, str]]:
             found += [(node.lineno, name) for name in names]
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.startswith("harness.")]
-    return found
+    return sorted(set(found))
 
 
 def _package_pairs(root: Path) -> list[str]:
@@ -198,3 +198,103 @@ def test_the_mirror_check_can_fail(tmp_path: Path) -> None:
         "plugins/loggers has no tests/plugins/test_loggers.py",
         "tests/stats/test_foo.py mirrors no module (move its tests to the module they test, or to e2e/)",
     ]
+# a run-directory file name that is also the usual name of a file elsewhere: a dataset folder's label table
+# (harness prepare patches, the phantom dataset) is ``labels.csv`` too, and is no run-directory path
+SHARED_NAMES = {"labels.csv"}
+
+
+def _rundir_names() -> set[str]:
+    from harness.rundir import names
+
+    return {value for name, value in vars(names).items() if name.isupper() and isinstance(value, str)} - SHARED_NAMES
+
+
+def _is_rundir_name(node: ast.expr, aliases: set[str], imported: set[str], file_names: set[str]) -> bool:
+    """``files.RESULTS`` (an upper-case attribute of the rundir module), ``RESULTS`` imported from it, or a literal."""
+    if isinstance(node, ast.Attribute) and node.attr.isupper():
+        return (isinstance(node.value, ast.Name) and node.value.id in aliases) or "rundir" in ast.unparse(node.value)
+    if isinstance(node, ast.Name):
+        return node.id in imported
+    return isinstance(node, ast.Constant) and node.value in file_names
+
+
+def _path_compositions(root: Path, file_names: set[str]) -> list[str]:
+    """``file:line`` of every ``/`` whose operand is a run-directory name outside ``harness/rundir/``: an attribute
+    of the rundir module (``files.RESULTS``), a name imported from it (``RESULTS``), or a literal (``"results.csv"``)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if "rundir" in path.relative_to(root).parts[:-1]:
+            continue
+        tree = ast.parse(path.read_text())
+        aliases = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+                   for a in node.names if (isinstance(node, ast.ImportFrom) and node.module == "harness" and a.name == "rundir")
+                   or (isinstance(node, ast.Import) and a.name.startswith("harness.rundir"))}
+        imported = {a.asname or a.name for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness.rundir")
+                    for a in node.names if a.name.isupper()}
+
+        for node in ast.walk(tree):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and any(
+                    _is_rundir_name(side, aliases, imported, file_names) for side in (node.left, node.right)):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return sorted(set(found))
+
+
+def test_only_the_run_directory_owner_builds_its_paths() -> None:
+    """Nobody outside ``harness/rundir/`` composes a path from a run-directory file name (use RunDir / Cell)."""
+    assert _path_compositions(HARNESS, _rundir_names()) == []
+    assert _path_compositions(HARNESS.parent / "plugins", _rundir_names()) == []
+
+
+def test_the_path_composition_check_can_fail(tmp_path: Path) -> None:
+    root = tmp_path / "harness"
+    (root / "rundir").mkdir(parents=True)
+    (root / "rundir" / "records.py").write_text("from harness.rundir.names import RESULTS\np = root / RESULTS\n")
+    (root / "ok.py").write_text("from harness import rundir as files\nprint(f'see {files.RESULTS}')\nx = a / b\n")
+    assert _path_compositions(root, {"results.csv"}) == []  # the owner may; a name in a message is fine
+    (root / "a.py").write_text("from harness import rundir as files\np = run_dir / files.RESULTS\n")
+    (root / "b.py").write_text("from harness.rundir import RESULTS as R\np = run_dir / R\n")
+    (root / "c.py").write_text("p = run_dir / 'results.csv'\n")
+    assert _path_compositions(root, {"results.csv"}) == ["harness/a.py:2", "harness/b.py:2", "harness/c.py:1"]
+
+
+FORBIDDEN_IN_STATS_IMPORTS = ("harness.rundir", "argparse", "pathlib")
+FORBIDDEN_IN_STATS_CALLS = {"open", "read_csv", "to_csv", "read_text", "write_text"}
+
+
+def _file_io(package: Path) -> list[str]:
+    """``file:line what`` of every import of the run directory, argparse or pathlib and every file read or write
+    (``open``, ``read_csv``, ``to_csv``, ``read_text``, ``write_text``) in ``package`` (function level included)."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        where = path.relative_to(package.parent)
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if isinstance(node, ast.ImportFrom) and node.module == "harness":
+                modules = [f"harness.{a.name}" for a in node.names]
+            found += [f"{where}:{node.lineno} import {m}" for m in modules
+                      if any(m == bad or m.startswith(bad + ".") for bad in FORBIDDEN_IN_STATS_IMPORTS)]
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in FORBIDDEN_IN_STATS_CALLS:
+                    found.append(f"{where}:{node.lineno} {name}()")
+    return found
+
+
+def test_stats_does_no_file_io() -> None:
+    """harness/stats/ is pure statistics on arrays and frames: the run directory is read and written above it."""
+    assert _file_io(HARNESS / "stats") == []
+
+
+def test_the_file_io_check_can_fail(tmp_path: Path) -> None:
+    stats = tmp_path / "stats"
+    stats.mkdir()
+    (stats / "pure.py").write_text("import numpy as np\ndef f(frame):\n    return frame.mean()\n")
+    assert _file_io(stats) == []
+    (stats / "a.py").write_text("from pathlib import Path\nfrom harness import rundir as files\nimport argparse\n")
+    (stats / "b.py").write_text("def f(p, frame):\n    frame.to_csv(p)\n    with open(p) as h:\n        return h\n")
+    (stats / "c.py").write_text("def g(p):\n    from harness.rundir.records import read_study\n    return pd.read_csv(p)\n")
+    assert _file_io(stats) == ["stats/a.py:1 import pathlib", "stats/a.py:2 import harness.rundir",
+                               "stats/a.py:3 import argparse", "stats/b.py:2 to_csv()", "stats/b.py:3 open()",
+                               "stats/c.py:2 import harness.rundir.records", "stats/c.py:3 read_csv()"]

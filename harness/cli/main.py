@@ -279,7 +279,7 @@ def _start_run_workers(command: RunCommand, plan: Plan, out: Path) -> tuple[str 
     if command.workers <= 1:
         return command.storage, []
     RunDir(out).prepare()  # claimed before any worker starts (a folder of the user's is refused)
-    storage = command.storage or f"sqlite:///{out / 'cells.db'}"
+    storage = command.storage or RunDir(out).cell_queue_url()
     return storage, spawn_workers("run", plan, out, storage, command.workers - 1, "--no-report")
 
 
@@ -309,14 +309,13 @@ def cmd_tune(command: TuneCommand) -> int:
     storage = command.storage
     workers: list[subprocess.Popen[bytes]] = []
     if command.workers > 1:
-        storage = storage or f"sqlite:///{out / 'tuning.db'}"
+        storage = storage or RunDir(out).tuning_url()
         workers = spawn_workers("tune", plan, out, storage, command.workers - 1,
                                 *(["--trials", str(command.trials)] if command.trials else []))
     options = TuneOptions(out, trials=command.trials, storage=storage, quiet=command.quiet, report=report_writer(registry))
     from harness.logs import run_log
-    from harness.rundir import LOG
 
-    with run_log(out / LOG):
+    with run_log(RunDir(out).log_path):
         summary = tune_study(study, registry, options, list(plan.overrides))
     check_workers(workers, out)
     for arm, info in summary["arms"].items():
@@ -324,11 +323,11 @@ def cmd_tune(command: TuneCommand) -> int:
         best = "none complete" if info["best_value"] is None else f"{info['best_value']:.4f} with {info['best_params']}"
         print(f"{arm}: best {summary['metric']} {best} ({counts})")
     if command.then_run and study.spec.tune is not None and study.spec.tune.nested:
-        print(f"nested CV: the outer-fold scores are the comparison (report: {out / 'report.html'}); --then-run is not needed")
+        print(f"nested CV: the outer-fold scores are the comparison (report: {out}/report.html); --then-run is not needed")
     elif command.then_run:
         tuned = load_study(command.study, [*plan.overrides, *best_overrides(summary)])
         run_study(tuned, registry, RunOptions(out, quiet=command.quiet, report=report_writer(registry)))
-        print(f"report: {out / 'report.html'}")
+        print(f"report: {out}/report.html")
     return 0
 
 

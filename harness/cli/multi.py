@@ -13,9 +13,9 @@ def cmd_compare_multi(args: CompareCommand) -> int:
     """Each dataset's comparison as for one dataset, then the across-dataset verdict."""
     from dataclasses import asdict
 
+    from harness.run.analysis import across_run, compare_run, write_across, write_stats
     from harness.stats.across import format_across
-    from harness.stats.across_run import across_run, write_across
-    from harness.stats.compare import compare_run, format_comparison, write_stats
+    from harness.stats.compare import format_comparison
 
     across = across_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha, rope=args.rope)
     per_dataset = {}
@@ -38,9 +38,9 @@ def cmd_compare_multi(args: CompareCommand) -> int:
 
 def cmd_compare_settings(args: CompareCommand) -> int:
     """Each setting's comparison as for one run, then the across-settings verdicts, interaction and robustness."""
-    from harness.stats.compare import format_comparison, write_stats
-    from harness.stats.settings import format_settings
-    from harness.stats.settings_run import settings_json, settings_run, write_settings_stats
+    from harness.run.analysis import settings_run, write_settings_stats, write_stats
+    from harness.stats.compare import format_comparison
+    from harness.stats.settings import format_settings, settings_json
 
     comparisons, analysis = settings_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha,
                                          rope=args.rope)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from harness import rundir as files
 from harness.errors import HarnessError
+from harness.rundir import RunDir
 
 if TYPE_CHECKING:
     from harness.cli.options import CompareCommand, PlanCommand
@@ -42,14 +43,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def cmd_compare(args: CompareCommand) -> int:
-    from harness.stats.across_run import is_multi_run
-    from harness.stats.compare import compare_run, format_comparison, write_stats
+    from harness.run.analysis import compare_run, is_multi_run, write_stats
+    from harness.stats.compare import format_comparison
 
     if is_multi_run(args.run_dir):
         from harness.cli.multi import cmd_compare_multi
 
         return cmd_compare_multi(args)
-    from harness.stats.settings_run import is_settings_run
+    from harness.run.analysis import is_settings_run
 
     if is_settings_run(args.run_dir):
         from harness.cli.multi import cmd_compare_settings
@@ -64,8 +65,7 @@ def cmd_compare(args: CompareCommand) -> int:
 
 
 def cmd_plan(args: PlanCommand) -> int:
-    from harness.stats._runfiles import load_run
-    from harness.stats.across_run import is_multi_run
+    from harness.run.analysis import is_multi_run, load_run
     from harness.stats.power import format_plan, plan_designs
 
     if args.run_dir.is_file() or not args.run_dir.exists():  # a study file, or a shipped study's bare name
@@ -83,12 +83,12 @@ def cmd_plan(args: PlanCommand) -> int:
                            "or a study file for its projected wall time")
     if is_multi_run(args.run_dir):
         raise HarnessError(f"{args.run_dir} is a run over several datasets; plan works on one dataset's folds: "
-                           f"harness plan {args.run_dir / files.DATASETS}/<id> --effect {args.effect:g}")
-    from harness.stats.settings_run import is_settings_run
+                           f"harness plan {RunDir(args.run_dir).path_of(files.DATASETS)}/<id> --effect {args.effect:g}")
+    from harness.run.analysis import is_settings_run
 
     if is_settings_run(args.run_dir):
         raise HarnessError(f"{args.run_dir} is a run with several settings; plan works on one setting's folds: "
-                           f"harness plan {args.run_dir / files.SETTINGS}/<id> --effect {args.effect:g}")
+                           f"harness plan {RunDir(args.run_dir).path_of(files.SETTINGS)}/<id> --effect {args.effect:g}")
     run = load_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha)
     if run.metric.on_test:
         raise HarnessError(f"plan works on cross-validation scores; {run.metric.column} is a held-out test metric "
@@ -117,14 +117,12 @@ def cmd_plan(args: PlanCommand) -> int:
 
 def _design_times(run_dir: Path, folds: int, options: list[DesignOption]) -> dict[int, str]:
     """Each proposed design's wall time in words, from the run's measured cell times (none without them)."""
-    import json
-
-    import pandas as pd
-
     from harness.run.projection import design_seconds, duration
 
-    results = pd.read_csv(run_dir / files.RESULTS)
-    info = json.loads((run_dir / files.RUN_INFO).read_text()) if (run_dir / files.RUN_INFO).exists() else {}
+    run = RunDir(run_dir)
+    results, info = run.raw_results(), run.run_info()
+    if results is None:
+        return {}
     times = {o.folds: design_seconds(results, info, folds, o.folds, o.repeats)
              for o in options if o.repeats is not None}
     return {k: f"about {duration(v[0])} ({duration(v[1])} to {duration(v[2])}, from this run's cell times)"
@@ -133,12 +131,11 @@ def _design_times(run_dir: Path, folds: int, options: list[DesignOption]) -> dic
 
 def verdict_lines(run_dir: Path) -> str:
     """What ``harness run`` ends with: the verdict per arm (empty for a single arm)."""
-    import pandas as pd
+    from harness.run.analysis import compare_run
+    from harness.stats.compare import format_verdicts
 
-    from harness.stats.compare import compare_run, format_verdicts
-
-    results = run_dir / files.RESULTS
-    if not results.exists() or pd.read_csv(results, usecols=["arm"])["arm"].nunique() < 2:
+    results = RunDir(run_dir).raw_results()
+    if results is None or results["arm"].nunique() < 2:
         return ""
     try:
         return format_verdicts(compare_run(run_dir))

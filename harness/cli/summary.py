@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness import rundir as files
+from harness.rundir import RunDir
+
 if TYPE_CHECKING:
     from harness.pipeline.execute import Outcome
     from harness.pipeline.plan import Plan
@@ -19,12 +22,13 @@ def print_outcome(plan: Plan, outcome: Outcome, out: Path, *, report: bool) -> N
     from harness.report.insight import flat_gate_sentences, read_insight
 
     metric = plan.first.spec.compare.metric
-    report_line = f"\nreport:  {out / 'report.html'}" if report else ""
+    where = RunDir(out).path_of
+    report_line = f"\nreport:  {where(files.REPORT)}" if report else ""
     if plan.kind is None:
         print(run_summary(outcome.results[None], metric))
         print(verdict_lines(out) or "(one arm: no comparison)")
         print("".join(f"{line}\n" for line in flat_gate_sentences(read_insight(out))), end="")
-        print(f"results: {out / 'results.csv'}{report_line}")
+        print(f"results: {where(files.RESULTS)}{report_line}")
         return
     assert outcome.across is not None  # several entries: the comparison over them
     word = "setting" if plan.kind == "settings" else "dataset"
@@ -35,9 +39,9 @@ def print_outcome(plan: Plan, outcome: Outcome, out: Path, *, report: bool) -> N
         from harness.stats.settings import format_settings
 
         print(format_settings(outcome.across))
-        print(f"across settings: {out / 'stats.json'}{report_line}")
+        print(f"across settings: {where(files.STATS)}{report_line}")
         return
     from harness.stats.across import format_across
 
     print(format_across(outcome.across))
-    print(f"across datasets: {out / 'across.json'}{report_line}")
+    print(f"across datasets: {where(files.ACROSS)}{report_line}")

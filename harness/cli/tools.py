@@ -164,8 +164,7 @@ def _bench_data(command: BenchDataCommand) -> int:
 def cmd_report(args: ReportCommand) -> int:
     from harness.report.render import write_report
     from harness.report.side_by_side import write_comparison
-    from harness.stats.across_run import is_multi_run
-    from harness.stats.settings_run import is_settings_run
+    from harness.run.analysis import is_multi_run, is_settings_run
 
     if len(args.run_dirs) == 1 and is_multi_run(args.run_dirs[0]):  # several datasets: the across-dataset report
         from harness.report.across import rewrite_across_report

@@ -3,7 +3,6 @@ images (decoded exactly once) and the splits."""
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Callable
@@ -16,7 +15,6 @@ import pandas as pd
 import torch
 
 from harness import rundir as files
-from harness.atomic import atomic_write_text
 from harness.contracts import DatasetRequest
 from harness.data.duplicates import (
     Duplicates,
@@ -158,16 +156,16 @@ def describe_data(table: ImageTable, splits: Splits, cv: Any, log: Callable[[str
 
 
 def write_data_files(run_dir: Path, data: PreparedData) -> None:
-    atomic_write_text(run_dir / files.SPLITS, data.splits.table.to_csv(index=False))
-    atomic_write_text(run_dir / files.CLASSES, json.dumps(data.table.class_names, indent=1))
+    run = files.RunDir(run_dir)
+    run.write_splits(data.splits.table)
+    run.write_classes(data.table.class_names)
     if data.summary:
-        atomic_write_text(run_dir / files.DATA_SUMMARY, json.dumps(data.summary, indent=1))
+        run.write_data_summary(data.summary)
     duplicates = duplicates_frame(data)
     if len(duplicates):
-        atomic_write_text(run_dir / files.DUPLICATES, duplicates.to_csv(index=False))
+        run.write_duplicates(duplicates)
     if data.skipped:
-        atomic_write_text(run_dir / files.SKIPPED,
-                          pd.DataFrame(data.skipped, columns=["path", "reason"]).to_csv(index=False))
+        run.write_skipped(pd.DataFrame(data.skipped, columns=["path", "reason"]))
 
 
 def normalization(x_train: torch.Tensor, in_chans: int, pretrained: bool) -> tuple[torch.Tensor, torch.Tensor]:

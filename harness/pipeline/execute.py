@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from harness import rundir as files
-from harness.atomic import atomic_write_text
 from harness.pipeline.plan import Plan
 from harness.run.runner import RunOptions, run_lock, run_study
 from harness.rundir import RunDir
@@ -44,13 +42,12 @@ def run_plan(plan: Plan, options: RunOptions, *, storage: str | None = None) -> 
         if options.fresh:
             root.clear(keep=plan.registry.kept_plugin_files())
         root.refuse_other_layout(plan.kind)
-        for name in (files.ACROSS, files.REPORT, files.STATS):
-            (root / name).unlink(missing_ok=True)  # nothing stale while the entries run
-        atomic_write_text(root / files.STUDY, yaml.safe_dump(plan.multi.data, sort_keys=False))
+        root.remove(files.ACROSS, files.REPORT, files.STATS)  # nothing stale while the entries run
+        root.write_study(plan.multi.data)
         try:
             results = _run_entries(plan, options, None)
         except BaseException:
-            if created is not None and not any(root.root.glob(f"{plan.kind}/*/{files.CELLS}")):
+            if created is not None and not root.has_sub_runs_started(plan.kind):
                 files.remove_created(root.root, created)
             raise
         across = (_settings_outputs if plan.kind == files.SETTINGS else _across_outputs)(plan.multi, options)
@@ -76,7 +73,7 @@ def _run_entries(plan: Plan, options: RunOptions, storage: str | None) -> dict[s
 
 
 def _across_outputs(multi: MultiStudy, options: RunOptions) -> dict[str, Any]:
-    from harness.stats.across_run import across_run, write_across
+    from harness.run.analysis import across_run, write_across
 
     c = multi.first.spec.compare
     across = across_run(options.out_dir, baseline=c.baseline, metric=c.metric, alpha=c.alpha, rope=c.rope)
@@ -89,7 +86,7 @@ def _across_outputs(multi: MultiStudy, options: RunOptions) -> dict[str, Any]:
 
 
 def _settings_outputs(multi: MultiStudy, options: RunOptions) -> dict[str, Any]:
-    from harness.stats.settings_run import settings_run, write_settings_stats
+    from harness.run.analysis import settings_run, write_settings_stats
 
     c = multi.first.spec.compare
     comparisons, analysis = settings_run(options.out_dir, baseline=c.baseline, metric=c.metric, alpha=c.alpha, rope=c.rope)

@@ -14,6 +14,7 @@ from harness import rundir as files
 from harness.errors import Problem, StudyError
 from harness.pipeline.validate import component_problems, validate_study
 from harness.registry import Registry, load_registry
+from harness.rundir import RunDir
 from harness.study.loader import Arm, LoadedStudy, apply_overrides, study_from_data
 from harness.study.multi import KEY as DATASETS_KEY
 from harness.study.multi import MultiStudy, load_multi, prefixed
@@ -33,7 +34,7 @@ class PlanEntry:
     subdir: tuple[str, ...] = ()
 
     def folder(self, run_dir: Path) -> Path:
-        return run_dir.joinpath(*self.subdir)
+        return RunDir(run_dir).sub_run(*self.subdir) if self.subdir else Path(run_dir)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from harness import rundir as files
-from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.rundir import RunDir
 
@@ -46,7 +45,7 @@ def cd_diagram_png(mean_ranks: dict[str, float], critical_difference: float, tit
 
 
 def _dataset_rows(run_dir: Path, across: dict[str, Any]) -> list[dict[str, Any]]:
-    from harness.stats.compare import compare_run
+    from harness.run.analysis import compare_run
 
     rows = []
     for dataset_id, sub in RunDir(run_dir).dataset_runs().items():
@@ -56,9 +55,8 @@ def _dataset_rows(run_dir: Path, across: dict[str, Any]) -> list[dict[str, Any]]
             verdicts = [item.verdict_text for item in comparison.arms]
         except HarnessError as exc:
             verdicts = [f"not computable ({exc})"]
-        report = sub / files.REPORT
         rows.append({"id": dataset_id, "scores": across["scores"].get(dataset_id, {}), "verdicts": verdicts,
-                     "report": f"{files.DATASETS}/{dataset_id}/{files.REPORT}" if report.exists() else None})
+                     "report": f"{files.DATASETS}/{dataset_id}/{files.REPORT}" if RunDir(sub).has(files.REPORT) else None})
     return rows
 
 
@@ -72,16 +70,14 @@ def write_across_report(run_dir: Path, across: dict[str, Any], study_name: str, 
     arms = list(next(iter(across["scores"].values()), {}))
     html = _environment().get_template("across.html.j2").render(
         name=study_name, across=across, arms=arms, datasets=_dataset_rows(run_dir, across), diagram=diagram)
-    target = out or run_dir / files.REPORT
-    atomic_write_text(target, html)
-    return target
+    return RunDir(run_dir).write_report(html, out)
 
 
 def rewrite_across_report(run_dir: Path, out: Path | None = None) -> Path:
     """``harness report RUN`` on a multi-dataset run: the across-dataset comparison again, rendered (each
     dataset's own report: ``harness report RUN/datasets/<id>``)."""
 
-    from harness.stats.across_run import across_run
+    from harness.run.analysis import across_run
 
-    name = str(files.read_study(run_dir).get("name", run_dir.name))
+    name = str(RunDir(run_dir).study().get("name", run_dir.name))
     return write_across_report(run_dir, across_run(run_dir), name, out)

@@ -4,7 +4,7 @@ decoded-image cache (no training) and stored in ``insight.json``, so the report 
 
 from __future__ import annotations
 
-import json
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,10 @@ import pandas as pd
 import torch
 
 from harness import rundir as files
-from harness.atomic import atomic_write_text
 from harness.contracts import attention_modules
 from harness.optional import MissingExtra, optional_import
 from harness.report.plots import excitation_png, image_grid_png
+from harness.rundir import RunDir
 
 MAX_GALLERY = 12
 
@@ -34,7 +34,7 @@ def load_run_images(run_dir: Path, study: Any, registry: Any, study_dir: Path | 
     from harness.data.images import decode_images
     from harness.data.prepared import load_table
 
-    cache = files.RunDir(run_dir).cache()
+    cache = RunDir(run_dir).cache()
     table = load_table(study, registry, cache, study_dir)
     decoded = decode_images(table.paths, study.spec.dataset.image_size, cache)
     return RunImages(decoded.pixels, {sid: i for i, sid in enumerate(table.sample_ids)})
@@ -113,7 +113,7 @@ def _fold_model(run_dir: Path, arm_spec: dict[str, Any], registry: Any, classes:
     attention = dict(arm_spec["attention"])
     model = build_model(registry, arm_spec["backbone"], attention.pop("name"), attention, num_classes=classes,
                         in_chans=channels, image_size=size)
-    state = safe_torch_load(run_dir / files.CELLS / arm_spec["_name"] / cell / files.BEST)
+    state = safe_torch_load(RunDir(run_dir).cell_at(arm_spec["_name"], cell).best)
     assert isinstance(state, dict)
     model.load_state_dict(state)
     return model.eval()
@@ -232,24 +232,25 @@ def compute_insight(run_dir: Path, registry: Any) -> dict[str, Any]:
 
     insight: dict[str, Any] = {"gallery": {}, "arms": {}, "warnings": []}
     try:
-        study_dict = files.read_study(run_dir)
-        study = load_study(run_dir / files.STUDY)
-        run_info = json.loads((run_dir / files.RUN_INFO).read_text()) if (run_dir / files.RUN_INFO).exists() else {}
+        run = RunDir(run_dir)
+        study_dict = run.study()
+        study = load_study(run.path_of(files.STUDY))
+        run_info = run.run_info()
         study_dir = Path(run_info["study_dir"]) if run_info.get("study_dir") else None
         images = load_run_images(run_dir, study, registry, study_dir)
-        class_names = [str(c) for c in json.loads((run_dir / files.CLASSES).read_text())]
-        predictions = pd.read_csv(run_dir / files.PREDICTIONS)
-        splits = pd.read_csv(run_dir / files.SPLITS, keep_default_na=False)
-        results = pd.read_csv(run_dir / files.RESULTS)
+        class_names = _stored(run.path_of(files.CLASSES), run.classes() if run.has(files.CLASSES) else None)
+        predictions = _stored(run.path_of(files.PREDICTIONS), run.predictions())
+        splits = _stored(run.path_of(files.SPLITS), run.splits(keep_default_na=False))
+        results = _stored(run.path_of(files.RESULTS), run.raw_results())
         groups = dict(zip(splits.sample_id.astype(str), splits.group.astype(str), strict=True))
-        if (run_dir / files.DUPLICATES).exists():
-            insight["duplicates"] = duplicates_gallery(
-                pd.read_csv(run_dir / files.DUPLICATES, keep_default_na=False), images)
+        duplicates = run.duplicates()
+        if duplicates is not None:
+            insight["duplicates"] = duplicates_gallery(duplicates, images)
         for arm in list(dict.fromkeys(results["arm"].astype(str)))[:6]:
             gallery = misclassified_gallery(predictions, images, class_names, arm, groups)
             if gallery:
                 insight["gallery"][arm] = gallery
-            if any((run_dir / files.CELLS / arm).glob(f"*/{files.BEST}")):
+            if run.has_checkpoints(arm):
                 insight["arms"][arm] = attention_insight(run_dir, arm, study_dict["arms"][arm], registry, images,
                                                          predictions, splits, class_names,
                                                          study.spec.dataset.image_size, results)
@@ -258,17 +259,23 @@ def compute_insight(run_dir: Path, registry: Any) -> dict[str, Any]:
     return insight
 
 
+def _stored(path: Path, value: Any) -> Any:
+    """A record the insight needs: missing is the same error as opening the file (caught and shown as a warning)."""
+    if value is None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+    return value
+
+
 def write_insight(run_dir: Path, registry: Any) -> dict[str, Any]:
     """Compute the insight data and store it in the run directory (``insight.json``, atomically)."""
     insight = compute_insight(run_dir, registry)
-    atomic_write_text(run_dir / files.INSIGHT, json.dumps(insight))
+    RunDir(run_dir).write_insight(insight)
     return insight
 
 
 def read_insight(run_dir: Path) -> dict[str, Any] | None:
     """The stored insight.json; None when the run has none (made with --no-report, or by an older version)."""
-    path = run_dir / files.INSIGHT
-    return json.loads(path.read_text()) if path.exists() else None
+    return RunDir(run_dir).insight()
 
 
 def flat_gate_sentences(insight: dict[str, Any] | None) -> list[str]:

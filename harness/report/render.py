@@ -6,7 +6,6 @@ image cache); nothing is retrained. Jinja autoescapes every user string (class, 
 
 from __future__ import annotations
 
-import json
 import math
 import warnings as pywarnings
 from dataclasses import dataclass, field
@@ -19,12 +18,13 @@ import pandas as pd
 
 from harness import __version__
 from harness import rundir as files
-from harness.atomic import atomic_write_text, remove_temp_leftovers
+from harness.atomic import remove_temp_leftovers
 from harness.logs import log
 from harness.report.answer import Answer, build_answer, group_scores
 from harness.report.plots import arm_curves_png
 from harness.run.determinism import VARIES
 from harness.run.determinism import describe as describe_compute
+from harness.rundir import RunDir
 from harness.study.arm_identity import identical_arms
 
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
@@ -193,24 +193,22 @@ def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[st
     return rows
 
 
-def _read_json(path: Path, default: Any) -> Any:
-    return json.loads(path.read_text()) if path.exists() else default
-
-
 def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = True) -> ReportData:
     """Everything the report shows, computed from the stored run outputs (no retraining)."""
 
-    results = files.read_results(run_dir)  # one message for a missing, empty or mismatched results.csv
-    study_text = (run_dir / files.STUDY).read_text()  # shown as it is in the report
-    study = files.read_study(run_dir)
-    run_info = _read_json(run_dir / files.RUN_INFO, {})
-    arms_info = _read_json(run_dir / files.ARMS, {})
-    class_names = [str(c) for c in _read_json(run_dir / files.CLASSES, [])]
-    predictions = pd.read_csv(run_dir / files.PREDICTIONS) if (run_dir / files.PREDICTIONS).exists() else pd.DataFrame()
-    significance = _read_json(run_dir / files.STATS, None)
+    run = RunDir(run_dir)
+    results = run.results()  # one message for a missing, empty or mismatched results.csv
+    study_text = run.study_text()  # shown as it is in the report
+    study = run.study()
+    run_info = run.run_info()
+    arms_info: dict[Any, Any] = run.arms_info()
+    class_names = run.classes()
+    stored_predictions = run.predictions()
+    predictions = pd.DataFrame() if stored_predictions is None else stored_predictions
+    significance: Any = run.stats()
     warnings = [f"dataset: {n}" for n in run_info.get("data_notes", [])]
-    if (run_dir / files.SKIPPED).exists():
-        skipped = pd.read_csv(run_dir / files.SKIPPED)
+    skipped = run.skipped()
+    if skipped is not None:
         warnings += [f"skipped image {row.path}: {row.reason}" for row in skipped.itertuples()]
     better = {c["arm"] for c in (significance or {}).get("arms", [])
               if c["verdict"] == "better" and c.get("holm_p") is not None and c["holm_p"] < significance["alpha"]}
@@ -245,15 +243,14 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
             with np.errstate(invalid="ignore"):
                 normalized[str(name)] = np.nan_to_num(matrix / matrix.sum(1, keepdims=True)).round(3).tolist()
             per_class[str(name)] = per_class_table(group["y_true"].to_numpy(), group["y_pred"].to_numpy(), class_names)
-    histories = {arm.name: [pd.read_csv(p) for p in sorted((run_dir / files.CELLS / arm.name).glob(f"*/{files.HISTORY}"))]
-                 for arm in arms}
+    histories = {arm.name: run.histories(arm.name) for arm in arms}
     histories = {k: v for k, v in histories.items() if v}
     curves = {m: arm_curves_png(histories, m) for m in ("loss", "accuracy")} if histories else {}
     metric = str((significance or {}).get("metric") or (study.get("compare") or {}).get("metric") or "accuracy")
     leading = [metric] if metric in results and metric not in ("accuracy", "majority_rate", "f1_macro", "loss") else []
     columns = [c for c in ("arm", "repeat", "fold", "status", *leading, "accuracy", "majority_rate", "f1_macro", "loss",
                            "test_accuracy", "epochs", "scored_epoch", "best_epoch", "seconds", "training_flag") if c in results]
-    dataset = _read_json(run_dir / files.DATA_SUMMARY, None)
+    dataset = run.data_summary()
     if "training_flag" in results:  # flagged cells: in the answer box, the per-fold table and compare's warnings
         results["training_flag"] = results["training_flag"].fillna("")
     gpu = describe_compute(run_info)  # GPU reproducibility ('' on CPU)
@@ -267,7 +264,7 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         class_names=class_names,
         arms=arms, per_fold=results[columns].to_dict("records"),  # type: ignore[arg-type]
         confusion=confusion, confusion_normalized=normalized, per_class=per_class, curves=curves,
-        significance=significance, tuning=_read_json(run_dir / files.TUNING, None), warnings=warnings,
+        significance=significance, tuning=run.tuning(), warnings=warnings,
         answer=build_answer(study, significance, results, protocol,
                             _scored_class_counts(dataset, significance), _summaries(arms, metric)),
         dataset=dataset, metric=metric,
@@ -275,8 +272,9 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         chance_rate=1.0 / len(class_names) if class_names else None)
     if VARIES in gpu and data.answer is not None:
         data.answer.sentences.append(f"Caution: {VARIES}; rerunning this study may change these numbers.")
-    if (run_dir / files.SPLITS).exists() and not predictions.empty:
-        data.group_scores = group_scores(predictions, pd.read_csv(run_dir / files.SPLITS, keep_default_na=False),
+    splits = run.splits(keep_default_na=False) if not predictions.empty else None
+    if splits is not None:
+        data.group_scores = group_scores(predictions, splits,
                                          len(class_names))
     if insight and not predictions.empty:
         _add_insight(data, run_dir, registry)
@@ -361,12 +359,13 @@ def write_report(run_dir: Path, registry: Any = None, out: Path | None = None, *
     imported only when ``trust_plugins`` (they are code): otherwise the report says which it skipped."""
     skipped: list[str] = []
     unavailable = ""
-    files.read_results(run_dir)  # a folder that holds no finished run: one message, before study.yaml is read
+    run = RunDir(run_dir)
+    run.results()  # a folder that holds no finished run: one message, before study.yaml is read
     if registry is None:
 
         from harness.registry import load_registry
 
-        named = [str(m) for m in files.read_study(run_dir).get("plugins") or []]
+        named = [str(m) for m in run.study().get("plugins") or []]
         skipped = [] if trust_plugins else named
         try:  # only for the plugins' report sections and filters: the data come from stored files
             with pywarnings.catch_warnings():
@@ -376,12 +375,11 @@ def write_report(run_dir: Path, registry: Any = None, out: Path | None = None, *
             unavailable = f"plugin report sections skipped: the plugins could not be loaded ({type(exc).__name__}: {exc})"
         if skipped:
             log.warning(f"report: not importing the plugin module(s) {', '.join(skipped)} named in "
-                        f"{run_dir / files.STUDY} (plugins are code); pass --trust-plugins to use them")
-    target = out or run_dir / files.REPORT
+                        f"{run.path_of(files.STUDY)} (plugins are code); pass --trust-plugins to use them")
+    target = out or run.report_path
     remove_temp_leftovers(target.parent, frozenset({target.name}))  # a killed report's half-written file
     data = build_report_data(run_dir, registry)
     data.warnings += [unavailable] if unavailable else []
     data.warnings += [f"plugin {m} (named in study.yaml) not imported: rerun harness report with --trust-plugins "
                       "to include what it adds" for m in skipped]
-    atomic_write_text(target, render_report(data, registry, run_dir))
-    return target
+    return run.write_report(render_report(data, registry, run_dir), target)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from harness import rundir as files
-from harness.atomic import atomic_write_text
 from harness.rundir import RunDir
 
 
@@ -51,23 +50,21 @@ def write_settings_report(run_dir: Path, comparisons: dict[str, Any], analysis: 
         rows.append({"id": setting, "scores": analysis["scores"].get(setting, {}),
                      "verdicts": [item["per_setting"][setting]["verdict_text"] for item in analysis["arms"]
                                   if setting in item["per_setting"]],  # with the Holm-across-settings note
-                     "report": f"{files.SETTINGS}/{setting}/{files.REPORT}" if (sub / files.REPORT).exists() else None})
+                     "report": f"{files.SETTINGS}/{setting}/{files.REPORT}" if RunDir(sub).has(files.REPORT) else None})
     arms = list(dict.fromkeys(a for s in analysis["settings"] for a in analysis["scores"][s]))
     robust = {arm: item["robustness"][arm] for item in analysis["arms"] for arm in (analysis["baseline"], item["arm"])
               if arm in item["robustness"]}  # each arm's worst setting and spread (the baseline's from any item)
     html = _environment().get_template("settings.html.j2").render(
         name=study_name, analysis=analysis, arms=arms, settings=rows, robust=robust, plot=sensitivity_png(analysis))
-    target = out or run_dir / files.REPORT
-    atomic_write_text(target, html)
-    return target
+    return RunDir(run_dir).write_report(html, out)
 
 
 def rewrite_settings_report(run_dir: Path, out: Path | None = None) -> Path:
     """``harness report RUN`` on a run with settings: the across-settings comparison again, rendered (each setting's
     own report: ``harness report RUN/settings/<id>``)."""
 
-    from harness.stats.settings_run import settings_run
+    from harness.run.analysis import settings_run
 
-    name = str(files.read_study(run_dir).get("name", run_dir.name))
+    name = str(RunDir(run_dir).study().get("name", run_dir.name))
     comparisons, analysis = settings_run(run_dir)
     return write_settings_report(run_dir, comparisons, analysis, name, out)

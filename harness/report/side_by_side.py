@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import rundir as files
 from harness.atomic import atomic_write_text
 from harness.report.insight import flat_gate_sentences, read_insight
 from harness.report.render import METRICS, _environment, build_report_data
+from harness.rundir import RunDir
 
 
 def write_comparison(run_a: Path, run_b: Path, out: Path) -> Path:
@@ -19,7 +19,7 @@ def write_comparison(run_a: Path, run_b: Path, out: Path) -> Path:
         if data.answer is not None:  # the protocol is printed apart: shared once, differing parts per run
             data.answer.gates = flat_gate_sentences(read_insight(run_dir))
             data.answer.question = data.answer.question.replace(f" ({data.protocol})", "").replace(f"{data.protocol}; ", "")
-    same_splits = (run_a / files.SPLITS).read_bytes() == (run_b / files.SPLITS).read_bytes()
+    same_splits = RunDir(run_a).splits_bytes() == RunDir(run_b).splits_bytes()
     notes = [] if same_splits else ["the two runs used different splits: their folds are not paired, so no paired "
                                     "test is made between them; compare means and intervals only"]
     shared = [part for part in a.protocol_parts if part in b.protocol_parts]

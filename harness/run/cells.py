@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.atomic import atomic_write_text
 from harness.data.prepared import PreparedData
 from harness.data.splits import Fold
 from harness.run.faults import kill_point
-from harness.run.history import write_history
 from harness.run.trainer import FoldOutcome
-from harness.rundir import BEST, CELL_PREDICTIONS, LAST, PREDICTIONS, RESULT, RESULTS
+from harness.rundir import Cell, RunDir
 from harness.stats.flags import baseline_rates, training_flag
 from harness.stats.metrics import classification_metrics
 from harness.study.loader import Arm
@@ -25,8 +22,8 @@ from harness.study.loader import Arm
 def is_done(cell: Path, fingerprint: str) -> bool:
     """The cell finished with these settings and this data (its result.json carries the fingerprint)."""
     try:
-        stored = json.loads((cell / RESULT).read_text())
-    except (OSError, json.JSONDecodeError):
+        stored = Cell(cell).result()
+    except (OSError, ValueError):
         return False
     return bool(stored.get("fingerprint") == fingerprint)
 
@@ -74,10 +71,11 @@ def write_cell(cell: Path, arm: Arm, fold: Fold, data: PreparedData, outcome: Fo
               "note": "; ".join(n for n in (outcome.note, *metric_notes) if n),
               **rates, "training_flag": training_flag(outcome.history, outcome.best_epoch, rates["majority_rate"]),
               "fingerprint": fingerprint}
-    write_history(cell, outcome.history)
-    atomic_write_text(cell / CELL_PREDICTIONS, predictions.to_csv(index=False))
+    files = Cell(cell)
+    files.write_history(outcome.history)
+    files.write_predictions(predictions)
     kill_point("cell-files-written")
-    atomic_write_text(cell / RESULT, json.dumps(result, indent=1))
+    files.write_result(result)
     kill_point("result-written")
     prune_checkpoints(cell, arm.training.checkpoints)
     return result, metrics
@@ -85,10 +83,7 @@ def write_cell(cell: Path, arm: Arm, fold: Fold, data: PreparedData, outcome: Fo
 
 def prune_checkpoints(cell: Path, policy: str) -> None:
     """A finished cell needs no resume state: keep the scored weights only (or as ``checkpoints`` says)."""
-    if policy != "all":
-        (cell / LAST).unlink(missing_ok=True)
-    if policy == "none":
-        (cell / BEST).unlink(missing_ok=True)
+    Cell(cell).forget(result=False, last=policy != "all", best=policy == "none")
 
 
 def aggregate(run_dir: Path, cells: Iterable[tuple[Path, str]]) -> pd.DataFrame:
@@ -97,14 +92,13 @@ def aggregate(run_dir: Path, cells: Iterable[tuple[Path, str]]) -> pd.DataFrame:
     for cell, fingerprint in cells:
         if not is_done(cell, fingerprint):
             continue
-        result = json.loads((cell / RESULT).read_text())
+        result = Cell(cell).result()
         result.pop("fingerprint", None)
         rows.append(result)
-        predictions.append(pd.read_csv(cell / CELL_PREDICTIONS))
+        predictions.append(Cell(cell).predictions())
     results = pd.DataFrame(rows)
-    atomic_write_text(run_dir / RESULTS, results.to_csv(index=False))
-    if predictions:
-        atomic_write_text(run_dir / PREDICTIONS, pd.concat(predictions).to_csv(index=False))
-    else:  # no finished cell: no earlier run's predictions beside the empty results
-        (run_dir / PREDICTIONS).unlink(missing_ok=True)
+    run = RunDir(run_dir)
+    run.write_results(results)
+    # no finished cell: no earlier run's predictions beside the empty results
+    run.write_predictions(pd.concat(predictions) if predictions else None)
     return results

@@ -39,10 +39,10 @@ def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions
         raise HarnessError("cv.stop_when_settled runs the repeats one at a time and looks after each; workers sharing "
                            "a storage (--workers / --storage) run cells in any order: drop one of them")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from harness import rundir as files
     from harness.logs import run_log
+    from harness.rundir import RunDir
 
-    with run_lock(options.out_dir, shared=True), run_log(options.out_dir / files.LOG):  # shared with the other workers
+    with run_lock(options.out_dir, shared=True), run_log(RunDir(options.out_dir).log_path):  # shared with the other workers
         return _work(study, registry, options, storage_url)
 
 

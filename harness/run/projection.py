@@ -85,6 +85,7 @@ def project_study(study: Any, registry: Any, steps: int = 5, log: Any = None) ->
     from harness.run import determinism
     from harness.run.fingerprint import data_fingerprint
     from harness.run.runner import RunOptions, StudyRunner, default_threads
+    from harness.rundir import Cell
 
     if steps < 2:
         from harness.errors import HarnessError
@@ -110,7 +111,7 @@ def project_study(study: Any, registry: Any, steps: int = 5, log: Any = None) ->
             setup = time.perf_counter() - built
             step_times, per_image = _measure(trainer, steps, device)
             saved = time.perf_counter()
-            atomic_save_torch(Path(tmp) / arm.name / "best.pt", trainer.scored_model.state_dict())  # as each cell does
+            atomic_save_torch(Cell(Path(tmp) / arm.name).best, trainer.scored_model.state_dict())  # as each cell does
             setup += time.perf_counter() - saved
             t = arm.training
             arms.append(ArmProjection(

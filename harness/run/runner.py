@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import time
 import warnings
@@ -15,11 +14,9 @@ from typing import Any
 
 import pandas as pd
 import torch
-import yaml
 
 from harness import __version__
 from harness import rundir as files
-from harness.atomic import atomic_write_text
 from harness.contracts import EpochContext, FoldContext, StudyContext, StudyStartContext
 from harness.data.prepared import PreparedData, prepare_data, write_data_files
 from harness.data.splits import Fold
@@ -36,7 +33,7 @@ from harness.run.inputs import FoldDataTooLarge, default_threads, fold_inputs
 from harness.run.stopping import SettledStop, settled_stop
 from harness.run.trainer import CorruptCheckpoint, FoldOutcome, FoldTrainer
 from harness.run.training_options import build_scheduler
-from harness.rundir import RunDir
+from harness.rundir import Cell, RunDir
 from harness.seeds import cell_seeds
 from harness.study.arm_identity import resolved_study, study_git_commit
 from harness.study.loader import Arm, LoadedStudy
@@ -126,7 +123,7 @@ class StudyRunner:
                 RunDir(self.run_dir).refuse_other_layout(None)
                 RunDir(self.run_dir).remove_temp_files()  # leftovers of a killed write
             try:
-                with run_log(self.run_dir / files.LOG), self.interruptible():
+                with run_log(RunDir(self.run_dir).log_path), self.interruptible():
                     return self._run()
             except BaseException:
                 if created is not None and not self._cells_started:
@@ -157,7 +154,7 @@ class StudyRunner:
         torch.set_num_threads(spec.training.threads or default_threads())
         resolved = resolved_study(self.study)
         RunDir(self.run_dir).invalidate_summaries()  # nothing of an earlier run's answers survives a changed rerun
-        atomic_write_text(self.run_dir / files.STUDY, yaml.safe_dump(resolved, sort_keys=False))
+        RunDir(self.run_dir).write_study(resolved)
         if self.options.loggers and spec.loggers:
             self._loggers = self.registry.start_loggers(((lg.name, lg.options) for lg in spec.loggers),
                                                        RunDir(self.run_dir).plugin_dir)
@@ -206,7 +203,7 @@ class StudyRunner:
         if results is None:
             results = self._aggregate(data)
         for cell in self._finished:
-            if not (cell / files.RESULT).exists():
+            if not Cell(cell).has_result():
                 self.failures.append(f"{cell} was deleted while the study ran; rerun to train that cell again")
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
                     "device": str(resolve_device(spec.training.device)), "threads": torch.get_num_threads(),
@@ -218,11 +215,11 @@ class StudyRunner:
                     "study_dir": str(self.study.source.parent.resolve())}
         if self.stopping is not None:
             run_info["stopping"] = self.stopping.record
-        atomic_write_text(self.run_dir / files.RUN_INFO, json.dumps(run_info, indent=1, default=str))
+        RunDir(self.run_dir).write_run_info(run_info)
         if self.options.stats:
             self._write_stats(results)
         self.registry.study_finished(StudyContext(spec.name, self.run_dir, results, tuple(
-            self.run_dir / name for name in (files.REPORT, files.RESULTS, files.STUDY))))
+            RunDir(self.run_dir).path_of(name) for name in (files.REPORT, files.RESULTS, files.STUDY))))
         if self.options.report is not None:  # before the loggers close: they may keep the report
             self.options.report(self.run_dir)
         self._stop_loggers(completed=not self.failures)
@@ -262,7 +259,7 @@ class StudyRunner:
 
     def _write_stats(self, results: pd.DataFrame) -> None:
         """stats.json: every arm vs the baseline with CV-valid tests (skipped for a single arm)."""
-        from harness.stats.compare import compare_run, write_stats
+        from harness.run.analysis import compare_run, write_stats
 
         if results.empty or results["arm"].nunique() < 2:
             return
@@ -285,7 +282,7 @@ class StudyRunner:
                                "attention_options": arm.attention_options, "params": cost.params,
                                "flops": cost.flops, "attention_modules": len(cost.attention),
                                "notes": list(getattr(model, "harness_notes", []))}
-        atomic_write_text(self.run_dir / files.ARMS, json.dumps(costs, indent=1, default=str))
+        RunDir(self.run_dir).write_arms(costs)
         return costs
 
     def _build(self, arm: Arm, data: PreparedData) -> torch.nn.Module:
@@ -300,20 +297,19 @@ class StudyRunner:
         fingerprint = cell_fingerprint(self.study, arm, self.data_key)
         if is_done(cell, fingerprint):
             prune_checkpoints(cell, arm.training.checkpoints)  # a kill after result.json may have left last.pt
-            return dict(json.loads((cell / files.RESULT).read_text()))
-        stored = cell / files.RESULT
-        if stored.exists() or ((cell / files.LAST).exists() and not self._same_config(cell, fingerprint)):
+            return Cell(cell).result()
+        if Cell(cell).has_result() or (Cell(cell).last.exists() and not self._same_config(cell, fingerprint)):
             self.log(f"{arm.name} r{fold.repeat} f{fold.fold}: settings changed since it ran; training it again")
             _forget(cell)
         cell.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cell / files.FINGERPRINT, fingerprint)
+        Cell(cell).write_fingerprint(fingerprint)
         device = resolve_device(arm.training.device)
         determinism.configure(arm.training.deterministic, device)
         trainer = self._trainer(arm, fold, data, cell, device)
         try:
             resumed = trainer.resume()
         except CorruptCheckpoint as exc:
-            self.log(f"{cell / files.LAST} is corrupt ({exc}); restarting this fold from scratch")
+            self.log(f"{Cell(cell).last} is corrupt ({exc}); restarting this fold from scratch")
             _forget(cell)
             trainer = self._trainer(arm, fold, data, cell, device)
             resumed = ""
@@ -326,7 +322,7 @@ class StudyRunner:
 
     def _same_config(self, cell: Path, fingerprint: str) -> bool:
         try:
-            return (cell / files.FINGERPRINT).read_text().strip() == fingerprint
+            return Cell(cell).fingerprint() == fingerprint
         except OSError:
             return False
 
@@ -384,8 +380,7 @@ class StudyRunner:
 
 def _forget(cell: Path) -> None:
     """Drop a cell's result and checkpoints so it trains from scratch."""
-    for name in (files.RESULT, files.LAST, files.BEST):
-        (cell / name).unlink(missing_ok=True)
+    Cell(cell).forget()
 
 
 def run_study(study: LoadedStudy, registry: Registry, options: RunOptions) -> pd.DataFrame:

@@ -11,19 +11,18 @@ boundaries never continues a run another rule looked at.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from harness import rundir as files
-from harness.atomic import atomic_write_text
 from harness.data.splits import Fold
 from harness.errors import HarnessError
 from harness.logs import log
+from harness.run.analysis import load_run
+from harness.rundir import RunDir
 from harness.stats import sequential
-from harness.stats._runfiles import load_run
 from harness.stats.registry import resolve_metric
 from harness.study.loader import Arm
 
@@ -50,7 +49,8 @@ class SettledStop:
         baseline = compare.baseline or arms[0]
         if baseline not in arms:
             raise HarnessError(f"cv.stop_when_settled needs the baseline {baseline!r} in the run: add it to --arms")
-        self.path = run_dir / files.STOPPING
+        self.run = RunDir(run_dir)
+        self.path = self.run.path_of(files.STOPPING)  # named in messages
         self.run_dir, self.arms, self.baseline = run_dir, [a for a in arms if a != baseline], baseline
         self.design = {"max_repeats": cv.repeats, "folds": cv.folds, "metric": compare.metric, "baseline": baseline,
                        "alpha": compare.alpha, "rope": compare.rope, "rule_version": sequential.RULE_VERSION}
@@ -61,13 +61,13 @@ class SettledStop:
                                        "decisions": dict.fromkeys(self.arms, "continue"), "looks": []}
 
     def _check_design(self) -> None:
-        if not self.path.exists():
-            return
         try:
-            before = json.loads(self.path.read_text())
+            before = self.run.stopping(strict=True)
         except (OSError, ValueError) as exc:
             raise HarnessError(f"{self.path} is unreadable ({exc}); remove it only if no repeat was looked at, "
                                "else start over with --fresh") from None
+        if before is None:
+            return
         before.setdefault("rule_version", 1)  # records from before the version was kept used rule 1
         changed = {k: (before.get(k), v) for k, v in self.design.items() if before.get(k) != v}
         if changed:
@@ -128,4 +128,4 @@ class SettledStop:
         return True
 
     def _save(self) -> None:
-        atomic_write_text(self.path, json.dumps(self.record, indent=1, default=float))
+        self.run.write_stopping(self.record)

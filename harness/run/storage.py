@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.rundir import RunDir
 
 HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_INTERVAL", "10"))  # seconds between worker heartbeats
 GRACE_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_GRACE", "30"))  # silence after which a worker counts as dead
@@ -22,7 +23,7 @@ def storage_for(url: str | None, run_dir: Path) -> Any:
     from optuna.storages.journal import JournalFileBackend
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    url = url or f"sqlite:///{run_dir / 'tuning.db'}"
+    url = url or RunDir(run_dir).tuning_url()
     run_dir.mkdir(parents=True, exist_ok=True)
     retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
     if url.startswith("journal:"):

@@ -28,13 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness import rundir as files
 from harness.atomic import atomic_save_torch
 from harness.data.augment import augment_batch, to_float
 from harness.run.determinism import amp_dtype
 from harness.run.faults import kill_point
-from harness.run.history import write_history
 from harness.run.training_options import clip_gradients, ema_update, make_ema
+from harness.rundir import Cell
 from harness.seeds import stream_seed
 from harness.study.schema import AugmentSpec, TrainingSpec
 
@@ -150,11 +149,11 @@ class FoldTrainer:
 
     @property
     def last_path(self) -> Path:
-        return self.cell_dir / files.LAST
+        return Cell(self.cell_dir).last
 
     @property
     def best_path(self) -> Path:
-        return self.cell_dir / files.BEST
+        return Cell(self.cell_dir).best
 
     def _save(self, generator: torch.Generator | None) -> None:
         s = self.state
@@ -268,7 +267,7 @@ class FoldTrainer:
             s.seconds += time.perf_counter() - started
             row.update(val_loss=val_loss, val_accuracy=val_acc, lr=lr, seconds=s.seconds, data_seconds=s.data_seconds)
             s.history.append(row)
-            write_history(self.cell_dir, s.history)  # live: the rows so far, replaced atomically each epoch
+            Cell(self.cell_dir).write_history(s.history)  # live: the rows so far, replaced atomically each epoch
             s.epoch, s.step = s.epoch + 1, 0
             self.on_epoch(row)
             # divergence is read off the training loss, the inner split and the weights themselves:

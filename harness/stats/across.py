@@ -166,6 +166,50 @@ def compare_across(scores: pd.DataFrame, baseline: str, *, metric: str, higher_i
     return out
 
 
+def dataset_scores(results: dict[str, pd.DataFrame], column: str) -> pd.DataFrame:
+    """Dataset x arm table of each arm's mean ``column`` over that dataset's folds and repeats (``results``: dataset
+    id -> its results.csv).
+
+    A fold without a finite score makes the arm's mean on that dataset NaN (it is then left out of the
+    across-dataset tests and named), rather than averaging the failure away."""
+    from harness.errors import HarnessError, did_you_mean
+
+    rows: dict[str, pd.Series] = {}
+    for dataset_id, frame in results.items():
+        if column not in frame.columns:
+            raise HarnessError(f"dataset {dataset_id!r}: no metric {column!r} in its results.csv"
+                               f"{did_you_mean(column, frame.columns)}")
+        rows[dataset_id] = frame.groupby("arm", sort=False)[column].agg(
+            lambda v: float(v.mean()) if v.notna().all() else float("nan"))
+    return pd.DataFrame(rows).T
+
+
+def across_datasets(results: dict[str, pd.DataFrame], study: dict[str, Any], *, baseline: str | None = None,
+                    metric: str | None = None, alpha: float | None = None, rope: float | None = None) -> dict[str, Any]:
+    """Every arm vs the baseline over the datasets (``results``: dataset id -> results.csv; ``study``: the resolved
+    study, whose ``compare:`` fills the settings left None and whose ``seed`` seeds the Bayesian test)."""
+    from harness.errors import HarnessError, did_you_mean
+    from harness.stats.registry import resolve_metric
+
+    settings = dict(study.get("compare") or {})
+    try:
+        info = resolve_metric(metric or settings.get("metric") or "accuracy")
+    except StatsError as exc:
+        raise HarnessError(f"--metric: {exc}") from None
+    scores = dataset_scores(results, info.column)
+    arms = [str(a) for a in scores.columns]
+    baseline = baseline or settings.get("baseline") or arms[0]
+    if baseline not in arms:
+        raise HarnessError(f"baseline {baseline!r} has no results{did_you_mean(baseline, arms)}; arms: {', '.join(arms)}")
+    seed = int(study.get("seed", 0))
+    try:
+        return compare_across(scores, baseline, metric=info.column, higher_is_better=info.higher_is_better,
+                              alpha=float(alpha if alpha is not None else settings.get("alpha", 0.05)),
+                              rope=float(rope if rope is not None else settings.get("rope", 0.01)), seed=seed)
+    except StatsError as exc:
+        raise HarnessError(str(exc)) from None
+
+
 def cd_diagram_reason(arms: int, datasets: int) -> str:
     """'' when a critical-difference diagram is drawn, else why not."""
     if arms < 3:

@@ -4,7 +4,8 @@ and the report.
 Cross-validation scores: Nadeau-Bengio corrected t and the Bayesian correlated t (primary), with
 corrected intervals and the minimum detectable difference. Held-out test scores (``test_*``): never the
 CV test (k models on one shared test set are not k independent estimates): the fold models' averaged
-predictions are compared per sample (see :mod:`harness.stats._samples`).
+predictions are compared per sample (see :mod:`harness.stats._samples`). Pure: the frames come from
+:mod:`harness.run.analysis`, which reads and writes the run directory.
 """
 
 from __future__ import annotations
@@ -12,18 +13,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from harness import rundir as files
-from harness.atomic import atomic_write_text
-from harness.rundir import RunDir
 from harness.stats._effects import corrected_interval, effect_sizes
 from harness.stats._results import VERDICT_RULE, StatsError, verdict_of
-from harness.stats._runfiles import RunScores, load_run
 from harness.stats._samples import oof_tests, test_set_tests
 from harness.stats._tests import (
     bayesian_correlated_ttest,
@@ -36,6 +32,7 @@ from harness.stats._tests import (
     wilcoxon,
 )
 from harness.stats.power import POWER, min_detectable
+from harness.stats.scores import RunScores
 
 MIN_PAIRS = 10
 CONDITIONAL_ON_DATASET = ("conditional on this dataset: whether the arms differ when retrained on new splits of these "
@@ -138,15 +135,16 @@ def _verdict(c: Comparison, item: ArmComparison) -> tuple[str, str]:
     return "inconclusive", text
 
 
-def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | None = None,
-                alpha: float | None = None, rope: float | None = None) -> Comparison:
-    """Each arm vs the baseline; settings left None come from the study's ``compare:`` block."""
-    run = load_run(run_dir, baseline=baseline, metric=metric, alpha=alpha, rope=rope)
+def compare(run: RunScores, study: dict[str, Any], splits: pd.DataFrame | None = None,
+            stopping: dict[str, Any] | None = None) -> Comparison:
+    """Each arm vs the baseline. ``run``: the scores and settings (:func:`harness.stats.scores.run_scores`);
+    ``study``: the resolved study (its ``compare:`` metric and ``cv`` design); ``splits``: splits.csv (sample ids
+    as text), for the variance by seed source; ``stopping``: cv.stop_when_settled's record, shown as it is."""
     info = run.metric
     c = Comparison(info.column, run.baseline, run.alpha, run.rope, run.test_train_ratio, [], None, [],
                    info.higher_is_better, "held-out test set" if info.on_test else "cross-validation",
                    run.folds, run.repeats)
-    c.study_metric, c.metric_note = _metric_note(run_dir, info.column)
+    c.study_metric, c.metric_note = _metric_note(study, info.column)
     table = run.table()
     for arm in run.arms:
         if arm == run.baseline:
@@ -176,8 +174,8 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
         item.holm_p = float(p) if np.isfinite(p) else None
     if len(run.arms) >= 3 and not info.on_test:
         c.friedman = _friedman(run, table)
-    c.stopping = RunDir(run_dir).read_json(files.STOPPING)
-    c.variance = _variance(run_dir, run)
+    c.stopping = stopping
+    c.variance = _variance(study, splits, run)
     if c.variance and c.variance.get("warning"):
         c.warnings.append(c.variance["warning"])
     if info.on_test:
@@ -191,13 +189,12 @@ def compare_run(run_dir: Path, *, baseline: str | None = None, metric: str | Non
     return c
 
 
-def _metric_note(run_dir: Path, column: str) -> tuple[str, str]:
+def _metric_note(study_dict: dict[str, Any], column: str) -> tuple[str, str]:
     """The study's comparison metric, and a note when this comparison (``--metric``) uses another one."""
-    from harness.stats._runfiles import study_compare_settings
     from harness.stats.registry import resolve_metric
 
     try:
-        study = resolve_metric(study_compare_settings(run_dir).get("metric") or "accuracy").column
+        study = resolve_metric((study_dict.get("compare") or {}).get("metric") or "accuracy").column
     except StatsError:  # an old or edited study.yaml: nothing to compare against
         return "", ""
     if study == column:
@@ -206,14 +203,13 @@ def _metric_note(run_dir: Path, column: str) -> tuple[str, str]:
                    "another question than the study's verdict and report")
 
 
-def _variance(run_dir: Path, run: RunScores) -> dict[str, Any] | None:
+def _variance(study: dict[str, Any], splits: pd.DataFrame | None, run: RunScores) -> dict[str, Any] | None:
     """The seed-source decomposition when the run has repeats (see :mod:`harness.stats.variance`)."""
     from harness.stats.variance import run_design, variance_summary
 
-    cv = run_design(run_dir)
+    cv = run_design(study)
     if cv is None:
         return None
-    splits = pd.read_csv(run_dir / files.SPLITS, dtype={"sample_id": str}) if (run_dir / files.SPLITS).exists() else None
     return variance_summary(run.results, cv, run.metric.column, run.arms, run.baseline, run.metric.higher_is_better,
                             run.alpha, splits)
 
@@ -294,12 +290,6 @@ def _friedman(run: RunScores, table: pd.DataFrame) -> dict[str, Any]:
     result = _safe(friedman, {arm: blocks[arm].to_numpy() for arm in run.arms}, run.alpha,
                    higher_is_better=run.metric.higher_is_better)
     return {**result, "blocks": label, "scope": CONDITIONAL_ON_DATASET}
-
-
-def write_stats(run_dir: Path, comparison: Comparison) -> Path:
-    target = run_dir / files.STATS
-    atomic_write_text(target, comparison.to_json())
-    return target
 
 
 def _num(value: Any, fmt: str = ".4g") -> str:

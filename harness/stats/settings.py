@@ -28,6 +28,7 @@ arm when the noise is alike): read them as descriptions with honest widths, not 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ from scipy import stats
 
 from harness.stats._results import StatsError
 from harness.stats._tests import check_ratio, holm
-from harness.stats.compare import _interval
+from harness.stats.compare import Comparison, _interval
 
 METHOD = ("Hotelling T^2 on the per-cell contrasts of the arm - baseline differences between settings, with the "
           "Nadeau-Bengio corrected covariance S (1/n + n_test/n_train); F(q, n - q), q = settings - 1 (two settings: "
@@ -211,3 +212,53 @@ def axis_name(entries: Sequence[Mapping[str, Any]]) -> str:
     if not keys or any(k != keys[0] for k in keys) or keys[0] == {()}:
         return "setting"
     return " and ".join(sorted(path[-1] for path in keys[0]))
+
+
+def analyse_settings(comparisons: dict[str, Comparison], tables: dict[str, pd.DataFrame], *, axis: str, span: float,
+                     bounds: tuple[float, float]) -> dict[str, Any]:
+    """Per arm: its verdict under each setting (Holm across settings), the interaction test and the robustness."""
+    first = next(iter(comparisons.values()))
+    baseline, ratio = first.baseline, float(np.mean([c.test_train_ratio for c in comparisons.values()]))
+    cv = first.scope == "cross-validation"
+    out: dict[str, Any] = {
+        "metric": first.metric, "higher_is_better": first.higher_is_better, "baseline": baseline, "alpha": first.alpha,
+        "rope": first.rope, "settings": list(comparisons), "axis": axis, "method": METHOD, "test_train_ratio": ratio,
+        "scores": {s: {arm: float(t[arm].mean()) for arm in t.columns} for s, t in tables.items()},
+        "intervals": {s: {a.arm: a.interval for a in c.arms} | {baseline: c.arms[0].baseline_interval if c.arms else None}
+                      for s, c in comparisons.items()},
+        "arms": [], "warnings": [f"{s}: {w}" for s, c in comparisons.items() for w in c.warnings]}
+    arms = [a for a in dict.fromkeys(a.arm for c in comparisons.values() for a in c.arms)]
+    for arm in arms:
+        per = {s: c_arm for s, c in comparisons.items() for c_arm in c.arms if c_arm.arm == arm}
+        holm_p = holm_across_settings({s: a.tests.get("corrected_t", {}).get("pvalue") for s, a in per.items()})
+        per_setting = {}
+        for s, a in per.items():
+            verdict, note = holm_gated(a.verdict, holm_p[s], first.alpha) if cv else (a.verdict, "")
+            per_setting[s] = {"difference": a.difference, "verdict": verdict, "verdict_note": note,
+                              "verdict_text": a.verdict_text + (f" (inconclusive after Holm across settings: {note})"
+                                                                if note else ""),
+                              "bayes": a.tests.get("bayes", {}), "corrected_p": a.tests.get("corrected_t", {}).get("pvalue"),
+                              "holm_p": holm_p[s], "difference_interval": a.difference_interval}
+        item: dict[str, Any] = {"arm": arm, "baseline": baseline, "per_setting": per_setting}
+        if not cv:
+            why = f"computed on cross-validation scores only; {first.metric} is a held-out test metric"
+            item["interaction"], item["robustness"] = {"error": why}, {"sentence": f"robustness: {why}"}
+        else:
+            try:
+                diffs = pd.DataFrame({s: t[arm] - t[baseline] for s, t in tables.items()})
+                item["interaction"] = interaction_test(diffs.to_numpy(), test_train_ratio=ratio)
+            except (KeyError, StatsError) as exc:
+                item["interaction"] = {"error": str(exc)}
+            try:
+                item["robustness"] = robustness(tables, arm, baseline, higher_is_better=first.higher_is_better,
+                                                test_train_ratio=ratio, bounds=bounds)
+            except (KeyError, StatsError) as exc:
+                item["robustness"] = {"sentence": f"robustness not computable ({exc})"}
+        item["sentence"] = clinician_sentence(arm, baseline, axis, per_setting, item["interaction"], first.alpha, span)
+        out["arms"].append(item)
+    return out
+
+
+def settings_json(comparisons: dict[str, Comparison], analysis: dict[str, Any]) -> dict[str, Any]:
+    """What ``compare --json`` prints and stats.json holds: each setting's comparison and the across-settings one."""
+    return {"settings": {s: asdict(c) for s, c in comparisons.items()}, "across_settings": analysis}

@@ -16,7 +16,6 @@ the varied sources on this dataset (not a probability that A is better in genera
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,14 +177,12 @@ def variance_summary(results: pd.DataFrame, cv: Any, column: str, arms: list[str
     return out
 
 
-def run_design(run_dir: Path) -> Any:
+def run_design(study: dict[str, Any]) -> Any:
     """The run's ``cv`` settings from its resolved study (every default written out, so read as they are:
     ``repeats``, ``vary``, ``variance``), or None when there is none."""
     from types import SimpleNamespace
 
-    from harness.rundir import read_study
-
-    cv = read_study(run_dir).get("cv")
+    cv = study.get("cv")
     if not isinstance(cv, dict) or "vary" not in cv:
         return None
     variance = cv.get("variance")

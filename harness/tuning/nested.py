@@ -15,9 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness import rundir as files
-from harness.atomic import atomic_write_text
 from harness.run.runner import RunOptions, StudyRunner
+from harness.rundir import Cell, RunDir
 from harness.study.loader import TUNE_METRICS, load_study
 from harness.tuning.search import (
     ArmObjective,
@@ -46,22 +45,22 @@ def nested_tune(setup: TuneSetup) -> dict[str, Any]:
         for index, fold in enumerate(data.splits.folds):
             tag = f"outer-r{fold.repeat}f{fold.fold}"
             objective = ArmObjective(study, registry, arm, options, overrides, subset=fold.train,
-                                     trials_dir=out / "nested" / arm / tag)
+                                     trials_dir=RunDir(out).nested / arm / tag)
             tuned = optimize_arm(f"{study.name}:{arm}:{tag}", objective, storage, total, direction, options.quiet)
             described = describe_study(tuned)
             best = described["best_params"]
             final = load_study(study.source, [*overrides, *arm_overrides(arm, best)])
-            final_dir = out / "nested" / arm / tag / "final"
+            final_dir = RunDir(out).nested / arm / tag / "final"
             StudyRunner(final, registry, RunOptions(final_dir, quiet=True, report=None, stats=False, arms=[arm],
-                                                    cache_dir=out / "cache", fold_order=[index])).run()
-            cell = final_dir / files.CELLS / arm / f"r{fold.repeat}-f{fold.fold}"
+                                                    cache_dir=RunDir(out).cache(), fold_order=[index])).run()
+            cell = RunDir(final_dir).cell(arm, fold.repeat, fold.fold)
             target = outer.cell_dir(arm, fold.repeat, fold.fold)
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(cell, target, ignore=shutil.ignore_patterns("*.tmp"))
-            result = json.loads((cell / files.RESULT).read_text())
+            result = Cell(cell).result()
             result.pop("fingerprint", None)
             rows.append({**result, "tuned_params": json.dumps(best)})
-            predictions.append(pd.read_csv(cell / files.PREDICTIONS))
+            predictions.append(Cell(cell).predictions())
             summary["arms"][arm]["outer"].append({"repeat": fold.repeat, "fold": fold.fold, "best_params": best,
                                                   "inner_best": described["best_value"], "outer_score": result[column],
                                                   "counts": described["counts"]})
@@ -74,9 +73,9 @@ def nested_tune(setup: TuneSetup) -> dict[str, Any]:
                            "training part; the best values are scored on the outer fold, which tuning never saw. "
                            "The results below are those outer scores (unbiased).")
     results = pd.DataFrame(rows)
-    atomic_write_text(out / files.RESULTS, results.to_csv(index=False))
-    atomic_write_text(out / files.PREDICTIONS, pd.concat(predictions).to_csv(index=False))
-    atomic_write_text(out / files.TUNING, json.dumps({**setup.header(), **summary}, indent=1, default=str))
+    RunDir(out).write_results(results)
+    RunDir(out).write_predictions(pd.concat(predictions))
+    RunDir(out).write_tuning({**setup.header(), **summary})
     outer.options.stats = results["arm"].nunique() > 1
     outer.options.report = setup.options.report
     outer.finish(data, costs, results)
@@ -85,4 +84,7 @@ def nested_tune(setup: TuneSetup) -> dict[str, Any]:
 
 def inner_sample_ids(trial_dir: Path) -> set[str]:
     """Every sample an inner trial trained or validated on (for leakage checks)."""
-    return set(pd.read_csv(trial_dir / files.SPLITS).sample_id)
+    splits = RunDir(trial_dir).splits()
+    if splits is None:
+        raise FileNotFoundError(f"{trial_dir} has no splits.csv")
+    return set(splits.sample_id)

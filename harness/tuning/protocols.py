@@ -3,14 +3,12 @@ on each outer training part, scored on the outer fold), and the tuned values as 
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
-from harness import rundir as files
-from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.registry import Registry
 from harness.run.storage import storage_for
+from harness.rundir import RunDir
 from harness.stats.registry import resolve_metric
 from harness.study.loader import LoadedStudy
 from harness.tuning.nested import nested_tune
@@ -43,7 +41,7 @@ def tune_study(study: LoadedStudy, registry: Registry, options: TuneOptions, ove
     direction: Literal["minimize", "maximize"] = resolve_metric(tune.metric, allow_test=False).direction
     setup = TuneSetup(study, registry, options, list(overrides), storage, total, direction)
     summary = {**setup.header(), **(nested_tune(setup) if tune.nested else flat_tune(setup))}
-    atomic_write_text(options.out_dir / files.TUNING, json.dumps(summary, indent=1, default=str))
+    RunDir(options.out_dir).write_tuning(summary)
     return summary
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from harness.errors import HarnessError
 from harness.registry import Registry
+from harness.rundir import RunDir
 from harness.seeds import seed_for
 from harness.study.loader import TUNE_METRICS, LoadedStudy, load_study, set_line
 from harness.study.schema import ParamSpec, TuneSpec
@@ -112,7 +113,7 @@ class ArmObjective:
         assert study.spec.tune is not None
         self.study, self.registry, self.arm, self.options = study, registry, arm, options
         self.subset = subset
-        self.trials_dir = trials_dir or options.out_dir / "tuning" / arm
+        self.trials_dir = trials_dir or RunDir(options.out_dir).trials / arm
         self.tune = study.spec.tune
         self.base_overrides = overrides
         self.column = TUNE_METRICS[self.tune.metric]
@@ -157,14 +158,14 @@ class ArmObjective:
                     raise optuna.TrialPruned(f"pruned in fold {position + 1} of {n_cells}, epoch {int(row['epoch'])}")
 
         runner = StudyRunner(study, self.registry, RunOptions(
-            trial_dir, quiet=True, report=None, stats=False, arms=[self.arm], cache_dir=self.options.out_dir / "cache",
+            trial_dir, quiet=True, report=None, stats=False, arms=[self.arm], cache_dir=RunDir(self.options.out_dir).cache(),
             fold_order=order, on_cell=on_cell, on_epoch=on_epoch, subset=self.subset,
             loggers=False))
         try:
             runner.run()
         finally:
             if not self.options.keep_checkpoints:
-                for checkpoint in trial_dir.glob("cells/*/*/*.pt"):
+                for checkpoint in RunDir(trial_dir).checkpoints():
                     checkpoint.unlink()
         trial.set_user_attr("fold_scores", scores)
         return sum(scores) / len(scores)

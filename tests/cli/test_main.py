@@ -39,7 +39,7 @@ def test_global_flag_after_the_subcommand(write_study, tmp_path: Path) -> None: 
 def test_run_dir_lock_is_exclusive_against_workers_and_shared_between_them(
         tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both lock backends: fcntl on POSIX, filelock's reader/writer lock where fcntl is missing (Windows)."""
-    from harness import rundir
+    from harness.rundir import directory as rundir
 
     monkeypatch.setattr(rundir, "_posix_locks", lambda: backend == "fcntl")
     run = RunDir(tmp_path / "run")

@@ -23,12 +23,12 @@ import pytest
 import yaml
 from scipy import stats
 
+from harness.run.analysis import compare_run
 from harness.stats import bayesian_correlated_ttest
 from harness.stats import sequential as seq
 from harness.stats._results import verdict_of
 from harness.stats._tests import constant_may_be_chance
 from harness.stats.across import compare_across
-from harness.stats.compare import compare_run
 from harness.stats.settings import interaction_test
 
 ALPHA, ROPE, N, DESIGNS = 0.05, 0.01, 120, 600

@@ -13,7 +13,8 @@ import yaml
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
 from harness.cli.main import main
-from harness.stats.compare import compare_run, format_verdicts
+from harness.run.analysis import compare_run
+from harness.stats.compare import format_verdicts
 
 
 def make_run(root: Path, scores: dict[str, np.ndarray], *, metric_column: str = "accuracy", folds: int = 5,
@@ -284,3 +285,23 @@ def test_within_dataset_rank_tests_and_the_verdict_rule_are_labelled(tmp_path: P
     assert "conditional on this dataset" in tests["wilcoxon"]["scope"] and "conditional" in c["friedman"]["scope"]
     assert "reference only" in tests["paired_t"]["scope"] and "scope" not in tests["corrected_t"]
     assert "0.975" in c["verdict_rule"] and "0.975" in format_verdicts(compare_run(tmp_path / "run"))
+
+
+def test_compare_is_pure_on_frames_and_matches_the_run_directory(tmp_path: Path) -> None:
+    """stats.compare needs only frames: the same numbers as compare_run, which reads them through rundir."""
+    from harness.stats.compare import compare
+    from harness.stats.scores import groups_of, run_scores
+
+    rng = np.random.default_rng(3)
+    base = 0.7 + rng.normal(0, 0.01, 10)
+    run = make_run(tmp_path / "run", {"b": base, "a": base + 0.02 + rng.normal(0, 0.005, 10)},
+                   oof_correct={"a": rng.random(200) < 0.8, "b": rng.random(200) < 0.7},
+                   groups=np.arange(200) % 20)
+    study = yaml.safe_load((run / "study.yaml").read_text())
+    results, predictions = pd.read_csv(run / "results.csv"), pd.read_csv(run / "predictions.csv")
+    groups = groups_of(pd.read_csv(run / "splits.csv", dtype=str))
+    assert groups is not None and len(groups) == 200
+    scores = run_scores(results, study["compare"], predictions, groups)
+    from_frames = json.loads(compare(scores, study).to_json())
+    assert from_frames == json.loads(compare_run(run).to_json())
+    assert from_frames["arms"][0]["tests"]["bayes"]["p_a_better"] > 0.9  # a real comparison, not an empty one

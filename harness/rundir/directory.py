@@ -1,82 +1,56 @@
-"""The run directory: every file name the harness writes there, the lock, ownership, clearing and clean-up.
+"""A run directory's paths and housekeeping: claiming the folder (the manifest), the lock, ``--fresh``, clean-up.
 
-One owner, so the names cannot drift between modules: a run directory holds the resolved study,
-the data files, one folder per cell, the aggregated results and the report. A folder becomes a run
-directory when the harness claims it (it must be empty or new): ``.harness-run.json`` records the
-names the harness owns there, and clearing or clean-up never touches anything else.
+A folder becomes a run directory when the harness claims it (it must be empty or new): ``.harness-run.json``
+records the names the harness owns there, and clearing or clean-up never touches anything else.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.atomic import atomic_write_text, remove_temp_leftovers, temp_target
 from harness.errors import HarnessError
+from harness.rundir.cell import Cell
+from harness.rundir.names import (
+    _BOOKKEEPING,
+    BEST,
+    CACHE,
+    CELL_FILES,
+    CELL_QUEUE,
+    CELLS,
+    DATASETS,
+    FINGERPRINT,
+    HARNESS_NAMES,
+    LOCK,
+    LOCK_DB,
+    LOG,
+    MANIFEST,
+    NESTED,
+    OUTPUTS,
+    PLUGINS,
+    REPORT,
+    RESULTS,
+    RUN_INFO,
+    RUN_SUMMARIES,
+    SETTINGS,
+    TRIALS,
+    TUNING_DB,
+    cell_name,
+)
+from harness.rundir.records import RunRecords, read_study
 
-# files at the top of a run directory
-STUDY = "study.yaml"
-RUN_INFO = "run.json"
-ARMS = "arms.json"
-SPLITS = "splits.csv"
-LABELS = "labels.csv"
-CLASSES = "classes.json"
-SKIPPED = "skipped_images.csv"
-DATA_SUMMARY = "data_summary.json"
-DUPLICATES = "duplicates.csv"
-RESULTS = "results.csv"
-PREDICTIONS = "predictions.csv"
-STATS = "stats.json"
-STOPPING = "stopping.json"  # cv.stop_when_settled: the design and every look (harness.run.stopping)
-TUNING = "tuning.json"
-REPORT = "report.html"
-INSIGHT = "insight.json"  # what the report shows of the trained models (gates, Grad-CAM, mistakes), stored at run end
-LOG = "run.log"
-CELLS = "cells"
-CACHE = "cache"
-LOCK = ".lock"
-LOCK_DB = ".lock.db"  # the lock where there is no fcntl (Windows): filelock's SQLite reader/writer lock
-CELL_QUEUE = "cells.db"  # the local workers' shared queue (``run --workers N``)
-PLUGINS = "plugins"  # one folder per plugin that writes files (loggers): plugins/<name>/, the plugin's own
-DATASETS = "datasets"  # a multi-dataset study: one complete run per dataset, datasets/<id>/
-ACROSS = "across.json"  # a multi-dataset study: the across-dataset comparison
-SETTINGS = "settings"  # a study with settings: one complete run per training setting, settings/<id>/
-MANIFEST = ".harness-run.json"  # marks the folder as a run directory and lists the names the harness owns in it
-TUNING_DB = "tuning.db"  # harness tune: the default Optuna storage
-TRIALS = "tuning"  # harness tune: one run directory per trial, tuning/<arm>/<trial>/
-NESTED = "nested"  # nested-CV tuning: nested/<arm>/<outer fold>/
-
-# files inside one cell's folder
-RESULT = "result.json"
-HISTORY = "history.csv"
-CELL_PREDICTIONS = "predictions.csv"
-FINGERPRINT = "fingerprint"
-LAST = "last.pt"
-BEST = "best.pt"
-
-# harness.atomic writes ".<name>.<8 random characters>.tmp" beside the target
-
-# what ``--fresh`` removes: everything a run writes except the decoded-image cache (keyed by content)
-OUTPUTS = (STUDY, RUN_INFO, ARMS, SPLITS, LABELS, CLASSES, SKIPPED, DATA_SUMMARY, DUPLICATES, RESULTS, PREDICTIONS, STATS,
-           TUNING, STOPPING, REPORT, INSIGHT, LOG, CELLS, CELL_QUEUE, PLUGINS, DATASETS, ACROSS, SETTINGS)
-# every top-level name the harness may create in a run directory: what a new run directory's manifest lists
-HARNESS_NAMES = (*OUTPUTS, CACHE, LOCK, LOCK_DB, MANIFEST, TUNING_DB, TRIALS, NESTED)
-CELL_FILES = frozenset({RESULT, HISTORY, CELL_PREDICTIONS, FINGERPRINT, LAST, BEST})
-# the outputs that summarise every cell: a rerun removes them before its first cell (rewritten from the cells)
-RUN_SUMMARIES = (RESULTS, PREDICTIONS, STATS, REPORT, RUN_INFO, ARMS)
-# what a process that is claiming the folder at the same moment may already have made there
-_BOOKKEEPING = frozenset({LOCK, LOCK_DB, CELL_QUEUE, TUNING_DB})
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-class RunDir:
-    """Paths and housekeeping of one run directory."""
+class RunDir(RunRecords):
+    """One run directory: its paths, records (:class:`RunRecords`), cells, sub-runs and housekeeping."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -88,15 +62,65 @@ class RunDir:
         """The folder of one arm x repeat x fold cell."""
         return self.root / CELLS / arm / cell_name(repeat, fold)
 
-    def read_json(self, name: str) -> dict[str, Any] | None:
-        """A JSON record at the top of the run directory (``stopping.json``, ``run.json``, ...); None when it is
-        missing or unreadable (a record is written atomically, so unreadable means foreign or damaged)."""
-        path = self.root / name
-        try:
-            data = json.loads(path.read_text()) if path.is_file() else None
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+    def cell_files(self, arm: str, repeat: int, fold: int) -> Cell:
+        """The files of one arm x repeat x fold cell."""
+        return Cell(self.cell(arm, repeat, fold))
+
+    def cell_at(self, arm: str, name: str) -> Cell:
+        """The files of the arm's cell in the folder ``name`` (``r0-f1``)."""
+        return Cell(self.root / CELLS / arm / name)
+
+    def arm_cells(self, arm: str) -> list[Cell]:
+        """The stored cells of one arm, in folder-name order."""
+        return [Cell(folder) for folder in sorted((self.root / CELLS / arm).glob("*")) if folder.is_dir()]
+
+    def arm_folders(self) -> list[Path]:
+        """One folder per arm below ``cells/``, in name order (empty when no cell ran)."""
+        folder = self.root / CELLS
+        return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def histories(self, arm: str) -> list[pd.DataFrame]:
+        """The stored history.csv of each of the arm's cells, in cell order."""
+        return [history for cell in self.arm_cells(arm) if (history := cell.history()) is not None]
+
+    def checkpoints(self) -> list[Path]:
+        """Every cell's checkpoint files (``last.pt``, ``best.pt``)."""
+        return sorted(self.root.glob(f"{CELLS}/*/*/*.pt"))
+
+    def has_checkpoints(self, arm: str) -> bool:
+        """Whether any cell of the arm kept its scored model's weights (best.pt)."""
+        return any((self.root / CELLS / arm).glob(f"*/{BEST}"))
+
+    def has_sub_runs_started(self, kind: str) -> bool:
+        """Whether any sub-run (``kind``: datasets or settings) holds a cell folder (a run began)."""
+        return any(self.root.glob(f"{kind}/*/{CELLS}"))
+
+    @property
+    def log_path(self) -> Path:
+        """run.log, which the run's log handler appends to."""
+        return self.root / LOG
+
+    @property
+    def report_path(self) -> Path:
+        return self.root / REPORT
+
+    @property
+    def trials(self) -> Path:
+        """harness tune: one run directory per trial below it (``tuning/<arm>/<trial>/``)."""
+        return self.root / TRIALS
+
+    @property
+    def nested(self) -> Path:
+        """Nested-CV tuning: ``nested/<arm>/<outer fold>/``."""
+        return self.root / NESTED
+
+    def tuning_url(self) -> str:
+        """The default Optuna storage of ``harness tune`` (SQLite ``tuning.db``)."""
+        return f"sqlite:///{self.root / TUNING_DB}"
+
+    def cell_queue_url(self) -> str:
+        """The default shared queue of ``run --workers N`` (SQLite ``cells.db``)."""
+        return f"sqlite:///{self.root / CELL_QUEUE}"
 
     def plugin_dir(self, name: str) -> Path:
         """The folder a plugin (a logger) owns in this run directory; nothing else writes there."""
@@ -122,12 +146,16 @@ class RunDir:
         """Setting id -> sub-run folder, for a run with settings (empty otherwise), in study order."""
         return self.sub_runs(SETTINGS)
 
+    def sub_run(self, kind: str, entry_id: str) -> Path:
+        """``RUN/<kind>/<id>/``: one entry's complete run (``kind``: datasets or settings)."""
+        return self.root / kind / entry_id
+
     def sub_runs(self, kind: str) -> dict[str, Path]:
         """Id -> ``RUN/<kind>/<id>/`` for the entries of the study.yaml's ``kind:`` list (datasets or settings)."""
         listed = read_study(self.root).get(kind)
         if not isinstance(listed, list):
             return {}
-        return {str(entry["id"]): self.root / kind / str(entry["id"]) for entry in listed if isinstance(entry, dict)}
+        return {str(entry["id"]): self.sub_run(kind, str(entry["id"])) for entry in listed if isinstance(entry, dict)}
 
     def prepare(self) -> None:
         """Create and claim the folder, refusing a path that is a file, cannot be written, or holds files
@@ -282,50 +310,6 @@ def remove_created(run_dir: Path, created: Path) -> None:
         folder = folder.parent
 
 
-def read_study(run_dir: Path) -> dict[str, Any]:
-    """The run's resolved study (``study.yaml``) as a mapping, ``{}`` when there is none; parsed once per
-    version of the file in a process (every reader shares the parse)."""
-    path = Path(run_dir) / STUDY
-    try:
-        info = path.stat()
-    except OSError:
-        return {}
-    return copy.deepcopy(_parsed_study(str(path.resolve()), info.st_mtime_ns, info.st_size))
-
-
-@functools.lru_cache(maxsize=32)
-def _parsed_study(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
-    import yaml
-
-    data = yaml.safe_load(Path(path).read_text())
-    return data if isinstance(data, dict) else {}
-
-
-def read_results(run_dir: Path) -> Any:
-    """results.csv as a DataFrame; one message (HarnessError) for a run that has none, an empty one, or
-    one that does not match its study.yaml (an interrupted rerun with other arms)."""
-    import pandas as pd
-
-    path = Path(run_dir) / RESULTS
-    if not path.is_file():
-        raise HarnessError(f"{run_dir} has no {RESULTS} (no finished run there); run the study first "
-                           "(harness run STUDY --out RUN_DIR), or rerun it to resume")
-    try:
-        results = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        results = pd.DataFrame()
-    if results.empty or "arm" not in results.columns:
-        raise HarnessError(f"{path} holds no finished cell (the run stopped before one finished); rerun the "
-                           "study to resume it")
-    study = Path(run_dir) / STUDY
-    declared = read_study(run_dir).get("arms")
-    extra = sorted(set(results["arm"].astype(str)) - set(declared)) if isinstance(declared, dict) else []
-    if extra:
-        raise HarnessError(f"{path} does not match {study}: arm(s) {', '.join(extra)} are not in the study (the "
-                           "results are from an earlier run); rerun the study to bring them up to date")
-    return results
-
-
 def _remove(target: Path, kept: set[Path]) -> None:
     """Delete a file or folder, except the ``kept`` paths below it (and the folders that lead to them)."""
     if target in kept:
@@ -338,11 +322,6 @@ def _remove(target: Path, kept: set[Path]) -> None:
         shutil.rmtree(target)
     else:
         target.unlink(missing_ok=True)
-
-
-def cell_name(repeat: int, fold: int) -> str:
-    """One cell's folder name below its arm (``r0-f1``)."""
-    return f"r{repeat}-f{fold}"
 
 
 def _lock(root: Path, shared: bool) -> Callable[[], None]:
