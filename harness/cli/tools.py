@@ -56,7 +56,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     from harness.models.build import build_model, model_cost
 
     registry = registry_for(args)
-    name, options = attention_option(args.attention)
+    name, options = attention_option(args.attention, registry.identity_attention)
     model = build_model(registry, args.backbone, name, options, num_classes=args.classes,
                         in_chans=args.in_chans, image_size=args.image_size)
     cost = model_cost(model, args.in_chans, args.image_size)
@@ -101,11 +101,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _bench_data(args)
     from harness.bench import BenchConfig, run_bench
 
-    name, options = attention_option(args.attention)
+    registry = registry_for(args)
+    name, options = attention_option(args.attention, registry.identity_attention)
     config = BenchConfig(args.backbone, name, tuple(sorted(options.items())), args.image_size, args.batch_size,
                          args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, augment=args.augment, deterministic=args.deterministic)
-    result = run_bench(config, registry_for(args), profile_steps=args.profile)
+    result = run_bench(config, registry, profile_steps=args.profile)
     profile = result.pop("profile", None)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "config"}))

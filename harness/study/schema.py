@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -16,11 +16,36 @@ from harness.study.data_schema import (  # noqa: F401  (part of this schema: imp
     StrictModel,
 )
 
+if TYPE_CHECKING:
+    from harness.defaults import ComponentDefaults
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"
+DEFAULTS = "defaults"  # the validation context's key: the registry's ComponentDefaults (harness.defaults)
 MAX_NAME = 100  # characters in a study or arm name: they become folder and file names
 
 
 SeedSource = Literal["split", "init", "order", "augment"]
+
+
+def study_context(defaults: ComponentDefaults | None, plugins: Any) -> dict[str, Any]:
+    """pydantic's validation context for a study: what it does not name is ``defaults``' (a registry's), by
+    default those of the registry of its ``plugins:`` (the entry points and those modules)."""
+    from harness.registry import study_defaults
+
+    return {DEFAULTS: defaults if defaults is not None else study_defaults(plugins)}
+
+
+def _registry_default(kind: str, value: Any, info: ValidationInfo) -> Any:
+    """``value``, or where the study names no ``kind`` component (None) the registry's default, from the
+    validation context (the loader's); a spec built in code without that context keeps None."""
+    defaults = (info.context or {}).get(DEFAULTS)
+    if value is not None or defaults is None:
+        return value
+    if kind not in defaults.names:
+        from harness.defaults import no_default
+
+        raise ValueError(no_default(kind, "name one here"))
+    return defaults.names[kind]
 
 
 def _every_source() -> list[SeedSource]:
@@ -81,15 +106,27 @@ class OptimizerSpec(BaseModel):
     """``name`` picks the optimizer plugin; every other key is passed to it."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-    name: str = "sgd"
+    name: str | None = Field(None, validate_default=True, description="default: the optimizer its plugin marks "
+                             "the default (`harness list optimizers`)")
     lr: float = Field(0.01, gt=0)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _default(cls, value: Any, info: ValidationInfo) -> Any:
+        return _registry_default("optimizers", value, info)
 
 
 class SchedulerSpec(BaseModel):
     """``name`` picks the scheduler plugin; every other key is passed to it."""
 
     model_config = ConfigDict(extra="allow")
-    name: str = "step"
+    name: str | None = Field(None, validate_default=True, description="default: the scheduler its plugin marks "
+                             "the default (`harness list schedulers`)")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _default(cls, value: Any, info: ValidationInfo) -> Any:
+        return _registry_default("schedulers", value, info)
 
 
 class EarlyStoppingSpec(StrictModel):
@@ -145,8 +182,8 @@ class EmaSpec(StrictModel):
 class TrainingSpec(StrictModel):
     epochs: Int = Field(10, ge=1)
     batch_size: Int = Field(32, ge=1)
-    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    optimizer: OptimizerSpec = Field(default_factory=dict, validate_default=True)  # validated: the registry's default
+    scheduler: SchedulerSpec = Field(default_factory=dict, validate_default=True)
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
@@ -184,9 +221,15 @@ class TrainingSpec(StrictModel):
 
 class ArmSpec(StrictModel):
     backbone: str
-    attention: str | dict[str, Any] = "none"
+    attention: str | dict[str, Any] | None = Field(None, validate_default=True, description="default: the variant "
+                                                   "its plugin marks the default (`harness list attention`)")
     pretrained: bool | str = False
     training: dict[str, Any] = Field(default_factory=dict, description="overrides of training.*")
+
+    @field_validator("attention", mode="before")
+    @classmethod
+    def _default(cls, value: Any, info: ValidationInfo) -> Any:
+        return _registry_default("attention", value, info)
 
 
 class CompareSpec(StrictModel):
@@ -264,7 +307,7 @@ class Study(StrictModel):
     plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
     dataset: DatasetSpec
     cv: CVSpec = Field(default_factory=CVSpec)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    training: TrainingSpec = Field(default_factory=dict, validate_default=True)  # validated: the registry's defaults
     arms: dict[str, ArmSpec] = Field(default_factory=dict)
     grid: dict[str, list[Any]] | None = None
     compare: CompareSpec = Field(default_factory=CompareSpec)
@@ -309,9 +352,11 @@ class Study(StrictModel):
     @field_validator("init")
     @classmethod
     def _init_lets_attention_learn(cls, value: str, info: ValidationInfo) -> str:
-        if value != "zero_last_bn":
+        defaults = (info.context or {}).get(DEFAULTS)
+        if value != "zero_last_bn" or defaults is None:  # (checked where the study is loaded against a registry)
             return value
-        plain = ("none", {"name": "none"})
+        identity = defaults.identity_attention  # the "no attention" variant; None: no plugin marks one
+        plain = (identity, {"name": identity}) if identity is not None else ()
         arms = info.data.get("arms") or {}
         grid = info.data.get("grid") or {}
         if any(a.attention not in plain for a in arms.values()) or any(v not in plain for v in grid.get("attention", [])):
