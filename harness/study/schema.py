@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from harness.study.data_schema import (  # noqa: F401  (part of this schema: imported from here too)
     AUGMENT_PRESETS,
@@ -35,6 +44,17 @@ def study_context(defaults: ComponentDefaults | None, plugins: Any) -> dict[str,
     return {DEFAULTS: defaults if defaults is not None else study_defaults(plugins)}
 
 
+def _no_fixed_default(schema: dict[str, Any]) -> None:
+    """A name the registry supplies has no default of the schema's own (``harness schema`` shows the registry's)."""
+    schema.pop("default", None)
+
+
+def _by_registry(kind: str) -> Any:
+    """A component's field a study may leave unnamed (None): validated even then, into the registry's default."""
+    return Field(validate_default=True, json_schema_extra=_no_fixed_default,
+                 description=f"default: the one its plugin marks the default (`harness list {kind}`)")
+
+
 def _registry_default(kind: str, value: Any, info: ValidationInfo) -> Any:
     """``value``, or where the study names no ``kind`` component (None) the registry's default, from the
     validation context (the loader's); a spec built in code without that context keeps None."""
@@ -46,6 +66,13 @@ def _registry_default(kind: str, value: Any, info: ValidationInfo) -> Any:
 
         raise ValueError(no_default(kind, "name one here"))
     return defaults.names[kind]
+
+
+# a component's name (attention: or a mapping) that a study may leave out; validated into the registry's default
+OptimizerName = Annotated[str | None, BeforeValidator(partial(_registry_default, "optimizers")), _by_registry("optimizers")]
+SchedulerName = Annotated[str | None, BeforeValidator(partial(_registry_default, "schedulers")), _by_registry("schedulers")]
+AttentionValue = Annotated[str | dict[str, Any] | None, BeforeValidator(partial(_registry_default, "attention")),
+                           _by_registry("attention")]
 
 
 def _every_source() -> list[SeedSource]:
@@ -106,27 +133,15 @@ class OptimizerSpec(BaseModel):
     """``name`` picks the optimizer plugin; every other key is passed to it."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-    name: str | None = Field(None, validate_default=True, description="default: the optimizer its plugin marks "
-                             "the default (`harness list optimizers`)")
+    name: OptimizerName = None
     lr: float = Field(0.01, gt=0)
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _default(cls, value: Any, info: ValidationInfo) -> Any:
-        return _registry_default("optimizers", value, info)
 
 
 class SchedulerSpec(BaseModel):
     """``name`` picks the scheduler plugin; every other key is passed to it."""
 
     model_config = ConfigDict(extra="allow")
-    name: str | None = Field(None, validate_default=True, description="default: the scheduler its plugin marks "
-                             "the default (`harness list schedulers`)")
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _default(cls, value: Any, info: ValidationInfo) -> Any:
-        return _registry_default("schedulers", value, info)
+    name: SchedulerName = None
 
 
 class EarlyStoppingSpec(StrictModel):
@@ -221,15 +236,9 @@ class TrainingSpec(StrictModel):
 
 class ArmSpec(StrictModel):
     backbone: str
-    attention: str | dict[str, Any] | None = Field(None, validate_default=True, description="default: the variant "
-                                                   "its plugin marks the default (`harness list attention`)")
+    attention: AttentionValue = None
     pretrained: bool | str = False
     training: dict[str, Any] = Field(default_factory=dict, description="overrides of training.*")
-
-    @field_validator("attention", mode="before")
-    @classmethod
-    def _default(cls, value: Any, info: ValidationInfo) -> Any:
-        return _registry_default("attention", value, info)
 
 
 class CompareSpec(StrictModel):
