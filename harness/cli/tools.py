@@ -46,9 +46,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     width = max((len(n) for n in names), default=0)
     table = registry.components[args.kind]
+    identity = registry.defaults.identity_attention if args.kind == "attention" else None
+    marked = [(registry.defaults.names.get(args.kind), "default"), (identity, "no attention")]  # the plugins' marks
     for name in names:  # a family member (timm/resnet26d) has no entry of its own
         summary = table[name].summary if name in table else f"(one of {name.split('/', 1)[0]}/*)"
-        print(f"{name:<{width}}  {summary}")
+        marks = [mark for marked_name, mark in marked if marked_name == name]
+        print(f"{name:<{width}}  {summary}" + (f" [{'; '.join(marks)}]" if marks else ""))
     return 0
 
 
