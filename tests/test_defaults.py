@@ -146,6 +146,29 @@ def test_the_json_schema_shows_the_registrys_defaults() -> None:
     assert adam["properties"]["name"]["default"] == "adam3p" and "name" not in adam["required"]
 
 
+def test_a_missing_group_column_gets_the_datasets_own_hint(tmp_path: Path, tiny_study: dict[str, Any],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from harness.cli.main import main
+
+    for i in range(8):
+        (tmp_path / "images" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.new("L", (8, 8), 40 * i).save(tmp_path / "images" / f"c{i % 2}" / f"{i}.png")
+    for name, hint in (("folder", True), ("csv", False)):
+        study = copy.deepcopy(tiny_study) | {"cv": {"folds": 2, "group": "patient"}}
+        study["dataset"] = {"name": name, "image_size": 8, "options": {"path": "images"}}
+        if name == "csv":
+            (tmp_path / "labels.csv").write_text("image,label\n" + "".join(f"images/c{i % 2}/{i}.png,c{i % 2}\n"
+                                                                            for i in range(8)))
+            study["dataset"]["options"]["path"] = "labels.csv"
+        (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+        assert main(["validate", str(tmp_path / "study.yaml")]) == 2
+        err = capsys.readouterr().err
+        assert "cv.group: the dataset has no column 'patient'" in err
+        assert ("get a column 'group' from dataset.options.group_pattern" in err) is hint  # the plugin's hint only
+
+
 # -- the core spells no built-in component's name ------------------------------------------------------------
 
 EVERYWHERE = {"sgd", "step", "phantom", "folder", "filename"}  # never a literal in the core
