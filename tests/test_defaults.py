@@ -82,7 +82,9 @@ def _study(tmp_path: Path, tiny_study: dict[str, Any], **changes: Any) -> Path:
 
 
 def test_a_study_naming_none_gets_the_third_party_default(tmp_path: Path, tiny_study: dict[str, Any]) -> None:
-    from harness.run.runner import RunOptions, run_study
+    import torch
+
+    from harness.study.arm_identity import resolved_study
     from harness.study.loader import load_study
 
     registry = _registry(*OTHER_BUILTINS, third_party=ThirdParty())
@@ -91,10 +93,12 @@ def test_a_study_naming_none_gets_the_third_party_default(tmp_path: Path, tiny_s
     study = load_study(_study(tmp_path, tiny_study), defaults=registry.defaults)
     assert {(a.attention_name, a.training.optimizer.name, a.training.scheduler.name) for a in study.arms.values()} \
         == {("off", "adam3p", "flat"), ("gate", "adam3p", "flat")}
-    run_study(study, registry, RunOptions(tmp_path / "run", quiet=True, report=None, stats=False))  # real, tiny
-    resolved = yaml.safe_load((tmp_path / "run" / "study.yaml").read_text())
+    resolved = resolved_study(study)  # what the run directory's study.yaml records
     assert resolved["training"]["optimizer"]["name"] == "adam3p" and resolved["training"]["scheduler"]["name"] == "flat"
     assert resolved["arms"]["plain"]["attention"] == {"name": "off"}
+    optimizer = registry.optimizer(study.arms["plain"].training.optimizer.name).build([torch.zeros(1, requires_grad=True)],
+                                                                                   {"lr": 0.01})
+    assert isinstance(optimizer, torch.optim.Adam)
 
 
 def test_the_builtins_are_the_defaults_of_a_study_loaded_without_a_registry(write_study: Any) -> None:
