@@ -110,6 +110,18 @@ def test_the_builtins_are_the_defaults_of_a_study_loaded_without_a_registry(writ
     assert (arm.attention_name, arm.training.optimizer.name, arm.training.scheduler.name) == ("none", "sgd", "step")
 
 
+def test_attention_options_without_a_name_are_the_default_variants(write_study: Any,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli.main import main
+
+    path = write_study(arms={"plain": {"backbone": "resnet20", "attention": {}},
+                             "odd": {"backbone": "resnet20", "attention": {"reduction": 4}}})
+    assert main(["validate", str(path), "--no-data"]) == 2  # once a KeyError traceback
+    err = capsys.readouterr().err
+    assert "arms.odd.attention.reduction: attention variant 'none': no option 'reduction'" in err
+    assert "arms.plain" not in err
+
+
 def test_two_plugins_claiming_the_default_is_an_error_naming_both() -> None:
     with pytest.raises(HarnessError) as error:
         _registry("harness_plugins.optim.plugin", third_party=ThirdParty())

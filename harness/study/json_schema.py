@@ -54,7 +54,7 @@ def study_json_schema(registry: Registry) -> dict[str, Any]:
                 *({"type": "string", "pattern": "^" + re.escape(f[:-1]) + ".+$"} for f in families)]
     arm["backbone"] = {"anyOf": backbone, "description": "a registered backbone (harness list backbones)"}
     default = registry.defaults.names.get  # kind -> the component a study gets where it names none (None: no default)
-    arm["attention"] = {"anyOf": [names("attention"), *branches("attention", True)],
+    arm["attention"] = {"anyOf": [names("attention"), *branches("attention", True, default("attention"))],
                         **({"default": default("attention")} if default("attention") else {}),
                         "description": "a variant's name, or {name: VARIANT, OPTION: value, ...}"}
     defs["OptimizerSpec"] = {"anyOf": branches("optimizers", True, default("optimizers")),

@@ -59,6 +59,8 @@ def _registry_default(kind: str, value: Any, info: ValidationInfo) -> Any:
     """``value``, or where the study names no ``kind`` component (None) the registry's default, from the
     validation context (the loader's); a spec built in code without that context keeps None."""
     defaults = (info.context or {}).get(DEFAULTS)
+    if isinstance(value, dict) and "name" not in value:  # options without a name (attention: {reduction: 4})
+        return {"name": _registry_default(kind, None, info), **value} if defaults is not None else value
     if value is not None or defaults is None:
         return value
     if kind not in defaults.names:
