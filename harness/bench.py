@@ -10,7 +10,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from harness.study.schema import AugmentSpec, TrainingSpec
 @dataclass(frozen=True)
 class BenchConfig:
     backbone: str = "resnet50"
-    attention: str = "none"
+    attention: str | None = None  # None: the registry's "no attention" variant
     attention_options: tuple[tuple[str, Any], ...] = ()
     image_size: int = 224
     batch_size: int = 64
@@ -96,9 +96,13 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
     determinism.configure(config.deterministic, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model = _build(config, registry, config.attention, dict(config.attention_options), device)
+    plain = registry.defaults.identity_attention
+    if config.attention is None:
+        config = replace(config, attention=registry.identity_attention())
+    model = _build(config, registry, str(config.attention), dict(config.attention_options), device)
+    optimizer_info = registry.optimizer(registry.default("optimizers"))  # the default optimizer, its own defaults
     training = TrainingSpec(batch_size=config.batch_size, amp=config.amp, channels_last=config.channels_last,
-                            optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9})
+                            optimizer={"name": optimizer_info.name, "lr": 0.01})
     n = config.batch_size * max(config.steps, config.warmup)
     generator = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, config.in_chans, config.image_size, config.image_size), dtype=torch.uint8,
@@ -107,7 +111,7 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
     mean = torch.full((config.in_chans,), 0.5, device=device)
     std = torch.full((config.in_chans,), 0.25, device=device)
     inputs = FoldInputs(x, y, x[:0], y[:0], x[:0], y[:0], mean, std, config.in_chans)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    optimizer = optimizer_info.build(model.parameters(), {"lr": 0.01})
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
     with tempfile.TemporaryDirectory() as tmp:
         augment = AugmentSpec.model_validate("standard" if config.augment else "none")
@@ -137,7 +141,7 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
     def bare_loop(net: nn.Module) -> Loop:
         """The loop a user would write by hand: index, to float, normalise, forward, loss, backward, step."""
         net = ready(net)
-        bare_optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        bare_optimizer = optimizer_info.build(net.parameters(), {"lr": 0.01})
 
         def steps(count: int, offset: int) -> float:
             _sync(device)
@@ -158,8 +162,8 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
         return steps
 
     loops: dict[str, Loop] = {"harness": harness_steps, "bare": bare_loop(bare_model)}
-    if config.attention != "none":
-        loops["plain"] = bare_loop(_build(config, registry, "none", {}, device))
+    if plain is not None and config.attention != plain:
+        loops["plain"] = bare_loop(_build(config, registry, plain, {}, device))
     for loop in loops.values():
         loop(config.warmup, 0)
     trainer.state.data_seconds = 0.0

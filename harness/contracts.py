@@ -107,13 +107,17 @@ class AttentionInfo:
 
     ``options``: a pydantic model of its options (checked by ``validate`` with line numbers, listed by
     ``harness list attention --options``, in ``harness schema``); ``None``: derived from ``make``'s
-    signature (see :func:`harness.options.options_model`).
+    signature (see :func:`harness.options.options_model`). ``default``: the variant an arm gets when it
+    names none; ``identity``: the variant that adds no attention (the plain network: ``init: zero_last_bn``
+    accepts it, ``harness model``/``bench`` use it). At most one loaded variant may claim each.
     """
 
     name: str
     make: Callable[[Mapping[str, Any]], AttentionPlan]
     summary: str
     options: type[BaseModel] | None = None
+    default: bool = False
+    identity: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,8 @@ class DatasetInfo:
 
     ``options``: a pydantic model of its options (checked by ``validate``, listed in the docs);
     ``cheap_index``: loading the table only indexes files, so ``validate`` may load it (not so for
-    a generator that writes images).
+    a generator that writes images). ``group_column_hint``: how a user of this dataset gets a column to
+    group the folds by (``cv.group``), added to the message when the named column is missing.
     """
 
     name: str
@@ -140,27 +145,31 @@ class DatasetInfo:
     summary: str
     options: type[BaseModel] | None = None
     cheap_index: bool = True
+    group_column_hint: str | None = None
 
 
 @dataclass(frozen=True)
 class OptimizerInfo:
-    """An optimizer: ``build(params, options) -> Optimizer``; ``options`` as for :class:`AttentionInfo`."""
+    """An optimizer: ``build(params, options) -> Optimizer``; ``options`` as for :class:`AttentionInfo`;
+    ``default``: the optimizer a study gets when it names none (at most one loaded optimizer claims it)."""
 
     name: str
     build: Callable[[Any, Mapping[str, Any]], Optimizer]
     summary: str
     options: type[BaseModel] | None = None
+    default: bool = False
 
 
 @dataclass(frozen=True)
 class SchedulerInfo:
     """An LR scheduler stepped once per epoch: ``build(optimizer, options, epochs)``; ``options`` as for
-    :class:`AttentionInfo`."""
+    :class:`AttentionInfo`; ``default``: the scheduler a study gets when it names none (at most one claims it)."""
 
     name: str
     build: Callable[[Optimizer, Mapping[str, Any], int], LRScheduler]
     summary: str
     options: type[BaseModel] | None = None
+    default: bool = False
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from harness.contracts import (
     StudyContext,
     StudyStartContext,
 )
+from harness.defaults import ComponentDefaults, component_defaults, no_default
 from harness.errors import HarnessError, did_you_mean, unknown_name
 from harness.optional import install_hint, installed
 from harness.options import parse_options
@@ -75,6 +76,20 @@ class Registry:
     plugins: list[PluginRecord]
     components: dict[str, dict[str, Any]] = field(default_factory=dict)
     owners: dict[str, dict[str, str]] = field(default_factory=dict)
+    defaults: ComponentDefaults = field(default_factory=ComponentDefaults)  # set by build_registry
+
+    def default(self, kind: str) -> str:
+        """The name of the component of ``kind`` that its plugin marks the default; a HarnessError if none is."""
+        if kind not in self.defaults.names:
+            raise HarnessError(no_default(kind))
+        return self.defaults.names[kind]
+
+    def identity_attention(self) -> str:
+        """The attention variant marked ``identity`` (no attention); a HarnessError if none is."""
+        if self.defaults.identity_attention is None:
+            raise HarnessError("no attention variant is marked as 'no attention' (identity=True) among the loaded "
+                               "plugins: give --attention (`harness list attention` lists them)")
+        return self.defaults.identity_attention
 
     def get(self, kind: str, name: str) -> Any:
         """The component ``name`` of ``kind``, or a HarnessError listing close matches."""
@@ -345,7 +360,18 @@ def build_registry(pm: pluggy.PluginManager, records: list[PluginRecord]) -> Reg
                 owners[info.name] = impl.plugin_name
         registry.components[kind] = table
         registry.owners[kind] = owners
+    registry.defaults = component_defaults(registry.components, registry.owners)
     return registry
+
+
+def study_defaults(plugins: Any) -> ComponentDefaults:
+    """The defaults of the registry a study with ``plugins:`` gets (the entry points and those modules), for a
+    study loaded without one; entries that are not module names are left to the schema to report, and a
+    plugin that fails to load to the registry the command builds (which warns or, strict, refuses)."""
+    modules = [p for p in plugins if isinstance(p, str)] if isinstance(plugins, list) else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginLoadWarning)
+        return load_registry(modules).defaults
 
 
 def load_registry(extra_modules: Iterable[str] = (), *, strict: bool = False) -> Registry:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +18,13 @@ if TYPE_CHECKING:
 USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
 
 
-def attention_option(text: str, flag: str = "--attention") -> tuple[str, dict[str, Any]]:
-    """``--attention se`` or ``--attention '{name: se, reduction: 8}'`` as (name, options)."""
+def attention_option(text: str | None, identity: Callable[[], str], flag: str = "--attention") -> tuple[str, dict[str, Any]]:
+    """``--attention se`` or ``--attention '{name: se, reduction: 8}'`` as (name, options); no name (no flag, or
+    a mapping without one): ``identity()``, the registry's "no attention" variant."""
     import yaml
 
+    if text is None:
+        return identity(), {}
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -31,7 +34,7 @@ def attention_option(text: str, flag: str = "--attention") -> tuple[str, dict[st
         return value, {}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         options = dict(value)
-        return str(options.pop("name", "none")), options
+        return str(options.pop("name", None) or identity()), options
     raise HarnessError(f"{flag} {text!r} must be a name (se) or a mapping ('{{name: se, reduction: 8}}'), "
                        f"not a {type(value).__name__}")
 

@@ -122,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", help="parameters, FLOPs and SE ratios of a backbone + attention")
     model.add_argument("backbone")
-    model.add_argument("--attention", default="none", help="a name or a YAML mapping, e.g. '{name: se, reduction: 8}'")
+    model.add_argument("--attention", help="a name or a YAML mapping, e.g. '{name: se, reduction: 8}' (default: no "
+                       "attention, the variant its plugin marks identity)")
     model.add_argument("--classes", type=int, default=1000)
     model.add_argument("--image-size", type=int, default=224)
     model.add_argument("--in-chans", type=int, default=3)
@@ -146,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("mode", nargs="?", choices=["model", "data"], default="model")
     bench.add_argument("study", nargs="?", type=Path, help="with 'data': the study to measure")
     bench.add_argument("--backbone", default="resnet50")
-    bench.add_argument("--attention", default="none", help="a name or a YAML mapping")
+    bench.add_argument("--attention", help="a name or a YAML mapping (default: no attention)")
     bench.add_argument("--image-size", type=int, default=224)
     bench.add_argument("--batch-size", type=int, default=64)
     bench.add_argument("--steps", type=int, default=50)
@@ -325,7 +326,7 @@ def cmd_tune(command: TuneCommand) -> int:
     if command.then_run and study.spec.tune is not None and study.spec.tune.nested:
         print(f"nested CV: the outer-fold scores are the comparison (report: {out}/report.html); --then-run is not needed")
     elif command.then_run:
-        tuned = load_study(command.study, [*plan.overrides, *best_overrides(summary)])
+        tuned = load_study(command.study, [*plan.overrides, *best_overrides(summary)], registry.defaults)
         run_study(tuned, registry, RunOptions(out, quiet=command.quiet, report=report_writer(registry)))
         print(f"report: {out}/report.html")
     return 0

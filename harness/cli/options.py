@@ -122,7 +122,7 @@ class ListCommand(Command):
 @dataclass(frozen=True, kw_only=True)
 class ModelCommand(Command):
     backbone: str
-    attention: str = "none"
+    attention: str | None = None  # None: the registry's identity variant
     classes: int = 1000
     image_size: int = 224
     in_chans: int = 3
@@ -147,7 +147,7 @@ class BenchCommand(Command):
     mode: str = "model"
     study: Path | None = None
     backbone: str = "resnet50"
-    attention: str = "none"
+    attention: str | None = None  # None: the registry's identity variant
     image_size: int = 224
     batch_size: int = 64
     steps: int = 50

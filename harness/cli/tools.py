@@ -57,9 +57,12 @@ def cmd_list(args: ListCommand) -> int:
         return 0
     width = max((len(n) for n in names), default=0)
     table = registry.components[args.kind]
+    identity = registry.defaults.identity_attention if args.kind == "attention" else None
+    marked = [(registry.defaults.names.get(args.kind), "default"), (identity, "no attention")]  # the plugins' marks
     for name in names:  # a family member (timm/resnet26d) has no entry of its own
         summary = table[name].summary if name in table else f"(one of {name.split('/', 1)[0]}/*)"
-        print(f"{name:<{width}}  {summary}")
+        marks = [mark for marked_name, mark in marked if marked_name == name]
+        print(f"{name:<{width}}  {summary}" + (f" [{'; '.join(marks)}]" if marks else ""))
     return 0
 
 
@@ -67,7 +70,7 @@ def cmd_model(args: ModelCommand) -> int:
     from harness.models.build import build_model, model_cost
 
     registry = registry_for(args)
-    name, options = attention_option(args.attention)
+    name, options = attention_option(args.attention, registry.identity_attention)
     model = build_model(registry, args.backbone, name, options, num_classes=args.classes,
                         in_chans=args.in_chans, image_size=args.image_size)
     cost = model_cost(model, args.in_chans, args.image_size)
@@ -115,11 +118,12 @@ def cmd_bench(args: BenchCommand) -> int:
                                             strict_plugins=args.strict_plugins, quiet=args.quiet))
     from harness.bench import BenchConfig, run_bench
 
-    name, options = attention_option(args.attention)
+    registry = registry_for(args)
+    name, options = attention_option(args.attention, registry.identity_attention)
     config = BenchConfig(args.backbone, name, tuple(sorted(options.items())), args.image_size, args.batch_size,
                          args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, augment=args.augment, deterministic=args.deterministic)
-    result = run_bench(config, registry_for(args), profile_steps=args.profile)
+    result = run_bench(config, registry, profile_steps=args.profile)
     profile = result.pop("profile", None)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "config"}))

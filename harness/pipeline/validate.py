@@ -167,8 +167,8 @@ def tune_space_problems(study: LoadedStudy, registry: Registry) -> list[Problem]
             data = copy.deepcopy(study.data)
             data.pop("tune", None)
             try:
-                found = component_problems(study_from_data(data, {}, study.source, arm_overrides(arm, {key: value})),
-                                           registry)
+                found = component_problems(study_from_data(data, {}, study.source, arm_overrides(arm, {key: value}),
+                                                           registry.defaults), registry)
             except StudyError as exc:
                 found = exc.problems
             if found:

@@ -66,8 +66,8 @@ def data_problems(study: LoadedStudy, registry: Registry) -> tuple[list[Problem]
     for key, name in (("group", cv.group), ("fold_column", cv.fold_column)):
         if name is not None and name not in columns:
             hint = ("" if columns else "; this dataset has no columns besides image and label")
-            if spec.dataset.name in ("folder", "filename"):
-                hint += "; folder/filename datasets get a column 'group' from dataset.options.group_pattern"
+            if info.group_column_hint:
+                hint += f"; {info.group_column_hint}"
             add(("cv", key), f"the dataset has no column {name!r}{did_you_mean(name, columns)}; "
                              f"columns: {', '.join(columns) or 'none'}{hint}")
     if any(p.path.startswith("cv.") for p in problems):

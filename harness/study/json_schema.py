@@ -33,12 +33,13 @@ def study_json_schema(registry: Registry) -> dict[str, Any]:
     defs: dict[str, Any] = schema["$defs"]
 
     def branches(kind: str, required_name: bool, default: str | None = None) -> list[dict[str, Any]]:
-        """One object schema per component: ``name`` is the component, the other keys its options."""
+        """One object schema per component: ``name`` is the component, the other keys its options; the
+        ``default`` component (the registry's) may leave its name out."""
         out = []
         for name in registry.names(kind):
             model = _model_schema(options_model(registry.get(kind, name)), defs)
-            model["properties"] = {"name": {"const": name, "description": registry.get(kind, name).summary},
-                                   **model.get("properties", {})}
+            named = {"const": name, "description": registry.get(kind, name).summary, **({"default": name} if name == default else {})}
+            model["properties"] = {"name": named, **model.get("properties", {})}
             needs_name = required_name and name != default
             model["required"] = [*(["name"] if needs_name else []), *model.get("required", [])]
             out.append(model)
@@ -52,10 +53,13 @@ def study_json_schema(registry: Registry) -> dict[str, Any]:
     backbone = [{"enum": [n for n in registry.names("backbones") if n not in families]},
                 *({"type": "string", "pattern": "^" + re.escape(f[:-1]) + ".+$"} for f in families)]
     arm["backbone"] = {"anyOf": backbone, "description": "a registered backbone (harness list backbones)"}
-    arm["attention"] = {"anyOf": [names("attention"), *branches("attention", True)], "default": "none",
+    default = registry.defaults.names.get  # kind -> the component a study gets where it names none (None: no default)
+    arm["attention"] = {"anyOf": [names("attention"), *branches("attention", True, default("attention"))],
+                        **({"default": default("attention")} if default("attention") else {}),
                         "description": "a variant's name, or {name: VARIANT, OPTION: value, ...}"}
-    defs["OptimizerSpec"] = {"anyOf": branches("optimizers", True, "sgd"), "description": defs["OptimizerSpec"]["description"]}
-    defs["SchedulerSpec"] = {"anyOf": branches("schedulers", True, "step"),
+    defs["OptimizerSpec"] = {"anyOf": branches("optimizers", True, default("optimizers")),
+                             "description": defs["OptimizerSpec"]["description"]}
+    defs["SchedulerSpec"] = {"anyOf": branches("schedulers", True, default("schedulers")),
                              "description": defs["SchedulerSpec"]["description"]}
     # an arm's training overrides merge into the study's training, so its optimizer needs no name of its own
     override = copy.deepcopy(defs["TrainingSpec"])

@@ -16,10 +16,11 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from harness.defaults import ComponentDefaults
 from harness.errors import HarnessError, Problem, StudyError, did_you_mean
 from harness.stats._results import StatsError
 from harness.stats.registry import metric_names, resolve_metric
-from harness.study.schema import ID_PATTERN, MAX_NAME, ArmSpec, Study, TrainingSpec
+from harness.study.schema import ID_PATTERN, MAX_NAME, ArmSpec, Study, TrainingSpec, study_context
 from harness.study.yamlio import load_value, read_yaml_with_lines
 
 Path_ = tuple[str | int, ...]
@@ -227,41 +228,42 @@ def _dotted(path: Sequence[str | int]) -> str:
     return out
 
 
-def load_study(path: str | Path, overrides: Iterable[str] = ()) -> LoadedStudy:
-    """Read, override, expand and schema-check a study file; raise StudyError listing every problem."""
+def load_study(path: str | Path, overrides: Iterable[str] = (), defaults: ComponentDefaults | None = None) -> LoadedStudy:
+    """Read, override, expand and schema-check a study file (unnamed components: ``defaults``'); raise StudyError."""
     source = Path(path)
     data, lines = read_yaml_with_lines(source)
-    return study_from_data(data, lines, source, overrides)
+    return study_from_data(data, lines, source, overrides, defaults)
 
 
-def study_from_data(data: Any, lines: dict[Path_, int], source: Path, overrides: Iterable[str] = ()) -> LoadedStudy:
+def study_from_data(data: Any, lines: dict[Path_, int], source: Path, overrides: Iterable[str] = (), defaults: ComponentDefaults | None = None) -> LoadedStudy:
     """:func:`load_study` after the YAML is read (``data`` is changed in place by the overrides)."""
     file = str(source)
     if not isinstance(data, dict):
         raise StudyError([Problem(file, 1, "", "a study file must be a YAML mapping (name:, dataset:, arms: ...)")])
     problems = apply_overrides(data, overrides, lines)
+    context = study_context(defaults, data.get("plugins"))
     partial = None
     try:
-        spec = Study.model_validate(data)
+        spec = Study.model_validate(data, context=context)
     except ValidationError as exc:
         problems += _pydantic_problems(exc, file, lines, (), Study)
         spec = None
-        partial = _without_faulty_keys(data, exc, lines, source)
+        partial = _without_faulty_keys(data, exc, lines, source, context)
     arms: dict[str, Arm] = {}
     if spec is not None:
-        arms, arm_problems = _resolve_arms(spec, data, file, lines)
+        arms, arm_problems = _resolve_arms(spec, data, file, lines, context)
         problems += arm_problems
     problems += _baseline_problems(data, file, lines)
     problems += _metric_problems(data, file, lines)
     if spec is not None and spec.tune is not None and not problems:
-        problems += _tune_problems(spec, data, file, lines)
+        problems += _tune_problems(spec, data, file, lines, context)
     if problems or spec is None:
         raise StudyError(problems, partial)
     return LoadedStudy(spec=spec, arms=arms, source=source, data=data, lines=lines)
 
 
 def _without_faulty_keys(data: dict[str, Any], exc: ValidationError, lines: dict[Path_, int],
-                         source: Path) -> LoadedStudy | None:
+                         source: Path, context: Mapping[str, Any]) -> LoadedStudy | None:
     """The study with every key the schema refused left out (defaults apply), or None when that is not a
     valid study either: later stages (component names, the data) can then report their problems too."""
     pruned = copy.deepcopy(data)
@@ -273,8 +275,8 @@ def _without_faulty_keys(data: dict[str, Any], exc: ValidationError, lines: dict
         if isinstance(parent, dict):
             parent.pop(last, None)
     try:
-        spec = Study.model_validate(pruned)
-        arms, problems = _resolve_arms(spec, pruned, str(source), lines)
+        spec = Study.model_validate(pruned, context=context)
+        arms, problems = _resolve_arms(spec, pruned, str(source), lines, context)
     except (ValidationError, HarnessError):
         return None
     return None if problems else LoadedStudy(spec=spec, arms=arms, source=source, data=pruned, lines=lines)
@@ -314,7 +316,7 @@ def _metric_problems(data: dict[str, Any], file: str, lines: Mapping[Path_, int]
     return problems
 
 
-def _tune_problems(spec: Study, data: dict[str, Any], file: str, lines: Mapping[Path_, int]) -> list[Problem]:
+def _tune_problems(spec: Study, data: dict[str, Any], file: str, lines: Mapping[Path_, int], context: Mapping[str, Any]) -> list[Problem]:
     """Every searched key must be a real study key that accepts the range's values."""
     assert spec.tune is not None
     problems: list[Problem] = []
@@ -329,8 +331,8 @@ def _tune_problems(spec: Study, data: dict[str, Any], file: str, lines: Mapping[
             trial.pop("tune", None)
             bad = apply_overrides(trial, [set_line(key, value)], {})
             try:
-                checked = Study.model_validate(trial)
-                _, arm_problems = _resolve_arms(checked, trial, file, {})
+                checked = Study.model_validate(trial, context=context)
+                _, arm_problems = _resolve_arms(checked, trial, file, {}, context)
                 bad += arm_problems
             except ValidationError as exc:
                 bad += _pydantic_problems(exc, file, {}, (), Study)
@@ -341,9 +343,8 @@ def _tune_problems(spec: Study, data: dict[str, Any], file: str, lines: Mapping[
     return problems
 
 
-def _resolve_arms(
-    spec: Study, data: dict[str, Any], file: str, lines: Mapping[Path_, int]
-) -> tuple[dict[str, Arm], list[Problem]]:
+def _resolve_arms(spec: Study, data: dict[str, Any], file: str, lines: Mapping[Path_, int],
+                  context: Mapping[str, Any]) -> tuple[dict[str, Arm], list[Problem]]:
     problems: list[Problem] = []
     raw_arms: dict[str, tuple[dict[str, Any], Path_]] = {
         name: (arm.model_dump(), ("arms", name)) for name, arm in spec.arms.items()
@@ -357,7 +358,7 @@ def _resolve_arms(
                 problems.append(_problem(file, lines, ("grid",), f"grid arm {name!r} clashes with an explicit arm"))
                 continue
             try:
-                raw_arms[name] = (ArmSpec.model_validate(raw).model_dump(), ("grid",))
+                raw_arms[name] = (ArmSpec.model_validate(raw, context=context).model_dump(), ("grid",))
             except ValidationError as exc:
                 problems += _pydantic_problems(exc, file, lines, ("grid",), ArmSpec)
     base_training = data.get("training") or {}
@@ -378,7 +379,7 @@ def _resolve_arms(
             continue
         merged = _deep_merge(base_training, raw["training"])
         try:
-            training = TrainingSpec.model_validate(merged)
+            training = TrainingSpec.model_validate(merged, context=context)
         except ValidationError as exc:
             problems += _pydantic_problems(exc, file, lines, (*where, "training"), TrainingSpec)
             continue

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from harness.study.data_schema import (  # noqa: F401  (part of this schema: imported from here too)
     AUGMENT_PRESETS,
@@ -16,11 +25,56 @@ from harness.study.data_schema import (  # noqa: F401  (part of this schema: imp
     StrictModel,
 )
 
+if TYPE_CHECKING:
+    from harness.defaults import ComponentDefaults
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"
+DEFAULTS = "defaults"  # the validation context's key: the registry's ComponentDefaults (harness.defaults)
 MAX_NAME = 100  # characters in a study or arm name: they become folder and file names
 
 
 SeedSource = Literal["split", "init", "order", "augment"]
+
+
+def study_context(defaults: ComponentDefaults | None, plugins: Any) -> dict[str, Any]:
+    """pydantic's validation context for a study: what it does not name is ``defaults``' (a registry's), by
+    default those of the registry of its ``plugins:`` (the entry points and those modules)."""
+    from harness.registry import study_defaults
+
+    return {DEFAULTS: defaults if defaults is not None else study_defaults(plugins)}
+
+
+def _no_fixed_default(schema: dict[str, Any]) -> None:
+    """A name the registry supplies has no default of the schema's own (``harness schema`` shows the registry's)."""
+    schema.pop("default", None)
+
+
+def _by_registry(kind: str) -> Any:
+    """A component's field a study may leave unnamed (None): validated even then, into the registry's default."""
+    return Field(validate_default=True, json_schema_extra=_no_fixed_default,
+                 description=f"default: the one its plugin marks the default (`harness list {kind}`)")
+
+
+def _registry_default(kind: str, value: Any, info: ValidationInfo) -> Any:
+    """``value``, or where the study names no ``kind`` component (None) the registry's default, from the
+    validation context (the loader's); a spec built in code without that context keeps None."""
+    defaults = (info.context or {}).get(DEFAULTS)
+    if isinstance(value, dict) and "name" not in value:  # options without a name (attention: {reduction: 4})
+        return {"name": _registry_default(kind, None, info), **value} if defaults is not None else value
+    if value is not None or defaults is None:
+        return value
+    if kind not in defaults.names:
+        from harness.defaults import no_default
+
+        raise ValueError(no_default(kind, "name one here"))
+    return defaults.names[kind]
+
+
+# a component's name (attention: or a mapping) that a study may leave out; validated into the registry's default
+OptimizerName = Annotated[str | None, BeforeValidator(partial(_registry_default, "optimizers")), _by_registry("optimizers")]
+SchedulerName = Annotated[str | None, BeforeValidator(partial(_registry_default, "schedulers")), _by_registry("schedulers")]
+AttentionValue = Annotated[str | dict[str, Any] | None, BeforeValidator(partial(_registry_default, "attention")),
+                           _by_registry("attention")]
 
 
 def _every_source() -> list[SeedSource]:
@@ -81,7 +135,7 @@ class OptimizerSpec(BaseModel):
     """``name`` picks the optimizer plugin; every other key is passed to it."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-    name: str = "sgd"
+    name: OptimizerName = None
     lr: float = Field(0.01, gt=0)
 
 
@@ -89,7 +143,7 @@ class SchedulerSpec(BaseModel):
     """``name`` picks the scheduler plugin; every other key is passed to it."""
 
     model_config = ConfigDict(extra="allow")
-    name: str = "step"
+    name: SchedulerName = None
 
 
 class EarlyStoppingSpec(StrictModel):
@@ -145,8 +199,8 @@ class EmaSpec(StrictModel):
 class TrainingSpec(StrictModel):
     epochs: Int = Field(10, ge=1)
     batch_size: Int = Field(32, ge=1)
-    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    optimizer: OptimizerSpec = Field(default_factory=dict, validate_default=True)  # validated: the registry's default
+    scheduler: SchedulerSpec = Field(default_factory=dict, validate_default=True)
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
@@ -184,7 +238,7 @@ class TrainingSpec(StrictModel):
 
 class ArmSpec(StrictModel):
     backbone: str
-    attention: str | dict[str, Any] = "none"
+    attention: AttentionValue = None
     pretrained: bool | str = False
     training: dict[str, Any] = Field(default_factory=dict, description="overrides of training.*")
 
@@ -264,7 +318,7 @@ class Study(StrictModel):
     plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
     dataset: DatasetSpec
     cv: CVSpec = Field(default_factory=CVSpec)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    training: TrainingSpec = Field(default_factory=dict, validate_default=True)  # validated: the registry's defaults
     arms: dict[str, ArmSpec] = Field(default_factory=dict)
     grid: dict[str, list[Any]] | None = None
     compare: CompareSpec = Field(default_factory=CompareSpec)
@@ -309,9 +363,11 @@ class Study(StrictModel):
     @field_validator("init")
     @classmethod
     def _init_lets_attention_learn(cls, value: str, info: ValidationInfo) -> str:
-        if value != "zero_last_bn":
+        defaults = (info.context or {}).get(DEFAULTS)
+        if value != "zero_last_bn" or defaults is None:  # (checked where the study is loaded against a registry)
             return value
-        plain = ("none", {"name": "none"})
+        identity = defaults.identity_attention  # the "no attention" variant; None: no plugin marks one
+        plain = (identity, {"name": identity}) if identity is not None else ()
         arms = info.data.get("arms") or {}
         grid = info.data.get("grid") or {}
         if any(a.attention not in plain for a in arms.values()) or any(v not in plain for v in grid.get("attention", [])):

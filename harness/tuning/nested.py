@@ -49,7 +49,7 @@ def nested_tune(setup: TuneSetup) -> dict[str, Any]:
             tuned = optimize_arm(f"{study.name}:{arm}:{tag}", objective, storage, total, direction, options.quiet)
             described = describe_study(tuned)
             best = described["best_params"]
-            final = load_study(study.source, [*overrides, *arm_overrides(arm, best)])
+            final = load_study(study.source, [*overrides, *arm_overrides(arm, best)], registry.defaults)
             final_dir = RunDir(out).nested / arm / tag / "final"
             StudyRunner(final, registry, RunOptions(final_dir, quiet=True, report=None, stats=False, arms=[arm],
                                                     cache_dir=RunDir(out).cache(), fold_order=[index])).run()

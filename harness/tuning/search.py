@@ -133,7 +133,8 @@ class ArmObjective:
         from harness.run.runner import RunOptions, StudyRunner
 
         params = {key: suggest(trial, key, p) for key, p in self.tune.space.items()}
-        study = load_study(self.study.source, [*self.base_overrides, *arm_overrides(self.arm, params)])
+        study = load_study(self.study.source, [*self.base_overrides, *arm_overrides(self.arm, params)],
+                           self.registry.defaults)
         trial_dir = self.trials_dir / f"trial-{trial.number:04d}"
         n_cells = study.spec.cv.folds * study.spec.cv.repeats
         order = list(range(n_cells))

@@ -65,7 +65,8 @@ def _timm_variant(timm_name: str, model: type[PlacedOptions]) -> Callable[[Mappi
 @hookimpl
 def register_attention_variants() -> list[AttentionInfo]:
     return [
-        AttentionInfo("none", make_none, "no attention: the plain residual block", NoneOptions),
+        AttentionInfo("none", make_none, "no attention: the plain residual block", NoneOptions, default=True,
+                      identity=True),
         AttentionInfo(
             "se",
             make_se,

@@ -37,6 +37,7 @@ IMAGE_COLUMNS = ("image_path", "image_name", "image", "path", "filename", "file"
 LABEL_COLUMNS = ("plane", "label", "class", "target", "y")
 SPLIT_COLUMNS = ("train", "split")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+GROUP_HINT = "folder/filename datasets get a column 'group' from dataset.options.group_pattern"
 
 
 def _options(options: Mapping[str, Any], model: Any, dataset: str) -> dict[str, Any]:
@@ -301,9 +302,10 @@ def register_datasets() -> list[DatasetInfo]:
     return [
         DatasetInfo("csv", load_csv, "label CSV (Image_path,Plane; FETAL_PLANES_DB's semicolon CSV + Images/)",
                     options=CsvOptions),
-        DatasetInfo("folder", load_folder, "one sub-folder per class (ImageFolder layout)", options=FolderOptions),
+        DatasetInfo("folder", load_folder, "one sub-folder per class (ImageFolder layout)", options=FolderOptions,
+                    group_column_hint=GROUP_HINT),
         DatasetInfo("filename", load_filename, "class encoded in the file name (regex option 'pattern')",
-                    options=FilenameOptions),
+                    options=FilenameOptions, group_column_hint=GROUP_HINT),
         DatasetInfo("phantom", load_phantom, "bundled synthetic B-mode ultrasound (fan, speckle, fetal anatomy)",
                     options=PhantomOptions, cheap_index=False),
     ]

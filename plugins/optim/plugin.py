@@ -33,7 +33,7 @@ def _call(owner: str, factory: Callable[..., Any], *args: Any, **options: Any) -
         raise HarnessError(f"{owner}: {exc}") from None
 
 
-def _optimizer(name: str, class_name: str, model: type[BaseModel]) -> OptimizerInfo:
+def _optimizer(name: str, class_name: str, model: type[BaseModel], default: bool = False) -> OptimizerInfo:
     def build(params: Any, options: Mapping[str, Any]) -> Optimizer:
         import torch.optim
 
@@ -41,10 +41,11 @@ def _optimizer(name: str, class_name: str, model: type[BaseModel]) -> OptimizerI
         opts = parse_options(model, options, owner).model_dump()
         return _call(owner, getattr(torch.optim, class_name), params, **opts)  # type: ignore[no-any-return]
 
-    return OptimizerInfo(name, build, f"torch.optim.{class_name}", model)
+    return OptimizerInfo(name, build, f"torch.optim.{class_name}", model, default=default)
 
 
-def _scheduler(name: str, summary: str, class_name: str, model: type[BaseModel]) -> SchedulerInfo:
+def _scheduler(name: str, summary: str, class_name: str, model: type[BaseModel],
+               default: bool = False) -> SchedulerInfo:
     def build(optimizer: Optimizer, options: Mapping[str, Any], epochs: int) -> LRScheduler:
         from torch.optim import lr_scheduler
 
@@ -55,7 +56,7 @@ def _scheduler(name: str, summary: str, class_name: str, model: type[BaseModel])
         factory = _constant if class_name == "constant" else getattr(lr_scheduler, class_name)
         return _call(owner, factory, optimizer, **opts)  # type: ignore[no-any-return]
 
-    return SchedulerInfo(name, build, summary, model)
+    return SchedulerInfo(name, build, summary, model, default=default)
 
 
 def _constant(optimizer: Optimizer) -> LRScheduler:
@@ -67,7 +68,7 @@ def _constant(optimizer: Optimizer) -> LRScheduler:
 @hookimpl
 def register_optimizers() -> list[OptimizerInfo]:
     return [
-        _optimizer("sgd", "SGD", SGDOptions),
+        _optimizer("sgd", "SGD", SGDOptions, default=True),
         _optimizer("adam", "Adam", AdamOptions),
         _optimizer("adamw", "AdamW", AdamWOptions),
         _optimizer("rmsprop", "RMSprop", RMSpropOptions),
@@ -78,7 +79,7 @@ def register_optimizers() -> list[OptimizerInfo]:
 def register_schedulers() -> list[SchedulerInfo]:
     return [
         _scheduler("step", "StepLR: lr x gamma every step_size epochs (default 7 / 0.1, the SE projects' schedule)",
-                   "StepLR", StepOptions),
+                   "StepLR", StepOptions, default=True),
         _scheduler("multistep", "MultiStepLR: lr x gamma at each of milestones", "MultiStepLR", MultiStepOptions),
         _scheduler("cosine", "CosineAnnealingLR over the training epochs (T_max defaults to epochs)",
                    "CosineAnnealingLR", CosineOptions),
