@@ -120,22 +120,26 @@ def test_cuda_graph_is_refused_off_cuda(write_study: Any, tmp_path: Path, capsys
 
 
 @needs_cuda
-@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_cuda_graph_matches_eager_and_repeats_bitwise(tmp_path: Path, builtin_registry: Any, optimizer: str) -> None:
-    """Two epochs of 9 steps (8 full batches of 8 and a short one): 3 eager warm-up steps, a capture, a
-    recapture when StepLR halves the lr; AdamW runs with ``capturable`` on."""
+@pytest.mark.parametrize(("optimizer", "modes"), [("sgd", {"cuda_graph": True}), ("adamw", {"cuda_graph": True}),
+                                                  ("sgd", {"compile": True}),
+                                                  ("sgd", {"compile": True, "cuda_graph": True})])
+def test_cuda_paths_match_eager_and_repeat_bitwise(tmp_path: Path, builtin_registry: Any, optimizer: str,
+                                                    modes: dict[str, bool]) -> None:
+    """Two epochs of 9 steps (8 full batches of 8 and a short one). CUDA graph: 3 eager warm-up steps, a
+    capture, a recapture when StepLR halves the lr; AdamW runs with ``capturable`` on. Compile: inductor."""
     cuda = torch.device("cuda")
     options = {"optimizer": {"name": optimizer, "lr": 1e-3}}
     eager = _trainer(builtin_registry, tmp_path / "eager", cuda, samples=68, **options)
     eager.run()
     runs = []
-    for name in ("graph1", "graph2"):
-        trainer = _trainer(builtin_registry, tmp_path / name, cuda, samples=68, cuda_graph=True, **options)
+    for name in ("run1", "run2"):
+        trainer = _trainer(builtin_registry, tmp_path / name, cuda, samples=68, **modes, **options)
         trainer.run()
-        assert trainer.graphed is not None and trainer.graphed.captures == 2  # epoch 1, then the new lr
+        if modes.get("cuda_graph"):
+            assert trainer.graphed is not None and trainer.graphed.captures == 2  # epoch 1, then the new lr
         runs.append(_weights(trainer))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])  # two graph runs: bitwise identical
-    assert _max_difference(_weights(eager), runs[0]) < 1e-3  # bf16 autocast; the same kernels, replayed
+    assert _max_difference(_weights(eager), runs[0]) < 2e-3  # bf16 autocast: the CPU test's weight tolerance
 
 
 @needs_cuda
