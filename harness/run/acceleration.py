@@ -19,7 +19,7 @@ RMSprop) are switched to it, which keeps their step counters on the GPU.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -67,7 +67,7 @@ class GraphedStep:
     def __init__(self, step: Step, optimizer: torch.optim.Optimizer, batch_size: int):
         self.step, self.optimizer, self.batch_size = step, optimizer, batch_size
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.pool: tuple[int, int] | None = None  # the graphs' memory, shared by every recapture
+        self.pool: Any = None  # the graphs' memory pool handle, shared by every recapture
         self.captured_lrs: tuple[float, ...] = ()
         self.eager_steps = 0
         self.captures = 0
