@@ -91,13 +91,19 @@ def determinism_checks(out: Path, study_file: Path, workers: int) -> dict[str, A
             "kill_happened_mid_study": was_killed, "seconds": time.perf_counter() - started}
 
 
+def bench_configs(tiny: bool, steps: tuple[int, int] = (200, 50)) -> dict[str, list[str]]:
+    """``harness bench`` arguments: SE-ResNet-20 @150 (batch 64) and SE-ResNet-50 @224 (batch 256), or tiny."""
+    if tiny:
+        return {"resnet20_se_32": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
+                                   "--image-size", "32", "--batch-size", "8", "--steps", "3"]}
+    return {"resnet20_se_150": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
+                                "--image-size", "150", "--batch-size", "64", "--steps", str(steps[0])],
+            "seresnet50_224": ["--backbone", "resnet50", "--attention", "se", "--image-size", "224",
+                               "--batch-size", "256", "--steps", str(steps[1])]}
+
+
 def bench(device: str, tiny: bool) -> dict[str, Any]:
-    configs = ({"resnet20_se_32": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
-                                   "--image-size", "32", "--batch-size", "8", "--steps", "3"]} if tiny else
-               {"resnet20_se_150": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
-                                    "--image-size", "150", "--batch-size", "64", "--steps", "200"],
-                "seresnet50_224": ["--backbone", "resnet50", "--attention", "se", "--image-size", "224",
-                                   "--batch-size", "256", "--steps", "50"]})
+    configs = bench_configs(tiny)
     figures: dict[str, Any] = {}
     for name, config in configs.items():
         for mode in ("deterministic", "no-deterministic"):
@@ -122,12 +128,7 @@ ACCELERATION_MODES = {"eager": [], "compile": ["--compile"], "cuda_graph": ["--c
 
 def acceleration(device: str, tiny: bool) -> dict[str, Any]:
     """Train throughput of the harness step per mode; the warm-up (compile, capture) in its own figure."""
-    configs = ({"seresnet20_32": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
-                                  "--image-size", "32", "--batch-size", "8", "--steps", "3"]} if tiny else
-               {"seresnet20_150": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
-                                   "--image-size", "150", "--batch-size", "64", "--steps", "100"],
-                "seresnet50_224": ["--backbone", "resnet50", "--attention", "se", "--image-size", "224",
-                                   "--batch-size", "256", "--steps", "30"]})
+    configs = bench_configs(tiny, steps=(100, 30))
     modes = {"eager": []} if tiny or device != "cuda" else ACCELERATION_MODES
     figures: dict[str, Any] = {}
     for name, config in configs.items():
@@ -140,7 +141,7 @@ def acceleration(device: str, tiny: bool) -> dict[str, Any]:
             figures[f"{name}/{mode}"] = {key: r[key] for key in (
                 "train_img_s", "bare_train_img_s", "plain_train_img_s", "attention_ratio", "first_steps_seconds",
                 "steady_step_seconds", "infer_img_s", "peak_mem_mb", "amp", "channels_last") if key in r}
-            if name.startswith("seresnet20") and "plain_train_img_s" in r:
+            if name.startswith("resnet20") and "plain_train_img_s" in r:
                 # both protocol arms at the SE arm's harness speed: an upper bound (the plain arm is faster)
                 figures[f"{name}/{mode}"]["protocol_training_hours_upper"] = 2 * PROTOCOL_IMAGES_PER_ARM / r[
                     "train_img_s"] / 3600
