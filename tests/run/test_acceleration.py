@@ -19,6 +19,7 @@ from harness.models.build import build_model
 from harness.run import acceleration
 from harness.run.fingerprint import cell_fingerprint
 from harness.run.trainer import FoldInputs, FoldTrainer
+from harness.run.training_options import describe
 from harness.study.loader import load_study
 from harness.study.schema import AugmentSpec, TrainingSpec
 
@@ -101,6 +102,9 @@ def test_fingerprints_count_the_options_only_when_on(write_study: Any) -> None:
           for key in ("compile", "cuda_graph") for changed in [load_study(write_study({"training": {key: True}}))]}
     # cuda_graph with device auto loads anywhere (the device is resolved when the study runs)
     assert len(on | {BEFORE["plain"]}) == 3
+    assert describe({"compile": False, "cuda_graph": False}) == []  # the report's protocol line names them when on
+    assert describe({"compile": True, "cuda_graph": True}) == [
+        "trained through torch.compile (evaluation eager)", "training step replayed from a CUDA graph"]
 
 
 def test_cuda_graph_is_refused_off_cuda(write_study: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
