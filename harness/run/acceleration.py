@@ -102,8 +102,7 @@ class GraphedStep:
     def _capture(self) -> None:
         """Record one step into a new graph (nothing runs until it is replayed)."""
         assert self.static is not None
-        self.graph = None  # the old graph's memory goes back to the pool first
-        graph = torch.cuda.CUDAGraph()
+        graph = torch.cuda.CUDAGraph()  # the old graph lives until this one is captured: the pool stays in use
         with torch.cuda.graph(graph, pool=self.pool):
             self.outputs = self.step(*self.static)
         self.graph, self.pool = graph, graph.pool()
