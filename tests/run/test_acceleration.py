@@ -143,7 +143,15 @@ def test_cuda_paths_match_eager_and_repeat_bitwise(tmp_path: Path, builtin_regis
             assert trainer.graphed is not None and trainer.graphed.captures == 2  # epoch 1, then the new lr
         runs.append(_weights(trainer))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])  # two graph runs: bitwise identical
-    assert _max_difference(_weights(eager), runs[0]) < 2e-3  # bf16 autocast: the CPU test's weight tolerance
+    if not modes.get("compile"):  # the same kernels, replayed: the CPU compile test's weight tolerance
+        assert _max_difference(_weights(eager), runs[0]) < 2e-3
+        return
+    # inductor fuses bf16 kernels in another order: one step's gradients within 3e-2 relative of eager
+    # (bf16 has 8 bits of mantissa), after 18 steps the weights within 5e-2; a broken graph is off by ~1
+    assert _max_difference(_weights(eager), runs[0]) < 5e-2
+    grads = [_one_step_gradients(_trainer(builtin_registry, tmp_path / f"step{on}", cuda, samples=68, compile=on))
+             for on in (False, True)]
+    assert max(float((a - b).norm() / a.norm()) for a, b in zip(*grads, strict=True)) < 3e-2
 
 
 @needs_cuda
