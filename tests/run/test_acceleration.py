@@ -6,6 +6,7 @@ skipped on the CPU-only CI."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,11 @@ def test_cuda_graph_steps_never_wait_for_the_gpu(tmp_path: Path, builtin_registr
     assert trainer.graphed is not None and trainer.graphed.captures == 1
     steps = 8 - acceleration.WARMUP_STEPS - 1
     assert 0.2 < float(loss_sum - before) / (8 * steps) < 3.0  # the replays really trained: ~ln 2 per sample
+
+
+@needs_cuda
+def test_bench_times_the_graphed_step_on_cuda(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--backbone", "resnet20", "--image-size", "32", "--batch-size", "16", "--steps", "10",
+                 "--device", "cuda", "--cuda-graph", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["cuda_graph"] is True and result["train_img_s"] > 0 and result["first_steps_seconds"] > 0
