@@ -184,3 +184,19 @@ def test_bench_times_the_graphed_step_on_cuda(capsys: pytest.CaptureFixture[str]
                  "--device", "cuda", "--cuda-graph", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["cuda_graph"] is True and result["train_img_s"] > 0 and result["first_steps_seconds"] > 0
+
+
+def test_a_compiled_study_runs_end_to_end_and_records_the_option(
+        write_study: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+    import yaml
+
+    monkeypatch.setattr(acceleration, "COMPILE_BACKEND", "aot_eager")  # as above: inductor is slow on the CI
+    study = write_study(arms={"plain": {"backbone": "resnet20", "training": {"compile": True}}})
+    assert main(["run", str(study), "--out", str(tmp_path / "run"), "--no-report", "--quiet"]) == 0
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert len(results) == 2 and results["accuracy"].between(0, 1).all()
+    resolved = yaml.safe_load((tmp_path / "run" / "study.yaml").read_text())
+    assert resolved["arms"]["plain"]["training"]["compile"] is True
+    best = torch.load(next((tmp_path / "run" / "cells").rglob("best.pt")), weights_only=True)
+    assert not any(key.startswith("_orig_mod.") for key in best)  # the module's own names, as an eager cell's
