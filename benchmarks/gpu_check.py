@@ -9,7 +9,11 @@
 2. The cost of ``training.deterministic``: ``harness bench`` on ResNet-20 + SE @150 (batch 64) and
    SE-ResNet-50 @224 (batch 256), deterministic on and off; from the ResNet-20 pair, the training-only
    projection of the 4-class protocol (2 arms x 4 folds x 150 epochs x 700 batches of 64).
-3. The CUDA-marked tests (``tests/e2e/test_gpu.py``, ``tests/run/test_determinism.py``), unless ``--no-pytest``.
+3. The faster paths (``training.compile``, ``training.cuda_graph``): ``harness bench`` eager, ``--compile``,
+   ``--cuda-graph`` and both on SE-ResNet-20 @150 (batch 64) and SE-ResNet-50 @224 (batch 256); the warm-up
+   steps (compilation, capture) are timed apart from the steady steps. ``--tiny`` (CPU): eager only.
+4. The CUDA-marked tests (``tests/e2e/test_gpu.py``, ``tests/run/test_determinism.py``,
+   ``tests/run/test_acceleration.py``), unless ``--no-pytest``.
 
 Every figure lands in ``OUT/gpu_check.json`` with the device, torch version and date; a failed step is
 recorded there with its error, never left out.
@@ -87,13 +91,19 @@ def determinism_checks(out: Path, study_file: Path, workers: int) -> dict[str, A
             "kill_happened_mid_study": was_killed, "seconds": time.perf_counter() - started}
 
 
+def bench_configs(tiny: bool, steps: tuple[int, int] = (200, 50)) -> dict[str, list[str]]:
+    """``harness bench`` arguments: SE-ResNet-20 @150 (batch 64) and SE-ResNet-50 @224 (batch 256), or tiny."""
+    if tiny:
+        return {"resnet20_se_32": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
+                                   "--image-size", "32", "--batch-size", "8", "--steps", "3"]}
+    return {"resnet20_se_150": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
+                                "--image-size", "150", "--batch-size", "64", "--steps", str(steps[0])],
+            "seresnet50_224": ["--backbone", "resnet50", "--attention", "se", "--image-size", "224",
+                               "--batch-size", "256", "--steps", str(steps[1])]}
+
+
 def bench(device: str, tiny: bool) -> dict[str, Any]:
-    configs = ({"resnet20_se_32": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
-                                   "--image-size", "32", "--batch-size", "8", "--steps", "3"]} if tiny else
-               {"resnet20_se_150": ["--backbone", "resnet20", "--attention", "{name: se, reduction: 4}",
-                                    "--image-size", "150", "--batch-size", "64", "--steps", "200"],
-                "seresnet50_224": ["--backbone", "resnet50", "--attention", "se", "--image-size", "224",
-                                   "--batch-size", "256", "--steps", "50"]})
+    configs = bench_configs(tiny)
     figures: dict[str, Any] = {}
     for name, config in configs.items():
         for mode in ("deterministic", "no-deterministic"):
@@ -109,6 +119,32 @@ def bench(device: str, tiny: bool) -> dict[str, Any]:
         if "plain_train_img_s" in r:  # both arms of the protocol, training only
             hours = (PROTOCOL_IMAGES_PER_ARM / r["plain_train_img_s"] + PROTOCOL_IMAGES_PER_ARM / r["train_img_s"]) / 3600
             figures[f"protocol_training_hours/{mode}"] = hours
+    return figures
+
+
+ACCELERATION_MODES = {"eager": [], "compile": ["--compile"], "cuda_graph": ["--cuda-graph"],
+                      "compile+cuda_graph": ["--compile", "--cuda-graph"]}
+
+
+def acceleration(device: str, tiny: bool) -> dict[str, Any]:
+    """Train throughput of the harness step per mode; the warm-up (compile, capture) in its own figure."""
+    configs = bench_configs(tiny, steps=(100, 30))
+    modes = {"eager": []} if tiny or device != "cuda" else ACCELERATION_MODES
+    figures: dict[str, Any] = {}
+    for name, config in configs.items():
+        for mode, flags in modes.items():
+            done = harness("bench", *config, *flags, "--device", device, "--json", check=False)
+            if done.returncode:  # one failed mode is recorded, the others still measured
+                figures[f"{name}/{mode}"] = {"error": done.stderr[-2000:]}
+                continue
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            figures[f"{name}/{mode}"] = {key: r[key] for key in (
+                "train_img_s", "bare_train_img_s", "plain_train_img_s", "attention_ratio", "first_steps_seconds",
+                "steady_step_seconds", "infer_img_s", "peak_mem_mb", "amp", "channels_last") if key in r}
+            if name.startswith("resnet20") and "plain_train_img_s" in r:
+                # both protocol arms at the SE arm's harness speed: an upper bound (the plain arm is faster)
+                figures[f"{name}/{mode}"]["protocol_training_hours_upper"] = 2 * PROTOCOL_IMAGES_PER_ARM / r[
+                    "train_img_s"] / 3600
     return figures
 
 
@@ -130,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                               "torch": torch.__version__, "device": args.device, "tiny": args.tiny,
                               "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
     steps = {"determinism": lambda: determinism_checks(args.out, study_file, args.workers),
-             "bench": lambda: bench(args.device, args.tiny)}
+             "bench": lambda: bench(args.device, args.tiny),
+             "acceleration": lambda: acceleration(args.device, args.tiny)}
     if args.pytest:
         steps["pytest"] = lambda: _pytest()
     failed = False
@@ -144,13 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))  # after every step
     identical = report.get("determinism", {}).get("identical", {})
     failed |= not all(all(files.values()) for files in identical.values())
+    failed |= any("error" in figures for figures in report.get("acceleration", {}).values())
     print(json.dumps(report, indent=1, default=str))
     return 1 if failed else 0
 
 
 def _pytest() -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-                           "tests/e2e/test_gpu.py", "tests/run/test_determinism.py"], capture_output=True, text=True,
+                           "tests/e2e/test_gpu.py", "tests/run/test_determinism.py", "tests/run/test_acceleration.py"],
+                          capture_output=True, text=True,
                           cwd=ROOT, check=False)
     return {"returncode": done.returncode, "tail": done.stdout[-3000:]}
 

@@ -39,7 +39,8 @@ class BenchConfig:
     device: str = "auto"
     amp: bool | None = None
     channels_last: bool | None = None
-    compile: bool = False
+    compile: bool = False  # the harness step as training.compile; the bare loops through torch.compile
+    cuda_graph: bool = False  # the harness step as training.cuda_graph (CUDA only); the bare loops stay eager
     augment: bool = False
     classes: int = 10
     in_chans: int = 3
@@ -102,7 +103,8 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
     model = _build(config, registry, str(config.attention), dict(config.attention_options), device)
     optimizer_info = registry.optimizer(registry.default("optimizers"))  # the default optimizer, its own defaults
     training = TrainingSpec(batch_size=config.batch_size, amp=config.amp, channels_last=config.channels_last,
-                            optimizer={"name": optimizer_info.name, "lr": 0.01})
+                            optimizer={"name": optimizer_info.name, "lr": 0.01}, compile=config.compile,
+                            cuda_graph=config.cuda_graph)
     n = config.batch_size * max(config.steps, config.warmup)
     generator = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, config.in_chans, config.image_size, config.image_size), dtype=torch.uint8,
@@ -119,16 +121,16 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
     batches = [torch.arange(i * config.batch_size, (i + 1) * config.batch_size, device=device)
                for i in range(n // config.batch_size)]
 
-    def ready(net: nn.Module) -> nn.Module:
+    def ready(net: nn.Module, compile_it: bool = config.compile) -> nn.Module:
         net.train()
         if trainer.channels_last:
             net.to(memory_format=torch.channels_last)
-        return torch.compile(net) if config.compile else net  # type: ignore[return-value]
+        return torch.compile(net) if compile_it else net  # type: ignore[return-value]
 
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     bare_model = copy.deepcopy(model)
-    trainer.model = ready(model)
+    trainer.model = ready(model, compile_it=False)  # the trainer compiles its own forward (training.compile)
 
     def harness_steps(count: int, offset: int) -> float:
         _sync(device)
@@ -164,8 +166,7 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
     loops: dict[str, Loop] = {"harness": harness_steps, "bare": bare_loop(bare_model)}
     if plain is not None and config.attention != plain:
         loops["plain"] = bare_loop(_build(config, registry, plain, {}, device))
-    for loop in loops.values():
-        loop(config.warmup, 0)
+    first_steps = {name: loop(config.warmup, 0) for name, loop in loops.items()}  # with compilation and capture
     trainer.state.data_seconds = 0.0
     per_round = max(1, config.steps // config.rounds)
     seconds = _interleaved(loops, config.rounds, per_round)
@@ -182,7 +183,9 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "amp": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "off",
         "channels_last": trainer.channels_last, "compile": config.compile, "augment": config.augment,
-        "deterministic": config.deterministic,
+        "deterministic": config.deterministic, "cuda_graph": config.cuda_graph,
+        "first_steps_seconds": first_steps["harness"],  # the warm-up steps: compile time and graph capture land here
+        "steady_step_seconds": seconds["harness"] / (per_round * config.rounds),
         "train_img_s": images / seconds["harness"], "bare_train_img_s": images / seconds["bare"],
         "overhead_ratio": seconds["bare"] / seconds["harness"],
         "data_share": trainer.state.data_seconds / seconds["harness"],

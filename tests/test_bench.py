@@ -32,6 +32,13 @@ def test_bench_reports_harness_bare_and_plain_backbone(capsys: pytest.CaptureFix
 def test_bench_without_attention_has_no_plain_comparison(capsys: pytest.CaptureFixture[str]) -> None:
     result, _ = _bench(capsys)
     assert "attention_ratio" not in result and result["attention"] == "none"
+    assert result["cuda_graph"] is False and result["compile"] is False
+    assert 0 < result["steady_step_seconds"] and 0 < result["first_steps_seconds"]  # warm-up timed apart
+
+
+def test_bench_cuda_graph_is_refused_off_cuda(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", *TINY, "--cuda-graph", "--json"]) == 2
+    assert "training.cuda_graph: true needs a CUDA device" in capsys.readouterr().err
 
 
 def test_bench_profile_names_the_fused_se_operators(capsys: pytest.CaptureFixture[str]) -> None:

@@ -155,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None)
     bench.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     bench.add_argument("--compile", action="store_true")
+    bench.add_argument("--cuda-graph", action="store_true", help="CUDA: the harness step as training.cuda_graph")
     bench.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                        help="GPU: deterministic kernels, as training.deterministic (default on)")
     bench.add_argument("--augment", action="store_true", help="include the harness's augmentation in its steps")

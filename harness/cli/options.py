@@ -155,6 +155,7 @@ class BenchCommand(Command):
     amp: bool | None = None
     channels_last: bool | None = None
     compile: bool = False
+    cuda_graph: bool = False
     deterministic: bool = True
     augment: bool = False
     threads: int | None = None

@@ -122,7 +122,8 @@ def cmd_bench(args: BenchCommand) -> int:
     name, options = attention_option(args.attention, registry.identity_attention)
     config = BenchConfig(args.backbone, name, tuple(sorted(options.items())), args.image_size, args.batch_size,
                          args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
-                         compile=args.compile, augment=args.augment, deterministic=args.deterministic)
+                         compile=args.compile, augment=args.augment, deterministic=args.deterministic,
+                         cuda_graph=args.cuda_graph)
     result = run_bench(config, registry, profile_steps=args.profile)
     profile = result.pop("profile", None)
     if args.json:

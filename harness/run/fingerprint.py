@@ -32,6 +32,9 @@ def cell_fingerprint(study: LoadedStudy, arm: Arm, data_key: str = "", compute: 
             training.pop(key, None)
     if training.get("deterministic", True):
         training.pop("deterministic", None)
+    for key in ("compile", "cuda_graph"):  # faster paths, added later: off keeps older cells' fingerprints
+        if not training.get(key, False):
+            training.pop(key, None)
     compute = compute or compute_of(resolve_device(arm.training.device), arm.training.amp)
     if compute != "cpu/fp32":
         training["compute"] = compute

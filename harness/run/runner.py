@@ -24,7 +24,7 @@ from harness.errors import HarnessError, Interrupted
 from harness.logs import Progress, log, run_log
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
-from harness.run import determinism
+from harness.run import acceleration, determinism
 from harness.run.cells import aggregate, is_done, prune_checkpoints, write_cell
 from harness.run.determinism import resolve_device
 from harness.run.faults import kill_point
@@ -272,6 +272,7 @@ class StudyRunner:
         costs = {}
         for arm in self.arms:
             try:
+                acceleration.refuse_unsupported(arm.training, resolve_device(arm.training.device))
                 model = self._build(arm, data)
             except HarnessError as exc:
                 line = self.study.line_of(("arms", arm.name))

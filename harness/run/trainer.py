@@ -30,6 +30,7 @@ from torch import nn
 
 from harness.atomic import atomic_save_torch
 from harness.data.augment import augment_batch, to_float
+from harness.run.acceleration import GraphedStep, compiled, refuse_unsupported
 from harness.run.determinism import amp_dtype
 from harness.run.faults import kill_point
 from harness.run.training_options import clip_gradients, ema_update, make_ema
@@ -136,6 +137,9 @@ class FoldTrainer:
         if (self.restore_best or training.early_stopping.patience) and not inputs.has_inner:
             raise ValueError("early stopping and selection.rule: best need the inner selection split in FoldInputs")
         self.ema = make_ema(model, training.ema)  # training.ema: these weights are selected, scored and saved
+        refuse_unsupported(training, device, self.scaler is not None)
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = compiled(model) if training.compile else model
+        self.graphed = GraphedStep(self._optimize, optimizer, training.batch_size) if training.cuda_graph else None
         self.state = _State()
         self.best_weights: dict[str, torch.Tensor] | None = None
         self._resume_generator: torch.Tensor | None = None
@@ -213,7 +217,7 @@ class FoldTrainer:
     def _autocast(self) -> Any:
         if self.amp_dtype is None:
             return torch.autocast("cpu", enabled=False)
-        return torch.autocast("cuda", dtype=self.amp_dtype)
+        return torch.autocast("cuda", dtype=self.amp_dtype, cache_enabled=not self.training.cuda_graph)  # graphs: off
 
     def _epoch_generator(self, purpose: str, epoch: int) -> torch.Generator:
         """The epoch's ``order`` or ``augment`` stream, independent of each other and of every other epoch."""
@@ -332,8 +336,15 @@ class FoldTrainer:
         x = self._normalize(augment_batch(x, self.augment, generator))
         y = inputs.y_train[idx]
         self.state.data_seconds += time.perf_counter() - data_start
+        loss, logits = (self.graphed or self._optimize)(x, y)
+        ema_update(self.ema, self.model)
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == y).sum()
+
+    def _optimize(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, loss, backward, optimizer step on a prepared batch; the loss and logits."""
         with self._autocast():
-            logits = self.model(x)
+            logits = self.forward(x)
             loss = F.cross_entropy(logits, y, label_smoothing=self.training.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler:
@@ -347,9 +358,7 @@ class FoldTrainer:
             loss.backward()
             clip_gradients(self.model.parameters(), self.training.clip_grad)
             self.optimizer.step()
-        ema_update(self.ema, self.model)
-        loss_sum += loss.detach() * len(idx)
-        correct += (logits.detach().argmax(1) == y).sum()
+        return loss, logits
 
     @torch.inference_mode()
     def evaluate(self, x_all: torch.Tensor, y_all: torch.Tensor) -> tuple[float, np.ndarray]:

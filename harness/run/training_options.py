@@ -85,4 +85,8 @@ def describe(training: Mapping[str, Any]) -> list[str]:
         parts.append(f"gradient clipping at total norm {clip['max_norm']:g}" + (f" (L{norm:g})" if norm != 2 else ""))
     if ema := training.get("ema"):
         parts.append(f"EMA of the weights (decay {ema['decay']:g}): the EMA weights are selected, scored and saved")
+    if training.get("compile"):
+        parts.append("trained through torch.compile (evaluation eager)")
+    if training.get("cuda_graph"):
+        parts.append("training step replayed from a CUDA graph")
     return parts

@@ -216,6 +216,11 @@ class TrainingSpec(StrictModel):
     ema: EmaSpec | None = Field(None, description="EMA of the weights, which are then scored; off unless declared")
     deterministic: bool = Field(True, description="GPU: deterministic kernels, cuDNN autotuner off (same numbers "
                                                   "every run); false is faster but GPU runs then differ")
+    compile: bool = Field(False, description="train through torch.compile (one compilation per architecture, "
+                                             "reused by every cell); numbers may differ from eager in the last bits")
+    cuda_graph: bool = Field(False, description="CUDA only: capture the whole training step (forward, backward, "
+                                                "optimizer step) in a CUDA graph and replay it; the short last batch "
+                                                "runs eagerly")
 
     @model_validator(mode="after")
     def _selection_has_inner_split(self) -> TrainingSpec:
@@ -226,6 +231,13 @@ class TrainingSpec(StrictModel):
                 f"{' and '.join(needs)}: choosing an epoch needs data the fold is not scored on; add "
                 "training.selection.inner_fraction (e.g. 0.1) to carve an inner selection split from the "
                 "fold's training part, or drop the choice (the last epoch is then scored)")
+        return self
+
+    @model_validator(mode="after")
+    def _cuda_graph_on_cuda(self) -> TrainingSpec:
+        if self.cuda_graph and not self.device.startswith(("cuda", "auto")):
+            raise ValueError(f"cuda_graph: true needs a CUDA device, not device: {self.device}; set "
+                             "cuda_graph: false or device: cuda")
         return self
 
     @model_validator(mode="after")
