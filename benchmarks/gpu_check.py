@@ -9,7 +9,10 @@
 2. The cost of ``training.deterministic``: ``harness bench`` on ResNet-20 + SE @150 (batch 64) and
    SE-ResNet-50 @224 (batch 256), deterministic on and off; from the ResNet-20 pair, the training-only
    projection of the 4-class protocol (2 arms x 4 folds x 150 epochs x 700 batches of 64).
-3. The CUDA-marked tests (``tests/run/test_gpu.py``, ``tests/run/test_determinism.py``), unless ``--no-pytest``.
+3. Horizontal fusion (``harness bench --fuse K``): K cells of one arm one after another against the same K
+   fused into one (``harness/run/fusion.py``), ResNet-20 and SE-ResNet-20 @150 (batch 64), K in 1, 2, 4, 8.
+4. The CUDA-marked tests (``tests/run/test_gpu.py``, ``tests/run/test_determinism.py``; ``tests/run/test_fusion.py``
+   whole), unless ``--no-pytest``.
 
 Every figure lands in ``OUT/gpu_check.json`` with the device, torch version and date; a failed step is
 recorded there with its error, never left out.
@@ -112,6 +115,23 @@ def bench(device: str, tiny: bool) -> dict[str, Any]:
     return figures
 
 
+def fusion(device: str, tiny: bool) -> dict[str, Any]:
+    """Fused / one-after-another train throughput per architecture and K (``harness bench --fuse K``)."""
+    size, batch, steps, ks = (32, 8, 2, (2,)) if tiny else (150, 64, 30, (1, 2, 4, 8))
+    arms = {"se_resnet20": "{name: se, reduction: 4}"} | ({} if tiny else {"resnet20": "none"})
+    figures: dict[str, Any] = {}
+    for arm, attention in arms.items():
+        for k in ks:
+            try:
+                done = harness("bench", "--backbone", "resnet20", "--attention", attention, "--image-size", str(size),
+                               "--batch-size", str(batch), "--steps", str(steps), "--device", device,
+                               "--fuse", str(k), "--json", *(["--threads", "1"] if tiny else []))
+                figures[f"{arm}/K{k}"] = json.loads(done.stdout.strip().splitlines()[-1])
+            except subprocess.CalledProcessError as exc:  # e.g. out of memory at a large K: recorded, the rest run
+                figures[f"{arm}/K{k}"] = {"error": str(exc), "stderr_tail": (exc.stderr or "")[-2000:]}
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("gpu_check"))
@@ -130,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                               "torch": torch.__version__, "device": args.device, "tiny": args.tiny,
                               "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
     steps = {"determinism": lambda: determinism_checks(args.out, study_file, args.workers),
-             "bench": lambda: bench(args.device, args.tiny)}
+             "bench": lambda: bench(args.device, args.tiny), "fusion": lambda: fusion(args.device, args.tiny)}
     if args.pytest:
         steps["pytest"] = lambda: _pytest()
     failed = False
@@ -150,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pytest() -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-                           "tests/run/test_gpu.py", "tests/run/test_determinism.py"], capture_output=True, text=True,
+                           "tests/run/test_gpu.py", "tests/run/test_determinism.py",
+                           "tests/run/test_fusion.py"], capture_output=True, text=True,
                           cwd=ROOT, check=False)
     return {"returncode": done.returncode, "tail": done.stdout[-3000:]}
 

@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.cli.checks import attention_option, load_validated, registry_for
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.bench import BenchConfig
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -105,6 +109,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(args.backbone, name, tuple(sorted(options.items())), args.image_size, args.batch_size,
                          args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, augment=args.augment, deterministic=args.deterministic)
+    if args.fuse:
+        return _bench_fusion(config, args)
     result = run_bench(config, registry_for(args), profile_steps=args.profile)
     profile = result.pop("profile", None)
     if args.json:
@@ -120,6 +126,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"  infer  {result['infer_img_s']:.1f} img/s   peak memory {result['peak_mem_mb']:.0f} MB")
     if profile:
         print(profile, file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _bench_fusion(config: BenchConfig, args: argparse.Namespace) -> int:
+    from harness.bench import run_fusion_bench
+
+    result = run_fusion_bench(config, registry_for(args), args.fuse)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['backbone']} + {result['attention']} at {result['image_size']}px, batch {result['batch_size']}, "
+          f"{result['cells']} cells, {result['device_name']} (amp {result['amp']})")
+    print(f"  one after another {result['sequential_img_s']:.1f} img/s   fused {result['fused_img_s']:.1f} img/s   "
+          f"fused / one after another {result['fusion_speedup']:.3f}   peak memory {result['peak_mem_mb']:.0f} MB")
     return 0
 
 

@@ -85,25 +85,31 @@ def _max_difference(fused: FusedCells, models: list[nn.Module], what: str) -> fl
     return worst
 
 
-def _one_step(registry: Any, arm: str, dtype: torch.dtype, seed: int) -> tuple[float, float]:
+def _one_step(registry: Any, arm: str, dtype: torch.dtype, seed: int,
+              device: str = "cpu") -> tuple[float, float]:
     """One fused step of K cells and K unfused steps from the same weights: the largest gradient and
     parameter/BatchNorm-statistic differences."""
-    models = _models(registry, arm, dtype)
+    models = [m.to(device) for m in _models(registry, arm, dtype)]
     reference = copy.deepcopy(models)
     fused = FusedCells(models, [torch.optim.SGD(m.parameters(), **SGD) for m in models])
     (xs, ys), = _batches(1, dtype, seed)
+    xs, ys = [x.to(device) for x in xs], [y.to(device) for y in ys]
     fused.step(*stack_batches(xs, ys))
     for model, x, y in zip(reference, xs, ys):
         _unfused_step(model, torch.optim.SGD(model.parameters(), **SGD), x, y)
-    fresh = [m.layer1[0].bn1.running_mean for m in _models(registry, arm, dtype)]  # the statistics did move
+    fresh = [m.layer1[0].bn1.running_mean.to(device) for m in _models(registry, arm, dtype)]  # the statistics did move
     assert not any(torch.equal(b, f) for b, f in zip(fresh, fused.buffers["layer1.0.bn1.running_mean"]))
     return _max_difference(fused, reference, "grad"), _max_difference(fused, reference, "state")
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("arm", list(ARMS))
-def test_one_fused_step_computes_what_three_unfused_steps_do(builtin_registry: Any, arm: str) -> None:
+def test_one_fused_step_computes_what_three_unfused_steps_do(builtin_registry: Any, arm: str, device: str) -> None:
     """float64: the method itself (stacking, vmap, BatchNorm statistics, the optimizer step) is exact."""
-    grad, state = _one_step(builtin_registry, arm, torch.float64, seed=7)
+    grad, state = _one_step(builtin_registry, arm, torch.float64, seed=7, device=device)
     assert grad < 1e-10 and state < 1e-10, (grad, state)
 
 
