@@ -62,14 +62,14 @@ def _check(models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimiz
     shapes = {name: (p.shape, p.dtype) for name, p in models[0].named_parameters()}
     buffers = {name: (b.shape, b.dtype) for name, b in models[0].named_buffers()}
     groups = _names(models[0], first)
-    for k, (model, optimizer) in enumerate(zip(models, optimizers)):
+    for k, (model, optimizer) in enumerate(zip(models, optimizers, strict=True)):
         if ({n: (p.shape, p.dtype) for n, p in model.named_parameters()} != shapes
                 or {n: (b.shape, b.dtype) for n, b in model.named_buffers()} != buffers):
             raise HarnessError(f"fusion: model {k} has other parameters or buffers than model 0; only cells "
                                "of one arm (one architecture) can be fused")
         if type(optimizer) is not type(first) or _names(model, optimizer) != groups or not all(
                 h.keys() == h0.keys() and all(_same(h[key], h0[key]) for key in h)
-                for h, h0 in zip(_hyper(optimizer), _hyper(first))):
+                for h, h0 in zip(_hyper(optimizer), _hyper(first), strict=True)):
             raise HarnessError(f"fusion: optimizer {k} differs from optimizer 0 (class, parameter groups or "
                                "settings); only cells of one arm can be fused")
     return groups
@@ -102,9 +102,10 @@ class FusedCells:
         self.base = copy.deepcopy(self.models[0]).to("meta")  # the architecture only: weights come stacked
         self.base.train()
         first = optimizers[0]
-        self.optimizer = type(first)(
+        optimizer_class: Any = type(first)  # one of SUPPORTED_OPTIMIZERS, whose first argument is the groups
+        self.optimizer: torch.optim.Optimizer = optimizer_class(
             [{**hyper, "params": [self.params[name] for name in names]}
-             for hyper, names in zip(_hyper(first), self.groups)])  # every setting comes with its group
+             for hyper, names in zip(_hyper(first), self.groups, strict=True)])  # every setting comes with its group
         self.optimizer.defaults = dict(first.defaults)
         self._stack_state()
 
@@ -180,6 +181,6 @@ class FusedCells:
                               value.clone() if isinstance(value, torch.Tensor) else value)
                         for key, value in fused.items()}
         for optimizer in self.cell_optimizers:  # the learning rate a scheduler set on the fused optimizer
-            for group, fused_group in zip(optimizer.param_groups, self.optimizer.param_groups):
+            for group, fused_group in zip(optimizer.param_groups, self.optimizer.param_groups, strict=True):
                 group["lr"] = fused_group["lr"]
         return self.models
