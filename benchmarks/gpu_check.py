@@ -122,13 +122,16 @@ def fusion(device: str, tiny: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for arm, attention in arms.items():
         for k in ks:
-            try:
-                done = harness("bench", "--backbone", "resnet20", "--attention", attention, "--image-size", str(size),
-                               "--batch-size", str(batch), "--steps", str(steps), "--device", device,
-                               "--fuse", str(k), "--json", *(["--threads", "1"] if tiny else []))
-                figures[f"{arm}/K{k}"] = json.loads(done.stdout.strip().splitlines()[-1])
-            except subprocess.CalledProcessError as exc:  # e.g. out of memory at a large K: recorded, the rest run
-                figures[f"{arm}/K{k}"] = {"error": str(exc), "stderr_tail": (exc.stderr or "")[-2000:]}
+            # deterministic kernels first (the default); should a fused kernel have none, the same without them
+            for name, mode in ((f"{arm}/K{k}", "--deterministic"), (f"{arm}/K{k}/no-deterministic", "--no-deterministic")):
+                try:
+                    done = harness("bench", "--backbone", "resnet20", "--attention", attention, "--image-size",
+                                   str(size), "--batch-size", str(batch), "--steps", str(steps), "--device", device,
+                                   "--fuse", str(k), mode, "--json", *(["--threads", "1"] if tiny else []))
+                    figures[name] = json.loads(done.stdout.strip().splitlines()[-1])
+                    break
+                except subprocess.CalledProcessError as exc:  # e.g. out of memory at a large K: recorded, the rest run
+                    figures[name] = {"error": str(exc), "stderr_tail": (exc.stderr or "")[-2000:]}
     return figures
 
 
