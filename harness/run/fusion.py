@@ -24,6 +24,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from harness.errors import HarnessError
+from harness.study.schema import ClipGradSpec
 
 # updates that act element by element (no per-tensor norm), so one step on stacked tensors is K steps
 SUPPORTED_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
@@ -90,14 +91,15 @@ class FusedCells:
     """K models of one architecture and their K optimizers, trained together one step at a time."""
 
     def __init__(self, models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer], *,
-                 label_smoothing: float = 0.0, amp_dtype: torch.dtype | None = None):
+                 label_smoothing: float = 0.0, amp_dtype: torch.dtype | None = None,
+                 clip_grad: ClipGradSpec | None = None):
         self.groups = _check(models, optimizers)
         if amp_dtype == torch.float16:
             raise HarnessError("fusion: float16 needs a gradient scaler, which fusion does not have; use bf16 or fp32")
         self.models, self.cell_optimizers = list(models), list(optimizers)
         self._named = [dict(model.named_parameters()) for model in self.models]
         self.k = len(self.models)
-        self.label_smoothing, self.amp_dtype = label_smoothing, amp_dtype
+        self.label_smoothing, self.amp_dtype, self.clip_grad = label_smoothing, amp_dtype, clip_grad
         self.params, self.buffers = stack_module_state(self.models)  # type: ignore[arg-type]
         self.base = copy.deepcopy(self.models[0]).to("meta")  # the architecture only: weights come stacked
         self.base.train()
@@ -158,8 +160,21 @@ class FusedCells:
                                    "train these cells unfused") from None
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # the cells' losses are independent: each slice gets its own cell's gradient
+        self._clip()
         self.optimizer.step()
         return losses.detach(), logits.detach()
+
+    def _clip(self) -> None:
+        """``training.clip_grad`` per cell: each slice's total norm, as ``clip_grad_norm_`` takes it per model."""
+        if self.clip_grad is None:
+            return
+        p = self.clip_grad.norm_type
+        grads = [param.grad for param in self.params.values() if param.grad is not None]
+        norms = torch.stack([g.flatten(1).norm(p, dim=1) for g in grads])  # (tensors, K)
+        total = norms.norm(p, dim=0)  # the schema's norm_type is finite
+        coef = (self.clip_grad.max_norm / (total + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
 
     def unstack(self) -> list[nn.Module]:
         """Copy every slice back into its cell's model and optimizer (exact copies); returns the models."""

@@ -27,6 +27,7 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.models.build import build_model
 from harness.run.fusion import FusedCells, stack_batches
+from harness.study.schema import ClipGradSpec
 
 K, BATCH, SIZE, CLASSES = 3, 8, 32, 4
 ARMS = {"resnet20": ("none", {}), "se_resnet20": ("se", {"reduction": 4})}
@@ -164,6 +165,23 @@ def test_five_float32_steps_stay_close(builtin_registry: Any) -> None:
             _unfused_step(reference[k], ref_optimizers[k], xs[k], ys[k])
     drift = _max_difference(fused, reference, "state")
     assert drift < 1e-2, drift
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0])
+def test_gradient_clipping_is_per_cell(builtin_registry: Any, norm_type: float) -> None:
+    """float64: training.clip_grad clips each cell's own total norm, as clip_grad_norm_ does per model."""
+    spec = ClipGradSpec(max_norm=0.05, norm_type=norm_type)  # small enough to clip every cell
+    models = _models(builtin_registry, "resnet20")
+    reference = copy.deepcopy(models)
+    fused = FusedCells(models, [torch.optim.SGD(m.parameters(), **SGD) for m in models], clip_grad=spec)
+    (xs, ys), = _batches(1)
+    fused.step(*stack_batches(xs, ys))
+    for model, x, y in zip(reference, xs, ys, strict=True):
+        optimizer = torch.optim.SGD(model.parameters(), **SGD)
+        F.cross_entropy(model(x), y).backward()
+        assert float(nn.utils.clip_grad_norm_(model.parameters(), spec.max_norm, norm_type=norm_type)) > 0.05
+        optimizer.step()
+    assert _max_difference(fused, reference, "grad") < 1e-10 and _max_difference(fused, reference, "state") < 1e-10
 
 
 def test_fused_path_is_bitwise_deterministic(builtin_registry: Any) -> None:
