@@ -111,10 +111,6 @@ class FusedCells:
         self.optimizer.defaults = dict(first.defaults)
         self._stack_state()
 
-    @property
-    def device(self) -> torch.device:
-        return next(iter(self.params.values())).device
-
     def _cell_state(self, k: int, name: str) -> dict[str, Any]:
         return self.cell_optimizers[k].state.get(self._named[k][name], {})
 
