@@ -12,8 +12,10 @@
 3. The faster paths (``training.compile``, ``training.cuda_graph``): ``harness bench`` eager, ``--compile``,
    ``--cuda-graph`` and both on SE-ResNet-20 @150 (batch 64) and SE-ResNet-50 @224 (batch 256); the warm-up
    steps (compilation, capture) are timed apart from the steady steps. ``--tiny`` (CPU): eager only.
-4. The CUDA-marked tests (``tests/e2e/test_gpu.py``, ``tests/run/test_determinism.py``,
-   ``tests/run/test_acceleration.py``), unless ``--no-pytest``.
+4. Horizontal fusion (``harness bench --fuse K``): K cells of one arm one after another against the same K
+   fused into one (``harness/run/fusion.py``), ResNet-20 and SE-ResNet-20 @150 (batch 64), K in 1, 2, 4, 8.
+5. The CUDA-marked tests (``tests/e2e/test_gpu.py``, ``tests/run/test_determinism.py``,
+   ``tests/run/test_acceleration.py``; ``tests/run/test_fusion.py`` whole), unless ``--no-pytest``.
 
 Every figure lands in ``OUT/gpu_check.json`` with the device, torch version and date; a failed step is
 recorded there with its error, never left out.
@@ -145,6 +147,25 @@ def acceleration(device: str, tiny: bool) -> dict[str, Any]:
                 # both protocol arms at the SE arm's harness speed: an upper bound (the plain arm is faster)
                 figures[f"{name}/{mode}"]["protocol_training_hours_upper"] = 2 * PROTOCOL_IMAGES_PER_ARM / r[
                     "train_img_s"] / 3600
+
+
+def fusion(device: str, tiny: bool) -> dict[str, Any]:
+    """Fused / one-after-another train throughput per architecture and K (``harness bench --fuse K``)."""
+    size, batch, steps, ks = (32, 8, 2, (2,)) if tiny else (150, 64, 30, (1, 2, 4, 8))
+    arms = {"se_resnet20": "{name: se, reduction: 4}"} | ({} if tiny else {"resnet20": "none"})
+    figures: dict[str, Any] = {}
+    for arm, attention in arms.items():
+        for k in ks:
+            # deterministic kernels first (the default); should a fused kernel have none, the same without them
+            for name, mode in ((f"{arm}/K{k}", "--deterministic"), (f"{arm}/K{k}/no-deterministic", "--no-deterministic")):
+                try:
+                    done = harness("bench", "--backbone", "resnet20", "--attention", attention, "--image-size",
+                                   str(size), "--batch-size", str(batch), "--steps", str(steps), "--device", device,
+                                   "--fuse", str(k), mode, "--json", *(["--threads", "1"] if tiny else []))
+                    figures[name] = json.loads(done.stdout.strip().splitlines()[-1])
+                    break
+                except subprocess.CalledProcessError as exc:  # e.g. out of memory at a large K: recorded, the rest run
+                    figures[name] = {"error": str(exc), "stderr_tail": (exc.stderr or "")[-2000:]}
     return figures
 
 
@@ -167,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                               "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
     steps = {"determinism": lambda: determinism_checks(args.out, study_file, args.workers),
              "bench": lambda: bench(args.device, args.tiny),
-             "acceleration": lambda: acceleration(args.device, args.tiny)}
+             "acceleration": lambda: acceleration(args.device, args.tiny),
+             "fusion": lambda: fusion(args.device, args.tiny)}
     if args.pytest:
         steps["pytest"] = lambda: _pytest()
     failed = False
@@ -188,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pytest() -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-                           "tests/e2e/test_gpu.py", "tests/run/test_determinism.py", "tests/run/test_acceleration.py"],
-                          capture_output=True, text=True,
+                           "tests/e2e/test_gpu.py", "tests/run/test_determinism.py", "tests/run/test_acceleration.py",
+                           "tests/run/test_fusion.py"], capture_output=True, text=True,
                           cwd=ROOT, check=False)
     return {"returncode": done.returncode, "tail": done.stdout[-3000:]}
 

@@ -214,3 +214,93 @@ def data_share(run_dir: Path) -> list[dict[str, Any]]:
                      "data_share": float(later.epoch_data.sum() / later.epoch_seconds.sum()) if len(later) else float("nan"),
                      "decode_seconds_for_whole_study": run["timings"]["decode"]})
     return rows
+
+
+def run_fusion_bench(config: BenchConfig, registry: Registry, cells: int) -> dict[str, Any]:
+    """``harness bench --fuse K``: K cells of one arm trained one after another (the harness step, as
+    ``harness run`` does today) against the same K cells fused into one (:mod:`harness.run.fusion`), on
+    the same device and batches (each cell its own indices), in interleaved rounds."""
+    from harness.errors import HarnessError
+    from harness.run.fusion import FusedCells
+
+    if cells < 1 or config.augment or config.compile:
+        raise HarnessError("harness bench --fuse K needs K >= 1 and times the plain step: drop --augment and --compile")
+    if config.attention is None:
+        config = replace(config, attention=registry.identity_attention())
+    attention = str(config.attention)
+    device = resolve_device(config.device)
+    determinism.configure(config.deterministic, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    # both paths step torch's SGD (below): the trainer takes the optimizer it is given, not the spec's name
+    training = TrainingSpec(batch_size=config.batch_size, amp=config.amp, channels_last=config.channels_last)
+    per_cell = max(config.steps, config.warmup)
+    n = config.batch_size * per_cell * cells
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, config.in_chans, config.image_size, config.image_size), dtype=torch.uint8,
+                      generator=generator).to(device)
+    y = torch.randint(0, config.classes, (n,), generator=generator).to(device)
+    mean = torch.full((config.in_chans,), 0.5, device=device).view(1, -1, 1, 1)
+    std = torch.full((config.in_chans,), 0.25, device=device).view(1, -1, 1, 1)
+    inputs = FoldInputs(x, y, x[:0], y[:0], x[:0], y[:0], mean.flatten(), std.flatten(), config.in_chans)
+    order = torch.randperm(n, generator=generator).to(device)  # cell k: its own indices, step by step
+    batches = order.view(per_cell, cells, config.batch_size)
+    options = dict(config.attention_options)
+
+    def sgd(net: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+    trainers = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(cells):
+            model = _build(config, registry, attention, options, device).train()
+            optimizer = sgd(model)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)
+            trainers.append(FoldTrainer(model, optimizer, scheduler, training, AugmentSpec.model_validate("none"),
+                                        inputs, Path(tmp), 0, device))
+    for trainer in trainers:
+        if trainer.channels_last:
+            trainer.model.to(memory_format=torch.channels_last)
+    fused_models = [_build(config, registry, attention, options, device).train() for _ in range(cells)]
+    fused = FusedCells(fused_models, [sgd(m) for m in fused_models], amp_dtype=trainers[0].amp_dtype)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+
+    def timed(step: Callable[[int], None]) -> Loop:
+        def steps(count: int, offset: int) -> float:
+            _sync(device)
+            start = time.perf_counter()
+            for i in range(count):
+                step((offset + i) % per_cell)
+            _sync(device)
+            return time.perf_counter() - start
+
+        return steps
+
+    def sequential(i: int) -> None:
+        for k, trainer in enumerate(trainers):
+            trainer.train_step(batches[i, k], generator, loss_sum, correct)
+
+    def fused_step(i: int) -> None:
+        idx = batches[i]  # (K, B): the same images and labels the cells take one after another
+        xb = (x[idx.flatten()].float().div_(255) - mean) / std
+        fused.step(xb.view(cells, config.batch_size, *xb.shape[1:]), y[idx])
+
+    loops = {"sequential": timed(sequential), "fused": timed(fused_step)}
+    for loop in loops.values():
+        loop(config.warmup, 0)
+    per_round = max(1, config.steps // config.rounds)
+    seconds = _interleaved(loops, config.rounds, per_round)
+    images = per_round * config.rounds * config.batch_size * cells
+    amp = trainers[0].amp_dtype
+    return {
+        "backbone": config.backbone, "attention": config.attention, "attention_options": options,
+        "image_size": config.image_size, "batch_size": config.batch_size, "cells": cells,
+        "steps_per_cell": per_round * config.rounds, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(), "amp": str(amp).replace("torch.", "") if amp else "off",
+        "channels_last_sequential": trainers[0].channels_last, "channels_last_fused": False,  # vmap: (K, B, C, H, W)
+        "deterministic": config.deterministic,
+        "sequential_img_s": images / seconds["sequential"], "fused_img_s": images / seconds["fused"],
+        "fusion_speedup": seconds["sequential"] / seconds["fused"], "peak_mem_mb": _peak_mb(device),
+    }

@@ -54,3 +54,17 @@ def test_bench_data_reports_the_pipeline_share(write_study, capsys: pytest.Captu
     assert [row["arm"] for row in rows] == ["plain"]
     assert rows[0]["epochs_measured"] == 2 * 2  # epochs after the first, in each of 2 folds
     assert 0 < rows[0]["data_share"] < 1
+
+
+def test_bench_fuse_times_k_cells_fused_and_one_after_another(capsys: pytest.CaptureFixture[str]) -> None:
+    result, _ = _bench(capsys, "--attention", "{name: se, reduction: 4}", "--fuse", "2")
+    assert (result["cells"], result["steps_per_cell"], result["attention"]) == (2, 5, "se")
+    for key in ("sequential_img_s", "fused_img_s", "fusion_speedup", "peak_mem_mb"):
+        assert math.isfinite(result[key]) and result[key] > 0, key
+    assert main(["bench", *TINY, "--fuse", "2"]) == 0
+    assert "2 cells" in capsys.readouterr().out
+
+
+def test_bench_fuse_refuses_what_it_does_not_time(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", *TINY, "--fuse", "2", "--augment"]) == 2
+    assert "drop --augment" in capsys.readouterr().err

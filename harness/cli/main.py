@@ -162,6 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     bench.add_argument("--profile", type=int, default=0, metavar="STEPS",
                        help="also print the torch profiler's busiest operators over STEPS harness steps")
+    bench.add_argument("--fuse", type=int, default=0, metavar="K",
+                       help="time K cells of the model one after another against the same K fused into one (torch.func)")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 

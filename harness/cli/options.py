@@ -156,6 +156,7 @@ class BenchCommand(Command):
     channels_last: bool | None = None
     compile: bool = False
     cuda_graph: bool = False
+    fuse: int = 0
     deterministic: bool = True
     augment: bool = False
     threads: int | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.cli.checks import attention_option, registry_for
 from harness.cli.options import (
@@ -20,6 +21,10 @@ from harness.cli.options import (
     StudiesCommand,
 )
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.bench import BenchConfig
+    from harness.registry import Registry
 
 
 def cmd_plugins(args: PluginsCommand) -> int:
@@ -124,6 +129,8 @@ def cmd_bench(args: BenchCommand) -> int:
                          args.steps, device=args.device, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, augment=args.augment, deterministic=args.deterministic,
                          cuda_graph=args.cuda_graph)
+    if args.fuse:
+        return _bench_fusion(config, registry, args)
     result = run_bench(config, registry, profile_steps=args.profile)
     profile = result.pop("profile", None)
     if args.json:
@@ -139,6 +146,20 @@ def cmd_bench(args: BenchCommand) -> int:
         print(f"  infer  {result['infer_img_s']:.1f} img/s   peak memory {result['peak_mem_mb']:.0f} MB")
     if profile:
         print(profile, file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _bench_fusion(config: BenchConfig, registry: Registry, args: BenchCommand) -> int:
+    from harness.bench import run_fusion_bench
+
+    result = run_fusion_bench(config, registry, args.fuse)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['backbone']} + {result['attention']} at {result['image_size']}px, batch {result['batch_size']}, "
+          f"{result['cells']} cells, {result['device_name']} (amp {result['amp']})")
+    print(f"  one after another {result['sequential_img_s']:.1f} img/s   fused {result['fused_img_s']:.1f} img/s   "
+          f"fused / one after another {result['fusion_speedup']:.3f}   peak memory {result['peak_mem_mb']:.0f} MB")
     return 0
 
 

@@ -26,6 +26,8 @@ def test_the_gpu_check_runs_tiny_on_cpu_and_finds_identical_outputs(tmp_path: Pa
     assert bench["resnet20_se_32/deterministic"]["deterministic"] is True
     assert bench["resnet20_se_32/no-deterministic"]["deterministic"] is False
     assert bench["resnet20_se_32/cost"]["train_slowdown"] > 0 and bench["protocol_training_hours/deterministic"] > 0
+    fused = report["fusion"]["se_resnet20/K2"]
+    assert fused["cells"] == 2 and fused["fused_img_s"] > 0 and fused["fusion_speedup"] > 0
     assert report["device"] == "cpu" and report["torch"]
     eager = report["acceleration"]["resnet20_se_32/eager"]  # CPU: eager only (compile and CUDA graphs: on the GPU)
     assert eager["train_img_s"] > 0 and eager["first_steps_seconds"] > 0 and set(report["acceleration"]) == {
