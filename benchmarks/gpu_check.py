@@ -147,6 +147,7 @@ def acceleration(device: str, tiny: bool) -> dict[str, Any]:
                 # both protocol arms at the SE arm's harness speed: an upper bound (the plain arm is faster)
                 figures[f"{name}/{mode}"]["protocol_training_hours_upper"] = 2 * PROTOCOL_IMAGES_PER_ARM / r[
                     "train_img_s"] / 3600
+    return figures
 
 
 def fusion(device: str, tiny: bool) -> dict[str, Any]:

@@ -229,6 +229,7 @@ def build_report_data(run_dir: Path, registry: Any = None, *, insight: bool = Tr
         if row.status != "ok":
             warnings.append(f"{row.arm} repeat {row.repeat} fold {row.fold}: {row.status} ({row.note})")
     warnings += [f"{f}" for f in run_info.get("failures", [])]
+    warnings += [str(w) for w in run_info.get("warnings", [])]
     warnings += identical_arms(study.get("arms") or {})
     if significance:
         warnings += [f"statistics: {w}" for w in significance["warnings"]]

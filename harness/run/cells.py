@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from harness.data.prepared import PreparedData
 from harness.data.splits import Fold
@@ -70,6 +71,7 @@ def write_cell(cell: Path, arm: Arm, fold: Fold, data: PreparedData, outcome: Fo
               "n_val": len(fold.val), "params": cost["params"], "flops": cost["flops"],
               "note": "; ".join(n for n in (outcome.note, *metric_notes) if n),
               **rates, "training_flag": training_flag(outcome.history, outcome.best_epoch, rates["majority_rate"]),
+              "threads": torch.get_num_threads(),  # CPU float order depends on it: a cell's numbers do too
               "fingerprint": fingerprint}
     files = Cell(cell)
     files.write_history(outcome.history)
@@ -102,3 +104,14 @@ def aggregate(run_dir: Path, cells: Iterable[tuple[Path, str]]) -> pd.DataFrame:
     # no finished cell: no earlier run's predictions beside the empty results
     run.write_predictions(pd.concat(predictions) if predictions else None)
     return results
+
+
+def mixed_threads(results: pd.DataFrame) -> str:
+    """A warning when the run's cells trained with different CPU thread counts ('' when they did not): a CPU's
+    float order depends on the count, so such cells do not reproduce bit for bit under any one setting."""
+    counts = sorted({int(n) for n in results.get("threads", pd.Series(dtype=float)).dropna()})
+    if len(counts) < 2:
+        return ""
+    return (f"cells trained with {', '.join(map(str, counts))} CPU threads (a resumed run with another --threads or "
+            "--workers); on a CPU the float order, so each cell's numbers, depends on the thread count: set "
+            "training.threads (or --threads) and rerun with --fresh for numbers one setting reproduces")

@@ -25,7 +25,7 @@ from harness.logs import Progress, log, run_log
 from harness.models.build import build_model, model_cost
 from harness.registry import Registry
 from harness.run import acceleration, determinism
-from harness.run.cells import aggregate, is_done, prune_checkpoints, write_cell
+from harness.run.cells import aggregate, is_done, mixed_threads, prune_checkpoints, write_cell
 from harness.run.determinism import resolve_device
 from harness.run.faults import kill_point
 from harness.run.fingerprint import cell_fingerprint, data_fingerprint
@@ -205,10 +205,13 @@ class StudyRunner:
         for cell in self._finished:
             if not Cell(cell).has_result():
                 self.failures.append(f"{cell} was deleted while the study ran; rerun to train that cell again")
+        warnings = [mixed] if (mixed := mixed_threads(results)) else []
+        for warning in warnings:
+            log.warning(warning)
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
                     "device": str(resolve_device(spec.training.device)), "threads": torch.get_num_threads(),
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
-                    "arms": costs, "failures": self.failures, "total_seconds": time.perf_counter() - self._started,
+                    "arms": costs, "failures": self.failures, "warnings": warnings, "total_seconds": time.perf_counter() - self._started,
                     "compute": {arm.name: determinism.record(arm) for arm in self.arms},  # device/precision, determinism
                     "plugins": [vars(p) for p in self.registry.plugins],
                     "study_git_commit": study_git_commit(self.study.source.parent),

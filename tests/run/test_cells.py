@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from harness.run.cells import is_done, prune_checkpoints
+from harness.run.cells import is_done, mixed_threads, prune_checkpoints
 from harness.rundir import BEST, LAST, RESULT
 
 
@@ -25,3 +26,26 @@ def test_pruning_keeps_what_the_policy_names(tmp_path: Path, policy: str, kept: 
         (tmp_path / name).write_bytes(b"x")
     prune_checkpoints(tmp_path, policy)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, RESULT])
+
+
+def test_cells_of_different_thread_counts_are_named() -> None:
+    assert mixed_threads(pd.DataFrame({"threads": [2, 2, None]})) == ""  # a cell from before threads were kept
+    assert mixed_threads(pd.DataFrame({"accuracy": [0.5]})) == ""
+    assert "cells trained with 1, 2 CPU threads" in mixed_threads(pd.DataFrame({"threads": [2, 1, 2]}))
+
+
+def test_a_resumed_run_of_mixed_thread_counts_says_so(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from harness.cli.main import main
+
+    study = write_study({"training": {"epochs": 1, "threads": 1}}, arms={"plain": {"backbone": "resnet20"}})
+    out = tmp_path / "run"
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["threads"]) == {1} and not json.loads((out / "run.json").read_text())["failures"]
+    cell = next((out / "cells" / "plain").iterdir()) / RESULT  # as if this cell had trained with two threads
+    cell.write_text(json.dumps({**json.loads(cell.read_text()), "threads": 2}))
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0  # every cell reused
+    run_info = json.loads((out / "run.json").read_text())
+    assert not run_info["failures"] and "cells trained with 1, 2 CPU threads" in run_info["warnings"][0]
+    assert main(["report", str(out)]) == 0
+    assert "cells trained with 1, 2 CPU threads" in (out / "report.html").read_text()
