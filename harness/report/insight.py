@@ -234,7 +234,7 @@ def compute_insight(run_dir: Path, registry: Any) -> dict[str, Any]:
     try:
         run = RunDir(run_dir)
         study_dict = run.study()
-        study = load_study(run.path_of(files.STUDY))
+        study = load_study(run.path_of(files.STUDY), (), registry.defaults)
         run_info = run.run_info()
         study_dir = Path(run_info["study_dir"]) if run_info.get("study_dir") else None
         images = load_run_images(run_dir, study, registry, study_dir)
