@@ -6,9 +6,9 @@ The pages are built from the objects the harness itself uses, so they cannot dri
 - ``reference/study-schema.md``: the pydantic study model (``Study.model_json_schema()``);
 - ``reference/components.md``: every component's option model (``harness list KIND --options``), for
   the built-in plugins only (those ``pyproject.toml`` declares as entry points), whatever else is installed;
-- ``reference/run-directory.md``: the file names of the run-directory names module (``harness/rundir/names.py``, formerly
-  ``harness/rundir.py``) with :data:`RUN_DIR_FILES` (a description per name, kept here; the build fails when a
-  name has none; descriptions of names that are gone are simply not shown);
+- ``reference/run-directory.md``: the file names of the run-directory names module (``harness/rundir/names.py``)
+  with :data:`RUN_DIR_FILES` (a description per name, kept here; the build fails when a name has none;
+  descriptions of names that are gone are simply not shown);
 - ``reference/metrics.md``: the metric registry (``harness/stats/registry.py``).
 
 ``python docs/gen_reference.py OUT_DIR`` writes the same pages into OUT_DIR (to read them without mkdocs).

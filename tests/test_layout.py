@@ -298,3 +298,14 @@ def test_the_file_io_check_can_fail(tmp_path: Path) -> None:
     assert _file_io(stats) == ["stats/a.py:1 import pathlib", "stats/a.py:2 import harness.rundir",
                                "stats/a.py:3 import argparse", "stats/b.py:2 to_csv()", "stats/b.py:3 open()",
                                "stats/c.py:2 import harness.rundir.records", "stats/c.py:3 read_csv()"]
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """pyproject.toml lists the packages by name: a new subpackage left out installs without its modules."""
+    import tomllib
+
+    listed = set(tomllib.loads((HARNESS.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {_module(p.parent / "__init__.py") for p in HARNESS.rglob("__init__.py")}
+    plugins = {"harness_plugins" + ("." + p.parent.name if p.parent.name != "plugins" else "")
+               for p in (HARNESS.parent / "plugins").rglob("__init__.py")}
+    assert found | plugins <= listed, sorted((found | plugins) - listed)
