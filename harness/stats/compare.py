@@ -31,6 +31,7 @@ from harness.stats._tests import (
     paired_ttest,
     wilcoxon,
 )
+from harness.stats.flags import never_learned, training_flag_warnings
 from harness.stats.power import POWER, min_detectable
 from harness.stats.scores import RunScores
 
@@ -164,9 +165,12 @@ def compare(run: RunScores, study: dict[str, Any], splits: pd.DataFrame | None =
         else:
             _cv_arm(c, run, item, a, b, pair)
         item.verdict, item.verdict_text = _verdict(c, item)
+        if never_learned(run.results, arm) and never_learned(run.results, run.baseline):
+            item.verdict, item.verdict_text = "inconclusive", (
+                f"{arm} vs {run.baseline}: not assessable on {info.column}: in every fold neither arm's validation "
+                "accuracy beat the majority-class rate (training failed for both), so the scores compare two failures; "
+                "make training work (learning rate, epochs, the data) and rerun")
         c.arms.append(item)
-    from harness.stats.flags import training_flag_warnings
-
     c.warnings += training_flag_warnings(run.results)  # the cells whose training failed
     primary = "test_set" if info.on_test else "corrected_t"
     adjusted = holm([item.tests.get(primary, {}).get("pvalue", np.nan) for item in c.arms])

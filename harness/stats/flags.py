@@ -17,13 +17,16 @@ def baseline_rates(y_val: np.ndarray, n_classes: int) -> dict[str, float]:
             "chance_rate": 1.0 / n_classes}
 
 
+NEVER_LEARNED = "validation accuracy never beat the majority-class rate"
+
+
 def training_flag(history: Sequence[dict[str, Any]], best_epoch: int, majority_rate: float) -> str:
     """'' when training looks fine, else why not: validation accuracy never above the majority-class rate,
     or the best epoch is the first of several (later epochs only made it worse)."""
     reasons = []
     accuracies = [float(row["val_accuracy"]) for row in history if np.isfinite(row["val_accuracy"])]
     if accuracies and max(accuracies) <= majority_rate + 1e-12:
-        reasons.append(f"validation accuracy never beat the majority-class rate ({100 * majority_rate:.1f} %; "
+        reasons.append(f"{NEVER_LEARNED} ({100 * majority_rate:.1f} %; "
                        f"best {100 * max(accuracies):.1f} %)")
     if best_epoch == 1 and len(history) >= 2:
         reasons.append(f"best epoch is the first of {len(history)}")
@@ -36,3 +39,11 @@ def training_flag_warnings(results: pd.DataFrame) -> list[str]:
         return []
     flagged = results[results["training_flag"].fillna("").astype(str) != ""]
     return [f"{r.arm} repeat {r.repeat} fold {r.fold}: training failed? {r.training_flag}" for r in flagged.itertuples()]
+
+
+def never_learned(results: pd.DataFrame, arm: str) -> bool:
+    """Every cell of ``arm`` is flagged as never beating the majority-class rate (its training failed throughout)."""
+    if "training_flag" not in results:
+        return False
+    flags = results.loc[results["arm"].astype(str) == arm, "training_flag"].fillna("").astype(str)
+    return bool(len(flags)) and bool(flags.str.contains(NEVER_LEARNED, regex=False).all())

@@ -305,3 +305,19 @@ def test_compare_is_pure_on_frames_and_matches_the_run_directory(tmp_path: Path)
     from_frames = json.loads(compare(scores, study).to_json())
     assert from_frames == json.loads(compare_run(run).to_json())
     assert from_frames["arms"][0]["tests"]["bayes"]["p_a_better"] > 0.9  # a real comparison, not an empty one
+
+
+def test_two_arms_that_never_learned_are_not_called_equivalent() -> None:
+    """Both arms stuck at the majority rate in every fold score the same: that is two failures, not equivalence."""
+    from harness.stats.compare import compare
+    from harness.stats.flags import NEVER_LEARNED
+    from harness.stats.scores import run_scores
+
+    flag = f"{NEVER_LEARNED} (60.0 %; best 60.0 %)"
+    rows = [{"arm": arm, "repeat": r, "fold": f, "accuracy": 0.6, "n_train": 80, "n_val": 20, "training_flag": flag}
+            for arm in ("plain", "se") for r in range(2) for f in range(5)]
+    failed = pd.DataFrame(rows)
+    item = compare(run_scores(failed, {"baseline": "plain"}, None, None), {}).arms[0]
+    assert item.verdict == "inconclusive" and "not assessable" in item.verdict_text
+    learned = failed.assign(training_flag=np.where(failed["arm"] == "se", "", flag))  # one arm did learn: judged
+    assert compare(run_scores(learned, {"baseline": "plain"}, None, None), {}).arms[0].verdict == "equivalent"
