@@ -23,6 +23,7 @@ from harness.logs import log
 from harness.run.analysis import load_run
 from harness.rundir import RunDir
 from harness.stats import sequential
+from harness.stats.flags import never_learned
 from harness.stats.registry import resolve_metric
 from harness.study.loader import Arm
 
@@ -104,6 +105,13 @@ class SettledStop:
             if len(d) < 2:  # e.g. every fold of the arm diverged: no look possible, and at the last look no verdict
                 decision = "inconclusive" if number >= self.design["max_repeats"] else "continue"
                 entries[arm] = {"decision": decision, "reason": f"{len(d)} fold(s) with a finite {run.metric.column}"}
+                self.record["decisions"][arm] = decision
+                continue
+            looked = run.results[run.results["repeat"] <= repeat]
+            if never_learned(looked, arm) and never_learned(looked, self.baseline):  # equal failures settle nothing
+                decision = "inconclusive" if number >= self.design["max_repeats"] else "continue"
+                entries[arm] = {"decision": decision, "reason": "in every fold neither arm's validation accuracy beat "
+                                                                "the majority-class rate: two failures, not a comparison"}
                 self.record["decisions"][arm] = decision
                 continue
             result = sequential.decide(d, look=number, folds=self.design["folds"],

@@ -37,7 +37,7 @@ from scipy import optimize, special, stats
 
 from harness.stats._tests import constant_may_be_chance
 
-RULE_VERSION = 1  # raise when a change moves any boundary or decision: a stopped run's record names the rule it used
+RULE_VERSION = 1  # raise when a change moves a boundary or makes a decision less conservative (a stopped run's record names it)
 SETTLED = ("better", "worse", "equivalent")
 CODES = ("continue", "better", "worse", "equivalent", "inconclusive")  # decide_arrays's integer codes
 GRID = 1200  # bins of the continuation region in the boundary integration

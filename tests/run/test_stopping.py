@@ -52,6 +52,24 @@ def test_an_arm_without_finite_scores_ends_inconclusive_not_continue(tmp_path: P
     assert "dead continue" not in said[-1]
 
 
+def test_two_arms_that_never_learned_do_not_settle_equivalent(tmp_path: Path) -> None:
+    """Both stuck at the majority rate on every fold: equal scores, yet two failures, never 'equivalent'."""
+    from harness.stats.flags import NEVER_LEARNED
+
+    rows = [{"arm": arm, "repeat": r, "fold": f, "status": "ok", "n_train": 90, "n_val": 30, "accuracy": 0.6,
+             "training_flag": f"{NEVER_LEARNED} (60.0 %; best 60.0 %)"}
+            for arm in ("base", "twin") for r in range(2) for f in range(6)]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump({"name": "edge", "seed": 0, "compare": {"baseline": "base"}}))
+    spec = SimpleNamespace(cv=SimpleNamespace(repeats=2, folds=6, stop_when_settled=True),
+                           compare=SimpleNamespace(metric="accuracy", baseline="base", alpha=0.05, rope=0.01))
+    stop = SettledStop(tmp_path, spec, ["base", "twin"])
+    said: list[str] = []
+    assert stop.look(0, 0, lambda: None, said.append) is False and stop.record["decisions"]["twin"] == "continue"
+    assert stop.look(1, 0, lambda: None, said.append) is True
+    assert stop.record["decisions"]["twin"] == "inconclusive" and "two failures" in said[0] + said[-1]
+
+
 def _study(write_study, cv: dict[str, Any], arms: dict[str, Any]) -> Path:  # type: ignore[no-untyped-def]
     path = write_study({**LEARNS, "cv": {"folds": 4, "stop_when_settled": True, **cv}}, arms=arms)
     study = yaml.safe_load(path.read_text())
