@@ -43,7 +43,7 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
         elif arm.attention_name not in registry.components["attention"]:
             add((*where, "attention"), unknown_name("attention variant", arm.attention_name, registry.names("attention")))
         elif not _option_problems(registry, "attention", arm.attention_name, arm.attention_options,
-                                  (*where, "attention"), add):
+                                  (*where, "attention"), _saying_unnamed(study, where, arm.attention_name, add)):
             try:
                 from harness.models.build import build_model
 
@@ -108,6 +108,18 @@ def _unknown_backbone(registry: Registry, name: str) -> str:
     except HarnessError as exc:
         return str(exc)
     return ""
+
+
+def _saying_unnamed(study: LoadedStudy, where: tuple[str, ...], name: str,
+                    add: Callable[[tuple[str, ...], str], None]) -> Callable[[tuple[str, ...], str], None]:
+    """``add``, or where the arm's attention is a mapping of options without a name (``{reduction: 4}``) an
+    ``add`` whose messages say the variant is the registry's default, which the user never wrote."""
+    path = (*where, "attention")
+    given = [key[len(path)] for key in study.lines if len(key) > len(path) and key[:len(path)] == path]
+    if where == ("grid",) or not given or "name" in given:
+        return add
+    return lambda at, message: add(at, f"{message} (attention names no variant, so it is the default {name!r}: "
+                                       "name one, e.g. attention: {name: se, reduction: 4})")
 
 
 def _option_problems(registry: Registry, kind: str, name: str, options: Mapping[str, Any],

@@ -23,3 +23,17 @@ def test_validate_says_a_generated_dataset_was_not_checked(write_study, capsys) 
     out = capsys.readouterr().out
     assert "data not checked: dataset 'phantom' is generated when a run starts" in out
     assert "data checked)" not in out and "data checked by harness run)" in out
+
+
+def test_validate_says_an_unnamed_attention_mapping_got_the_default(write_study, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Old code: `attention: {reduction: 4}` said only "attention variant 'none': no option 'reduction'", naming a
+    variant the study never wrote."""
+    study = write_study(arms={"plain": {"backbone": "resnet20", "attention": "none"},
+                              "se": {"backbone": "resnet20", "attention": {"reduction": 4}}})
+    assert main(["validate", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert "arms.se.attention.reduction: attention variant 'none': no option 'reduction'" in err
+    assert "attention names no variant, so it is the default 'none': name one" in err
+    named = write_study(arms={"plain": {"backbone": "resnet20", "attention": {"name": "none", "reduction": 4}}})
+    assert main(["validate", str(named)]) == 2
+    assert "names no variant" not in capsys.readouterr().err
