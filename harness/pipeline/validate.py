@@ -67,7 +67,21 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
         _check_optim(arm.training, registry, (*where, "training") if own else ("training",), add)
         if problem := device_problem(arm.training.device):
             add((*where, "training", "device") if own else ("training", "device"), problem)
+        elif problem := _acceleration_problem(arm.training):  # refused here, before a run touches its folder
+            add(where, problem)
     return problems
+
+
+def _acceleration_problem(training: TrainingSpec) -> str:
+    """Why ``training.cuda_graph`` cannot run where ``training.device`` resolves on this machine ('' when it can)."""
+    from harness.run.acceleration import refuse_unsupported
+    from harness.run.determinism import resolve_device
+
+    try:
+        refuse_unsupported(training, resolve_device(training.device))
+    except HarnessError as exc:
+        return str(exc)
+    return ""
 
 
 def device_problem(name: str) -> str:
