@@ -49,7 +49,7 @@ def test_an_interrupted_run_stops_its_workers(write_study, tmp_path: Path) -> No
     study = write_study({"training": {"epochs": 300}}, arms={"plain": {"backbone": "resnet20"}})
     out = tmp_path / "run"
     command = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(study), "--out", str(out),
-                                "--workers", "2", "--quiet", "--no-report"], stderr=subprocess.DEVNULL)
+                                "--workers", "2", "--quiet", "--no-report"], stderr=(tmp_path / "stderr").open("w"))
     deadline = time.monotonic() + 120
     while (not (out / "run.log").exists() or (out / "run.log").read_text().count("study tiny:") < 2):  # both train
         assert command.poll() is None and time.monotonic() < deadline, "the run ended or never started its worker"
@@ -57,3 +57,5 @@ def test_an_interrupted_run_stops_its_workers(write_study, tmp_path: Path) -> No
     command.send_signal(signal.SIGINT)
     assert command.wait(timeout=120) == 130
     assert _processes_naming(str(out)) == []
+    said = (tmp_path / "stderr").read_text()  # the interrupt said in one line, without optuna's traceback
+    assert "stopped: interrupted during plain" in said and "Traceback" not in said
