@@ -95,6 +95,9 @@ def cmd_plan(args: PlanCommand) -> int:
                            "(its precision depends on the test set's size, not on folds or repeats)")
     if not (math.isfinite(args.effect) and args.effect > 0):
         raise HarnessError(f"--effect must be a positive difference in metric units (e.g. 0.01), got {args.effect}")
+    if len(run.arms) < 2:  # nothing would be printed: no difference to size a design for
+        raise HarnessError(f"plan {args.run_dir}: the run has one arm ({', '.join(run.arms)}); plan sizes the design "
+                           "that detects a difference between an arm and the baseline: run a study with two or more arms")
     import numpy as np
 
     table = run.table()
