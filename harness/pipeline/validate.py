@@ -25,9 +25,11 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
         from harness.study.loader import FROM_SET
 
         if any(v == FROM_SET and k[:len(path)] == path for k, v in study.lines.items()):  # the value came from --set
-            problems.append(Problem("--set", None, ".".join(map(str, path)), message))
+            problem = Problem("--set", None, ".".join(map(str, path)), message)
         else:
-            problems.append(Problem(file, study.line_of(path), ".".join(map(str, path)), message))
+            problem = Problem(file, study.line_of(path), ".".join(map(str, path)), message)
+        if problem not in problems:  # arms sharing the study's training meet its problem once each
+            problems.append(problem)
 
     if study.spec.dataset.name not in registry.components["datasets"]:
         add(("dataset", "name"), unknown_name("dataset", study.spec.dataset.name, registry.names("datasets")))

@@ -55,3 +55,10 @@ def test_cuda_graph_off_cuda_is_refused_by_validate_before_a_run_touches_its_fol
     assert "arms.plain: training.cuda_graph: true needs a CUDA device" in capsys.readouterr().err
     assert main(["run", str(study), "--out", str(out), "--quiet", *graphed]) == 2
     assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_a_problem_of_the_shared_training_is_said_once(write_study, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Old code: batch_size 1 with two arms of one backbone said the same line twice ("2 problem(s)")."""
+    assert main(["validate", str(write_study({"training": {"batch_size": 1}}))]) == 2
+    err = capsys.readouterr().err
+    assert "1 problem(s)" in err and err.count("batch_size 1 cannot train resnet20") == 1
