@@ -60,6 +60,8 @@ def cmd_compare(args: CompareCommand) -> int:
     comparison = compare_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha, rope=args.rope)
     if args.write:
         write_stats(args.run_dir, comparison)
+    if not comparison.arms and not args.json:  # the header and the verdict rule alone read as a comparison
+        print(f"{args.run_dir}: one arm ({comparison.baseline}): no comparison; a study compares two or more arms")
     print(comparison.to_json() if args.json else format_comparison(comparison))
     return 0
 
