@@ -201,7 +201,8 @@ def run_bench(config: BenchConfig, registry: Registry, *, profile_steps: int = 0
 
 
 def data_share(run_dir: Path) -> list[dict[str, Any]]:
-    """Per arm: data-preparation time as a share of training time, for epochs after the first."""
+    """Per arm: data-preparation time as a share of training time, for epochs after the first (``None``: the
+    arm trained no epoch after the first, so there is nothing to measure)."""
     import pandas as pd
 
     rows = []
@@ -211,7 +212,7 @@ def data_share(run_dir: Path) -> list[dict[str, Any]]:
         later = pd.concat([h.assign(epoch_seconds=h.seconds.diff(), epoch_data=h.data_seconds.diff()).iloc[1:]
                            for h in histories])
         rows.append({"arm": arm_dir.name, "epochs_measured": len(later),
-                     "data_share": float(later.epoch_data.sum() / later.epoch_seconds.sum()) if len(later) else float("nan"),
+                     "data_share": float(later.epoch_data.sum() / later.epoch_seconds.sum()) if len(later) else None,
                      "decode_seconds_for_whole_study": run["timings"]["decode"]})
     return rows
 

@@ -56,6 +56,21 @@ def test_bench_data_reports_the_pipeline_share(write_study, capsys: pytest.Captu
     assert 0 < rows[0]["data_share"] < 1
 
 
+def test_bench_data_on_a_one_epoch_study_says_nothing_was_measured(write_study, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """Old code printed "data preparation = nan % of training time" and, with --json, NaN (not JSON)."""
+    study: Path = write_study({"training": {"epochs": 1}}, arms={"plain": {"backbone": "resnet20", "attention": "none"}})
+    assert main(["bench", "data", str(study), "--json"]) == 0
+
+    def no_nan(constant: str) -> None:
+        raise AssertionError(f"{constant} in bench data's JSON")
+
+    row = json.loads(capsys.readouterr().out, parse_constant=no_nan)
+    assert (row["epochs_measured"], row["data_share"]) == (0, None)
+    assert main(["bench", "data", str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out and "not measured" in out and "training.epochs=2" in out
+
+
 def test_bench_fuse_times_k_cells_fused_and_one_after_another(capsys: pytest.CaptureFixture[str]) -> None:
     result, _ = _bench(capsys, "--attention", "{name: se, reduction: 4}", "--fuse", "2")
     assert (result["cells"], result["steps_per_cell"], result["attention"]) == (2, 5, "se")

@@ -47,7 +47,7 @@ from harness.cli.tools import (
     cmd_schema,
     cmd_studies,
 )
-from harness.cli.workers import check_workers, spawn_workers
+from harness.cli.workers import check_workers, spawn_workers, stop_with_command
 from harness.errors import HarnessError, Interrupted, StudyError
 from harness.logs import console, log, verbosity_level
 from harness.pipeline.finish import report_writer
@@ -260,7 +260,8 @@ def cmd_run(command: RunCommand) -> int:
         storage, workers = _start_run_workers(command, plan, out)
     options = RunOptions(out, fresh=command.fresh and not storage, quiet=command.quiet,
                          report=None if command.no_report else report_writer(plan.registry))
-    outcome = run_plan(plan, options, storage=storage)
+    with stop_with_command(workers):
+        outcome = run_plan(plan, options, storage=storage)
     check_workers(workers, out)
     print_outcome(plan, outcome, out, report=not command.no_report)
     return 0
@@ -319,7 +320,7 @@ def cmd_tune(command: TuneCommand) -> int:
     options = TuneOptions(out, trials=command.trials, storage=storage, quiet=command.quiet, report=report_writer(registry))
     from harness.logs import run_log
 
-    with run_log(RunDir(out).log_path):
+    with run_log(RunDir(out).log_path), stop_with_command(workers):
         summary = tune_study(study, registry, options, list(plan.overrides))
     check_workers(workers, out)
     for arm, info in summary["arms"].items():

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from harness.errors import HarnessError
 from harness.run.threads import checked_threads
 
 T = TypeVar("T", bound="Command")
@@ -22,8 +23,8 @@ class Command:
 
     @classmethod
     def from_args(cls: type[T], args: argparse.Namespace) -> T:
-        """The command's options from the parsed arguments: lists as tuples, ``--threads`` checked, a shipped
-        study's bare name resolved."""
+        """The command's options from the parsed arguments: lists as tuples, ``--threads``, ``--workers`` and
+        ``--steps`` checked, a shipped study's bare name resolved."""
         values: dict[str, Any] = {}
         for field in fields(cls):
             value = getattr(args, field.name, None)
@@ -31,6 +32,9 @@ class Command:
         if "overrides" in values and values["overrides"] is None:
             values["overrides"] = ()
         checked_threads(values.get("threads"))
+        for count in ("workers", "steps"):  # a count below 1 was quietly taken as 1 (workers) or 5 (bench steps)
+            if isinstance(values.get(count), int) and values[count] < 1:
+                raise HarnessError(f"--{count} must be at least 1, got {values[count]}")
         if isinstance(values.get("study"), Path):  # a bare name (quickstart) is a shipped study
             from harness.shipped import resolve_study
 

@@ -60,6 +60,8 @@ def cmd_compare(args: CompareCommand) -> int:
     comparison = compare_run(args.run_dir, baseline=args.baseline, metric=args.metric, alpha=args.alpha, rope=args.rope)
     if args.write:
         write_stats(args.run_dir, comparison)
+    if not comparison.arms and not args.json:  # the header and the verdict rule alone read as a comparison
+        print(f"{args.run_dir}: one arm ({comparison.baseline}): no comparison; a study compares two or more arms")
     print(comparison.to_json() if args.json else format_comparison(comparison))
     return 0
 
@@ -95,6 +97,9 @@ def cmd_plan(args: PlanCommand) -> int:
                            "(its precision depends on the test set's size, not on folds or repeats)")
     if not (math.isfinite(args.effect) and args.effect > 0):
         raise HarnessError(f"--effect must be a positive difference in metric units (e.g. 0.01), got {args.effect}")
+    if len(run.arms) < 2:  # nothing would be printed: no difference to size a design for
+        raise HarnessError(f"plan {args.run_dir}: the run has one arm ({', '.join(run.arms)}); plan sizes the design "
+                           "that detects a difference between an arm and the baseline: run a study with two or more arms")
     import numpy as np
 
     table = run.table()

@@ -180,6 +180,9 @@ def _bench_data(command: BenchDataCommand) -> int:
     for row in rows:
         if command.json:
             print(json.dumps(row))
+        elif row["data_share"] is None:  # a 1-epoch study (or early stopping after epoch 1): say so, no "nan %"
+            print(f"{row['arm']}: data preparation not measured: no epoch after the first (bench data measures "
+                  "epochs after the first, which pays for start-up); --set training.epochs=2 or more")
         else:
             print(f"{row['arm']}: data preparation = {100 * row['data_share']:.2f} % of training time after epoch 1 "
                   f"({row['epochs_measured']} epochs); images decoded once for the whole study in "

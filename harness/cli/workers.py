@@ -1,11 +1,14 @@
 """Local worker processes for ``run --workers N`` and ``tune --workers N``: started on one storage, returned
-to the caller, and their exit codes checked when the command ends."""
+to the caller, stopped with the command when it fails or is interrupted, and their exit codes checked when it ends."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +30,30 @@ def spawn_workers(command: str, plan: Plan, out: Path, storage: str, count: int,
     # one GPU each (round robin)
     path = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     envs = [worker_env(index, {**os.environ, **path}) for index in range(1, count + 1)]
-    return [subprocess.Popen(line, stdout=subprocess.DEVNULL, env=env) for env in envs]
+    # a process group of their own: a terminal's Ctrl-C reaches this process only, which passes it on once
+    # (stop_with_command); two SIGINTs would stop a worker at once, without its checkpoint
+    return [subprocess.Popen(line, stdout=subprocess.DEVNULL, env=env, process_group=0) for env in envs]
+
+
+@contextlib.contextmanager
+def stop_with_command(workers: list[subprocess.Popen[bytes]]) -> Iterator[None]:
+    """Run the block; when it fails or is interrupted (Ctrl-C), every worker still running gets one SIGINT (it
+    saves a checkpoint and stops, as on Ctrl-C) and is waited for, so none outlives the command; Ctrl-C while
+    waiting kills them."""
+    try:
+        yield
+    except BaseException:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGINT)
+        try:
+            for worker in workers:
+                worker.wait()
+        except KeyboardInterrupt:
+            for worker in workers:
+                worker.kill()
+                worker.wait()
+        raise
 
 
 def worker_python() -> list[str]:

@@ -25,9 +25,11 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
         from harness.study.loader import FROM_SET
 
         if any(v == FROM_SET and k[:len(path)] == path for k, v in study.lines.items()):  # the value came from --set
-            problems.append(Problem("--set", None, ".".join(map(str, path)), message))
+            problem = Problem("--set", None, ".".join(map(str, path)), message)
         else:
-            problems.append(Problem(file, study.line_of(path), ".".join(map(str, path)), message))
+            problem = Problem(file, study.line_of(path), ".".join(map(str, path)), message)
+        if problem not in problems:  # arms sharing the study's training meet its problem once each
+            problems.append(problem)
 
     if study.spec.dataset.name not in registry.components["datasets"]:
         add(("dataset", "name"), unknown_name("dataset", study.spec.dataset.name, registry.names("datasets")))
@@ -43,7 +45,7 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
         elif arm.attention_name not in registry.components["attention"]:
             add((*where, "attention"), unknown_name("attention variant", arm.attention_name, registry.names("attention")))
         elif not _option_problems(registry, "attention", arm.attention_name, arm.attention_options,
-                                  (*where, "attention"), add):
+                                  (*where, "attention"), _saying_unnamed(study, where, arm.attention_name, add)):
             try:
                 from harness.models.build import build_model
 
@@ -67,7 +69,21 @@ def component_problems(study: LoadedStudy, registry: Registry) -> list[Problem]:
         _check_optim(arm.training, registry, (*where, "training") if own else ("training",), add)
         if problem := device_problem(arm.training.device):
             add((*where, "training", "device") if own else ("training", "device"), problem)
+        elif problem := _acceleration_problem(arm.training):  # refused here, before a run touches its folder
+            add(where, problem)
     return problems
+
+
+def _acceleration_problem(training: TrainingSpec) -> str:
+    """Why ``training.cuda_graph`` cannot run where ``training.device`` resolves on this machine ('' when it can)."""
+    from harness.run.acceleration import refuse_unsupported
+    from harness.run.determinism import resolve_device
+
+    try:
+        refuse_unsupported(training, resolve_device(training.device))
+    except HarnessError as exc:
+        return str(exc)
+    return ""
 
 
 def device_problem(name: str) -> str:
@@ -108,6 +124,18 @@ def _unknown_backbone(registry: Registry, name: str) -> str:
     except HarnessError as exc:
         return str(exc)
     return ""
+
+
+def _saying_unnamed(study: LoadedStudy, where: tuple[str, ...], name: str,
+                    add: Callable[[tuple[str, ...], str], None]) -> Callable[[tuple[str, ...], str], None]:
+    """``add``, or where the arm's attention is a mapping of options without a name (``{reduction: 4}``) an
+    ``add`` whose messages say the variant is the registry's default, which the user never wrote."""
+    path = (*where, "attention")
+    given = [key[len(path)] for key in study.lines if len(key) > len(path) and key[:len(path)] == path]
+    if where == ("grid",) or not given or "name" in given:
+        return add
+    return lambda at, message: add(at, f"{message} (attention names no variant, so it is the default {name!r}: "
+                                       "name one, e.g. attention: {name: se, reduction: 4})")
 
 
 def _option_problems(registry: Registry, kind: str, name: str, options: Mapping[str, Any],

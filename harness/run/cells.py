@@ -106,10 +106,15 @@ def aggregate(run_dir: Path, cells: Iterable[tuple[Path, str]]) -> pd.DataFrame:
     return results
 
 
-def mixed_threads(results: pd.DataFrame) -> str:
-    """A warning when the run's cells trained with different CPU thread counts ('' when they did not): a CPU's
-    float order depends on the count, so such cells do not reproduce bit for bit under any one setting."""
+def mixed_threads(results: pd.DataFrame, setting: int | None = None) -> str:
+    """A warning when the run's cells trained with different CPU thread counts, or all with one count other than
+    this run's ``setting`` (training.threads; they were reused) ('' when neither): a CPU's float order depends on
+    the count, so such cells do not reproduce bit for bit under any one setting, or under the run's study.yaml."""
     counts = sorted({int(n) for n in results.get("threads", pd.Series(dtype=float)).dropna()})
+    if len(counts) == 1 and setting is not None and counts[0] != setting:
+        return (f"every cell trained with {counts[0]} CPU thread(s), but this run's training.threads is {setting} "
+                "(the cells were reused: the thread count is not in a cell's fingerprint), so on a CPU its study.yaml "
+                f"does not reproduce them: rerun with --threads {counts[0]}, or with --fresh to train with {setting}")
     if len(counts) < 2:
         return ""
     return (f"cells trained with {', '.join(map(str, counts))} CPU threads (a resumed run with another --threads or "

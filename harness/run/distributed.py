@@ -38,7 +38,8 @@ def run_with_storage(study: LoadedStudy, registry: Registry, options: RunOptions
     if study.spec.cv.stop_when_settled:
         raise HarnessError("cv.stop_when_settled runs the repeats one at a time and looks after each; workers sharing "
                            "a storage (--workers / --storage) run cells in any order: drop one of them")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # the runner logs a failed cell itself; optuna's warning would repeat it, and print a traceback on Ctrl-C
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     from harness.logs import run_log
     from harness.rundir import RunDir
 

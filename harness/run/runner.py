@@ -205,7 +205,7 @@ class StudyRunner:
         for cell in self._finished:
             if not Cell(cell).has_result():
                 self.failures.append(f"{cell} was deleted while the study ran; rerun to train that cell again")
-        warnings = [mixed] if (mixed := mixed_threads(results)) else []
+        warnings = [mixed] if (mixed := mixed_threads(results, spec.training.threads)) else []
         for warning in warnings:
             log.warning(warning)
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,

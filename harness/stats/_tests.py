@@ -173,6 +173,9 @@ def friedman(scores_by_arm: Mapping[str, ArrayLike], alpha: float = 0.05, *,
     if missing:
         raise StatsError(f"friedman: scores of {', '.join(missing)} contain NaN or infinity (a diverged or failed "
                          "fold?); ranks cannot be formed; rerun or drop those arms")
+    if np.all(matrix == matrix[:, :1]):  # scipy divides 0 by 0 here (a NaN statistic and a RuntimeWarning)
+        raise StatsError(f"friedman: every arm scores the same on each of the {matrix.shape[0]} blocks (ties "
+                         "throughout): the statistic is undefined and no block separates the arms")
     result = stats.friedmanchisquare(*matrix.T)
     ranks = stats.rankdata(-matrix if higher_is_better else matrix, axis=1).mean(axis=0)
     return FriedmanResult(float(result.statistic), float(result.pvalue), matrix.shape[0], len(names),

@@ -342,8 +342,9 @@ def format_comparison(c: Comparison) -> str:
         lines.append(f"  Friedman chi2 = {c.friedman['statistic']:.3f}, p = {c.friedman['pvalue']:.4g}, "
                      f"Nemenyi CD = {c.friedman['critical_difference']:.3f} ({c.friedman['blocks']}; "
                      f"{c.friedman['scope']})")
-    elif c.friedman:
-        lines.append(f"  Friedman: {c.friedman['error']}")
+    elif c.friedman:  # not computed; where it would have run, say on what (its scope)
+        scope = f" ({c.friedman['blocks']}; {c.friedman['scope']})" if "scope" in c.friedman else ""
+        lines.append(f"  Friedman: {c.friedman['error']}{scope}")
     lines.append(f"  verdicts: {c.verdict_rule}")
     if c.variance:
         from harness.stats.variance import format_variance

@@ -37,7 +37,8 @@ def training_flag_warnings(results: pd.DataFrame) -> list[str]:
     """One line per cell whose training was flagged; its scores still count in the comparison."""
     if "training_flag" not in results:
         return []
-    flagged = results[results["training_flag"].fillna("").astype(str) != ""]
+    flags = results["training_flag"]  # all NaN (float) when no cell was flagged: no str fill (pandas warns)
+    flagged = results[flags.notna() & (flags.astype(str) != "")]
     return [f"{r.arm} repeat {r.repeat} fold {r.fold}: training failed? {r.training_flag}" for r in flagged.itertuples()]
 
 

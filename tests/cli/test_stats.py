@@ -43,3 +43,17 @@ def test_plan_needs_a_positive_effect_for_a_run(tmp_path: Path, capsys: pytest.C
     assert "--effect must be a positive difference" in capsys.readouterr().err
     assert main(["plan", str(run), "--effect", "0.01"]) == 0
     assert "se vs plain" in capsys.readouterr().out
+
+
+def test_plan_on_a_one_arm_run_says_why_it_cannot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Old code printed nothing and exited 0."""
+    run = _scores_only_run(tmp_path, {"plain": 0.70})
+    assert main(["plan", str(run), "--effect", "0.05"]) == 2
+    assert "the run has one arm (plain)" in capsys.readouterr().err
+
+
+def test_compare_on_a_one_arm_run_says_there_is_no_comparison(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Old code printed the header ("each arm vs plain") and the verdict rule, with no arm and no word why."""
+    run = _scores_only_run(tmp_path, {"plain": 0.70})
+    assert main(["compare", str(run)]) == 0
+    assert "one arm (plain): no comparison" in capsys.readouterr().out

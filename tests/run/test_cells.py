@@ -34,6 +34,24 @@ def test_cells_of_different_thread_counts_are_named() -> None:
     assert "cells trained with 1, 2 CPU threads" in mixed_threads(pd.DataFrame({"threads": [2, 1, 2]}))
 
 
+def test_cells_reused_under_another_thread_setting_are_named(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Old code: a rerun with --threads 2 reused every 1-thread cell, wrote threads: 2 into study.yaml and run.json
+    and warned of nothing, though that study.yaml does not reproduce the numbers."""
+    assert mixed_threads(pd.DataFrame({"threads": [1, 1]}), 1) == ""
+    assert mixed_threads(pd.DataFrame({"threads": [1, 1]}), None) == ""  # the study sets no count: nothing to differ from
+    from harness.cli.main import main
+
+    study = write_study({"training": {"epochs": 1, "threads": 1}}, arms={"plain": {"backbone": "resnet20"}})
+    out = tmp_path / "run"
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
+    assert not json.loads((out / "run.json").read_text())["warnings"]
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report", "--threads", "2"]) == 0  # all reused
+    assert set(pd.read_csv(out / "results.csv")["threads"]) == {1}
+    warning = json.loads((out / "run.json").read_text())["warnings"][0]
+    assert "every cell trained with 1 CPU thread(s), but this run's training.threads is 2" in warning
+    assert "rerun with --threads 1" in warning
+
+
 def test_a_resumed_run_of_mixed_thread_counts_says_so(write_study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from harness.cli.main import main
 

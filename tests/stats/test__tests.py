@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 
 import numpy as np
 import pytest
@@ -213,6 +214,17 @@ def test_holm_ignores_nan_p_values() -> None:
 def test_friedman_with_nan_is_an_explained_error() -> None:
     with pytest.raises(StatsError, match="b contain NaN"):
         friedman({"a": [1, 2, 3], "b": [1, np.nan, 2], "c": [3, 2, 1]})
+
+
+def test_friedman_with_ties_in_every_block_is_an_explained_error() -> None:
+    """Three arms that score alike on every fold (tiny runs that never learn): scipy returned chi2 = nan with a
+    RuntimeWarning on stderr, and compare printed "Friedman chi2 = nan, p = nan"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(StatsError, match="same on each of the 2 blocks"):
+            friedman({"a": [0.5, 0.75], "b": [0.5, 0.75], "c": [0.5, 0.75]})
+        partly_tied = friedman({"a": [0.5, 0.7, 0.9], "b": [0.5, 0.6, 0.8], "c": [0.5, 0.5, 0.7]})
+    assert np.isfinite(partly_tied.statistic) and partly_tied.mean_ranks["a"] < partly_tied.mean_ranks["c"]
 
 
 def test_friedman_lower_is_better_ranks() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from harness.cli.main import main
-from harness.stats.flags import baseline_rates, training_flag
+from harness.stats.flags import baseline_rates, training_flag, training_flag_warnings
 
 
 def test_baseline_rates_are_the_validation_no_information_rate() -> None:
@@ -42,3 +43,14 @@ def test_a_collapsed_cell_is_flagged_in_results_and_compare(write_study, tmp_pat
     assert (results.training_flag != "").all(), results[["arm", "fold", "accuracy", "best_epoch", "training_flag"]]
     assert main(["compare", str(out)]) == 0
     assert "training failed? " in capsys.readouterr().out
+
+
+def test_no_flagged_cell_gives_no_warning_line_and_no_pandas_warning() -> None:
+    """results.csv read back with no flagged cell has an all-NaN float column; the old str fill made pandas 3 warn
+    (a Pandas4Warning on stderr at the end of every healthy run)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert training_flag_warnings(pd.DataFrame({"arm": ["a", "b"], "repeat": 0, "fold": 0,
+                                                    "training_flag": [np.nan, np.nan]})) == []
+        flagged = pd.DataFrame({"arm": ["a", "b"], "repeat": 0, "fold": [0, 1], "training_flag": [np.nan, "loss diverged"]})
+        assert training_flag_warnings(flagged) == ["b repeat 0 fold 1: training failed? loss diverged"]
