@@ -46,5 +46,5 @@ def never_learned(results: pd.DataFrame, arm: str) -> bool:
     """Every cell of ``arm`` is flagged as never beating the majority-class rate (its training failed throughout)."""
     if "training_flag" not in results:
         return False
-    flags = results.loc[results["arm"].astype(str) == arm, "training_flag"].fillna("").astype(str)
-    return bool(len(flags)) and bool(flags.str.contains(NEVER_LEARNED, regex=False).all())
+    flags = results.loc[results["arm"].astype(str) == arm, "training_flag"]
+    return bool(len(flags)) and bool(flags.map(lambda f: isinstance(f, str) and NEVER_LEARNED in f).all())
