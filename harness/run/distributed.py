@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError, Interrupted
+from harness.logs import log
 from harness.registry import Registry
 from harness.run.runner import RunOptions, StudyRunner, run_lock
 from harness.run.storage import storage_for
@@ -118,6 +119,13 @@ def _work(study: LoadedStudy, registry: Registry, options: RunOptions, storage_u
                     if interrupted:
                         raise interrupted[0] from None
                     raise
+                except ValueError as exc:  # optuna's tell: another worker changed the trial's state meanwhile
+                    if "Cannot tell a" not in str(exc):
+                        raise
+                    # this worker's heartbeat came late (a loaded machine) and its trial was failed as stale and
+                    # retried elsewhere; the cell's files are written atomically, so its result is not lost
+                    log.warning(f"a cell's trial was taken over by another worker while this one ran ({exc}); "
+                                "its result files stand and the queue goes on")
                 continue
             fail_stale_trials(coordinator)  # a dead worker's cell goes back to the queue (heartbeat)
             if not _requeue(coordinator, cells, done):

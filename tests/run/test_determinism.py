@@ -152,7 +152,7 @@ def test_local_workers_get_a_gpu_each_round_robin(monkeypatch: pytest.MonkeyPatc
     started: list[dict[str, str]] = []
 
     class Started:
-        def __init__(self, line: list[str], stdout: object, env: dict[str, str]) -> None:
+        def __init__(self, line: list[str], stdout: object, env: dict[str, str], **popen: object) -> None:
             started.append(env)
 
     monkeypatch.setattr(subprocess, "Popen", Started)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # end-to-end runs: `-m "not slow"` skips them; CI
 def _workers_share_one_study(write_study, tmp_path: Path, url: str) -> None:  # type: ignore[no-untyped-def]
     study = write_study({"cv": {"folds": 3}, "training": {"epochs": 4}})
     out = tmp_path / "run"
-    env = dict(os.environ, HARNESS_HEARTBEAT_INTERVAL="1", HARNESS_HEARTBEAT_GRACE="4")
+    env = dict(os.environ, HARNESS_HEARTBEAT_INTERVAL="1", HARNESS_HEARTBEAT_GRACE="8")
     command = [sys.executable, "-m", "harness.cli", "run", str(study), "--out", str(out), "--storage", url,
                "--quiet", "--no-report"]
     workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
