@@ -13,9 +13,18 @@ from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.cli.options import Command
+    from harness.pipeline.plan import Plan
 
 # OSErrors a user can fix (permissions, a read-only or full disk, a file where a folder belongs)
 USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
+
+
+def refuse_several_entries(plan: Plan, study: Path, datasets: str, settings: str) -> None:
+    """A command that works on one study: refuse a ``datasets:`` or ``settings:`` plan, with what to do instead."""
+    if plan.kind == "datasets":
+        raise HarnessError(f"{study} lists several datasets (datasets:); {datasets}")
+    if plan.kind == "settings":
+        raise HarnessError(f"{study} declares settings (settings:/settings_grid:); {settings}")
 
 
 def attention_option(text: str | None, identity: Callable[[], str], flag: str = "--attention") -> tuple[str, dict[str, Any]]:

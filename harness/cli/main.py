@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import __version__
-from harness.cli.checks import USER_OS_ERRORS, os_error_message, run_directory, silence_broken_pipe
+from harness.cli.checks import (
+    USER_OS_ERRORS,
+    os_error_message,
+    refuse_several_entries,
+    run_directory,
+    silence_broken_pipe,
+)
 from harness.cli.help import (
     EXIT_INTERRUPTED,
     EXIT_USER_ERROR,
@@ -299,12 +305,11 @@ def cmd_tune(command: TuneCommand) -> int:
         raise HarnessError(f"--trials must be at least 1 (got {command.trials}): it is the total number of trials per arm")
     plan = make_plan(command.study, command.overrides, strict_plugins=command.strict_plugins, threads=command.threads,
                      worker_threads=default_threads(command.workers) if command.workers > 1 else None)
-    if plan.kind == "datasets":
-        raise HarnessError(f"{command.study} lists several datasets (datasets:); tuning runs on one: tune a copy of the "
-                           "study with one of them as dataset:, then put the values found into training:")
-    if plan.kind == "settings":
-        raise HarnessError(f"{command.study} declares settings (settings:/settings_grid:); tuning searches one "
-                           "training: tune a copy without the settings, or list the values to compare as settings")
+    refuse_several_entries(plan, command.study,
+                           datasets="tuning runs on one: tune a copy of the study with one of them as dataset:, then "
+                                    "put the values found into training:",
+                           settings="tuning searches one training: tune a copy without the settings, or list the "
+                                    "values to compare as settings")
     study, registry = plan.first, plan.registry
     out = run_directory(command.out or Path("runs") / study.name)
     from harness.rundir import RunDir, refuse_own_study

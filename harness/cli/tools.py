@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.cli.checks import attention_option, registry_for
+from harness.cli.checks import attention_option, refuse_several_entries, registry_for
 from harness.cli.options import (
     BenchCommand,
     BenchDataCommand,
@@ -268,12 +268,10 @@ def cmd_plan_study(command: PlanStudyCommand) -> int:
     from harness.run.projection import format_projection, project_study
 
     plan = make_plan(command.study, command.overrides, strict_plugins=command.strict_plugins)
-    if plan.kind == "datasets":
-        raise HarnessError(f"{command.study} lists several datasets (datasets:); plan projects one: plan a copy of the "
-                           "study with one of them as dataset:, once per dataset")
-    if plan.kind == "settings":
-        raise HarnessError(f"{command.study} declares settings (settings:/settings_grid:); plan projects one training: "
-                           "plan a copy without the settings, once per setting")
+    refuse_several_entries(plan, command.study,
+                           datasets="plan projects one: plan a copy of the study with one of them as dataset:, once "
+                                    "per dataset",
+                           settings="plan projects one training: plan a copy without the settings, once per setting")
     projection = project_study(plan.first, plan.registry, steps=command.steps)
     print(json.dumps(projection.to_dict(), indent=1) if command.json else "\n".join(format_projection(projection)))
     return 0

@@ -205,13 +205,13 @@ class StudyRunner:
         for cell in self._finished:
             if not Cell(cell).has_result():
                 self.failures.append(f"{cell} was deleted while the study ran; rerun to train that cell again")
-        warnings = [mixed] if (mixed := mixed_threads(results, spec.training.threads)) else []
-        for warning in warnings:
+        run_warnings = [mixed] if (mixed := mixed_threads(results, spec.training.threads)) else []
+        for warning in run_warnings:
             log.warning(warning)
         run_info = {"harness_version": __version__, "torch_version": torch.__version__,
                     "device": str(resolve_device(spec.training.device)), "threads": torch.get_num_threads(),
                     "fixed_overhead_seconds": self._overhead, "timings": data.timings, "data_notes": data.table.notes,
-                    "arms": costs, "failures": self.failures, "warnings": warnings, "total_seconds": time.perf_counter() - self._started,
+                    "arms": costs, "failures": self.failures, "warnings": run_warnings, "total_seconds": time.perf_counter() - self._started,
                     "compute": {arm.name: determinism.record(arm) for arm in self.arms},  # device/precision, determinism
                     "plugins": [vars(p) for p in self.registry.plugins],
                     "study_git_commit": study_git_commit(self.study.source.parent),
